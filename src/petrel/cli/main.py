@@ -1,0 +1,34 @@
+"""``petrel``: one command, one subcommand per tool."""
+
+from __future__ import annotations
+
+import platform
+
+import click
+
+from petrel import __version__
+
+
+@click.group(
+    context_settings={"auto_envvar_prefix": "PETREL", "help_option_names": ["-h", "--help"]}
+)
+@click.version_option(
+    __version__,
+    message=(
+        f"petrel %(version)s ({platform.python_implementation()} "
+        f"{platform.python_version()} on {platform.system()})"
+    ),
+)
+def cli() -> None:
+    """Petrel: AMQP 1.0 messaging: broker, router, client tools."""
+
+
+def _register() -> None:
+    from .demo import demo
+
+    cli.add_command(demo)
+
+
+def main() -> None:
+    _register()
+    cli()

@@ -1,0 +1,616 @@
+"""AMQP 1.0 decoders: a 256-entry table indexed by the constructor byte.
+
+``DECODERS[code](buf, offset, registry, depth) -> (value, offset)`` decodes the
+body of a value whose constructor byte ``code`` has already been read; the
+offset it is given points just past that byte.  ``buf`` is always ``bytes``
+(the public functions convert other buffers once), read with precompiled
+``struct.Struct.unpack_from`` at an offset: nothing is re-sliced until a leaf
+value (a string, a binary) is taken out.
+
+``registry`` maps descriptors (``ULong`` codes and ``Symbol`` names) to
+factories that turn a described value into a richer object; the spec layer
+uses it to decode frames straight into performatives.  Without a registry, or
+for a descriptor it does not know, a described value decodes as
+:class:`~petrel.types.Described`.
+
+Every bound is checked before anything is allocated; see :mod:`.limits`.
+All failures raise :class:`~petrel.errors.DecodeError` naming the offset.
+"""
+
+from __future__ import annotations
+
+import struct
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from ..errors import DecodeError
+from ..types import (
+    Array,
+    Byte,
+    Char,
+    Decimal32,
+    Decimal64,
+    Decimal128,
+    Described,
+    Float,
+    Int,
+    Short,
+    Symbol,
+    Timestamp,
+    UByte,
+    UInt,
+    ULong,
+    UShort,
+)
+from .constructors import NAMES
+from .limits import MAX_NESTING_DEPTH, MAX_ZERO_WIDTH_COUNT
+
+Registry = Mapping[Any, Callable[[Any], Any]]
+Decoder = Callable[[bytes, int, "Registry | None", int], tuple[Any, int]]
+
+_u8 = struct.Struct(">B").unpack_from
+_i8 = struct.Struct(">b").unpack_from
+_u16 = struct.Struct(">H").unpack_from
+_i16 = struct.Struct(">h").unpack_from
+_u32 = struct.Struct(">I").unpack_from
+_i32 = struct.Struct(">i").unpack_from
+_u64 = struct.Struct(">Q").unpack_from
+_i64 = struct.Struct(">q").unpack_from
+_f32 = struct.Struct(">f").unpack_from
+_f64 = struct.Struct(">d").unpack_from
+_u8u8 = struct.Struct(">BB").unpack_from
+_u32u32 = struct.Struct(">II").unpack_from
+
+# Decoded symbols are few and repeat endlessly (capabilities, annotation keys,
+# outcome descriptors), so the decoder keeps the Symbol objects it made.  The
+# cache stops growing at a fixed size so a hostile peer cannot fill memory.
+_SYMBOL_CACHE: dict[bytes, Symbol] = {}
+_SYMBOL_CACHE_MAX = 4096
+
+_UINT_SMALL = [UInt(i) for i in range(256)]
+_ULONG_SMALL = [ULong(i) for i in range(256)]
+_INT_SMALL = [Int(i) for i in range(-128, 128)]
+
+
+def _truncated(off: int, what: str) -> DecodeError:
+    return DecodeError(f"truncated {what}: the data ends before the value does", offset=off)
+
+
+# --- fixed width ------------------------------------------------------------------------------
+
+
+def decode_null(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple[Any, int]:
+    return None, off
+
+
+def decode_true(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple[Any, int]:
+    return True, off
+
+
+def decode_false(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple[Any, int]:
+    return False, off
+
+
+def decode_uint0(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple[Any, int]:
+    return _UINT_SMALL[0], off
+
+
+def decode_ulong0(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple[Any, int]:
+    return _ULONG_SMALL[0], off
+
+
+def decode_list0(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple[Any, int]:
+    return [], off
+
+
+def decode_boolean(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple[Any, int]:
+    try:
+        b = buf[off]
+    except IndexError:
+        raise _truncated(off, "boolean") from None
+    if b > 1:
+        raise DecodeError(f"a boolean byte must be 0 or 1, got 0x{b:02x}", offset=off)
+    return b == 1, off + 1
+
+
+def _fixed(
+    unpack: Callable[[bytes, int], tuple[Any, ...]],
+    wrap: Callable[[Any], Any],
+    width: int,
+    name: str,
+) -> Decoder:
+    def decode(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple[Any, int]:
+        try:
+            return wrap(unpack(buf, off)[0]), off + width
+        except struct.error:
+            raise _truncated(off, name) from None
+
+    decode.__name__ = f"decode_{name}"
+    return decode
+
+
+def decode_smalluint(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple[Any, int]:
+    try:
+        return _UINT_SMALL[buf[off]], off + 1
+    except IndexError:
+        raise _truncated(off, "smalluint") from None
+
+
+def decode_smallulong(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple[Any, int]:
+    try:
+        return _ULONG_SMALL[buf[off]], off + 1
+    except IndexError:
+        raise _truncated(off, "smallulong") from None
+
+
+def decode_smallint(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple[Any, int]:
+    try:
+        return _INT_SMALL[_i8(buf, off)[0] + 128], off + 1
+    except struct.error:
+        raise _truncated(off, "smallint") from None
+
+
+def decode_smalllong(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple[Any, int]:
+    try:
+        return _i8(buf, off)[0], off + 1
+    except struct.error:
+        raise _truncated(off, "smalllong") from None
+
+
+def decode_char(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple[Any, int]:
+    try:
+        code = _u32(buf, off)[0]
+    except struct.error:
+        raise _truncated(off, "char") from None
+    if code > 0x10FFFF or 0xD800 <= code <= 0xDFFF:
+        raise DecodeError(f"char 0x{code:x} is not a Unicode scalar value", offset=off)
+    return Char(chr(code)), off + 4
+
+
+def _raw(width: int, wrap: Callable[[bytes], Any], name: str) -> Decoder:
+    def decode(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple[Any, int]:
+        end = off + width
+        if end > len(buf):
+            raise _truncated(off, name)
+        return wrap(buf[off:end]), end
+
+    decode.__name__ = f"decode_{name}"
+    return decode
+
+
+def _uuid(data: bytes) -> uuid.UUID:
+    return uuid.UUID(bytes=data)
+
+
+# --- variable width ---------------------------------------------------------------------------
+
+
+def decode_vbin8(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple[Any, int]:
+    try:
+        n = buf[off]
+    except IndexError:
+        raise _truncated(off, "vbin8 size") from None
+    off += 1
+    end = off + n
+    if end > len(buf):
+        raise DecodeError(f"vbin8 says {n} bytes but only {len(buf) - off} remain", offset=off - 1)
+    return buf[off:end], end
+
+
+def decode_vbin32(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple[Any, int]:
+    try:
+        n = _u32(buf, off)[0]
+    except struct.error:
+        raise _truncated(off, "vbin32 size") from None
+    off += 4
+    end = off + n
+    if end > len(buf):
+        raise DecodeError(f"vbin32 says {n} bytes but only {len(buf) - off} remain", offset=off - 4)
+    return buf[off:end], end
+
+
+def _text(buf: bytes, off: int, end: int, name: str) -> str:
+    try:
+        return buf[off:end].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DecodeError(
+            f"{name} is not valid UTF-8: {exc.reason}", offset=off + exc.start
+        ) from None
+
+
+def decode_str8(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple[Any, int]:
+    try:
+        n = buf[off]
+    except IndexError:
+        raise _truncated(off, "str8 size") from None
+    off += 1
+    end = off + n
+    if end > len(buf):
+        raise DecodeError(f"str8 says {n} bytes but only {len(buf) - off} remain", offset=off - 1)
+    return _text(buf, off, end, "str8-utf8"), end
+
+
+def decode_str32(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple[Any, int]:
+    try:
+        n = _u32(buf, off)[0]
+    except struct.error:
+        raise _truncated(off, "str32 size") from None
+    off += 4
+    end = off + n
+    if end > len(buf):
+        raise DecodeError(f"str32 says {n} bytes but only {len(buf) - off} remain", offset=off - 4)
+    return _text(buf, off, end, "str32-utf8"), end
+
+
+def _symbol(buf: bytes, off: int, end: int) -> Symbol:
+    raw = buf[off:end]
+    sym = _SYMBOL_CACHE.get(raw)
+    if sym is None:
+        if not raw.isascii():
+            bad = next(i for i, b in enumerate(raw) if b > 0x7F)
+            raise DecodeError(f"symbol byte 0x{raw[bad]:02x} is not ASCII", offset=off + bad)
+        sym = Symbol(raw.decode("ascii"))
+        if len(_SYMBOL_CACHE) < _SYMBOL_CACHE_MAX:
+            _SYMBOL_CACHE[raw] = sym
+    return sym
+
+
+def decode_sym8(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple[Any, int]:
+    try:
+        n = buf[off]
+    except IndexError:
+        raise _truncated(off, "sym8 size") from None
+    off += 1
+    end = off + n
+    if end > len(buf):
+        raise DecodeError(f"sym8 says {n} bytes but only {len(buf) - off} remain", offset=off - 1)
+    return _symbol(buf, off, end), end
+
+
+def decode_sym32(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple[Any, int]:
+    try:
+        n = _u32(buf, off)[0]
+    except struct.error:
+        raise _truncated(off, "sym32 size") from None
+    off += 4
+    end = off + n
+    if end > len(buf):
+        raise DecodeError(f"sym32 says {n} bytes but only {len(buf) - off} remain", offset=off - 4)
+    return _symbol(buf, off, end), end
+
+
+# --- compound ---------------------------------------------------------------------------------
+
+
+def _compound_header(buf: bytes, off: int, wide: bool, name: str) -> tuple[int, int, int]:
+    """Read size and count; return (count, offset of first element, end offset)."""
+    try:
+        if wide:
+            size, count = _u32u32(buf, off)
+            first = off + 8
+            end = off + 4 + size
+            if size < 4:
+                raise DecodeError(f"{name} size {size} is too small for its count", offset=off)
+        else:
+            size, count = _u8u8(buf, off)
+            first = off + 2
+            end = off + 1 + size
+            if size < 1:
+                raise DecodeError(f"{name} size {size} is too small for its count", offset=off)
+    except struct.error:
+        raise _truncated(off, f"{name} header") from None
+    if end > len(buf):
+        raise DecodeError(
+            f"{name} says {size} bytes but only {len(buf) - off - (4 if wide else 1)} remain",
+            offset=off,
+        )
+    if count > end - first:
+        raise DecodeError(f"{name} claims {count} elements in {end - first} bytes", offset=off)
+    return count, first, end
+
+
+def _decode_list(
+    buf: bytes, off: int, reg: Registry | None, depth: int, wide: bool
+) -> tuple[Any, int]:
+    name = "list32" if wide else "list8"
+    if depth >= MAX_NESTING_DEPTH:
+        raise DecodeError(f"values nested deeper than {MAX_NESTING_DEPTH}", offset=off - 1)
+    count, pos, end = _compound_header(buf, off, wide, name)
+    items: list[Any] = []
+    append = items.append
+    depth += 1
+    for _ in range(count):
+        if pos >= end:
+            raise DecodeError(f"{name} ends before its {count} elements do", offset=pos)
+        value, pos = DECODERS[buf[pos]](buf, pos + 1, reg, depth)
+        append(value)
+    if pos != end:
+        raise DecodeError(f"{name} elements do not fill its declared size", offset=pos)
+    return items, end
+
+
+def decode_list8(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple[Any, int]:
+    return _decode_list(buf, off, reg, depth, False)
+
+
+def decode_list32(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple[Any, int]:
+    return _decode_list(buf, off, reg, depth, True)
+
+
+def _decode_map(
+    buf: bytes, off: int, reg: Registry | None, depth: int, wide: bool
+) -> tuple[Any, int]:
+    name = "map32" if wide else "map8"
+    if depth >= MAX_NESTING_DEPTH:
+        raise DecodeError(f"values nested deeper than {MAX_NESTING_DEPTH}", offset=off - 1)
+    count, pos, end = _compound_header(buf, off, wide, name)
+    if count & 1:
+        raise DecodeError(f"{name} has an odd element count {count}", offset=off)
+    result: dict[Any, Any] = {}
+    depth += 1
+    for _ in range(count >> 1):
+        if pos >= end:
+            raise DecodeError(f"{name} ends before its {count} elements do", offset=pos)
+        key_at = pos
+        key, pos = DECODERS[buf[pos]](buf, pos + 1, reg, depth)
+        if pos >= end:
+            raise DecodeError(f"{name} ends before its {count} elements do", offset=pos)
+        value, pos = DECODERS[buf[pos]](buf, pos + 1, reg, depth)
+        try:
+            result[key] = value
+        except TypeError:
+            raise DecodeError(
+                f"{name} key of type {type(key).__name__} cannot be a Python dict key",
+                offset=key_at,
+            ) from None
+    if pos != end:
+        raise DecodeError(f"{name} elements do not fill its declared size", offset=pos)
+    return result, end
+
+
+def decode_map8(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple[Any, int]:
+    return _decode_map(buf, off, reg, depth, False)
+
+
+def decode_map32(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple[Any, int]:
+    return _decode_map(buf, off, reg, depth, True)
+
+
+def _read_descriptor(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple[Any, int]:
+    try:
+        code = buf[off]
+    except IndexError:
+        raise _truncated(off, "descriptor") from None
+    if code not in _DESCRIPTOR_CODES:
+        raise DecodeError(
+            f"a descriptor must be a ulong or a symbol, got {NAMES.get(code, f'0x{code:02x}')}",
+            offset=off,
+        )
+    return DECODERS[code](buf, off + 1, reg, depth)
+
+
+def decode_described(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple[Any, int]:
+    if depth >= MAX_NESTING_DEPTH:
+        raise DecodeError(f"values nested deeper than {MAX_NESTING_DEPTH}", offset=off - 1)
+    descriptor, pos = _read_descriptor(buf, off, reg, depth)
+    try:
+        code = buf[pos]
+    except IndexError:
+        raise _truncated(pos, "described value") from None
+    if code == 0x00:
+        raise DecodeError("a described value cannot itself be a descriptor constructor", offset=pos)
+    value, pos = DECODERS[code](buf, pos + 1, reg, depth + 1)
+    if reg is not None:
+        factory = reg.get(descriptor)
+        if factory is not None:
+            try:
+                return factory(value), pos
+            except DecodeError as exc:
+                if exc.offset is None:
+                    raise DecodeError(exc.description, offset=off - 1) from None
+                raise
+            except (TypeError, ValueError, KeyError, IndexError, AttributeError) as exc:
+                raise DecodeError(
+                    f"malformed described value {descriptor!r}: {exc}", offset=off - 1
+                ) from None
+    return Described(descriptor, value), pos
+
+
+# Element width of the constructors that may head an array, for bounding its count.
+_ZERO_WIDTH = frozenset((0x40, 0x41, 0x42, 0x43, 0x44, 0x45))
+
+
+def _decode_array(
+    buf: bytes, off: int, reg: Registry | None, depth: int, wide: bool
+) -> tuple[Any, int]:
+    name = "array32" if wide else "array8"
+    if depth >= MAX_NESTING_DEPTH:
+        raise DecodeError(f"values nested deeper than {MAX_NESTING_DEPTH}", offset=off - 1)
+    try:
+        if wide:
+            size, count = _u32u32(buf, off)
+            pos = off + 8
+            end = off + 4 + size
+        else:
+            size, count = _u8u8(buf, off)
+            pos = off + 2
+            end = off + 1 + size
+    except struct.error:
+        raise _truncated(off, f"{name} header") from None
+    if end > len(buf) or pos > end:
+        raise DecodeError(f"{name} size {size} does not fit the data", offset=off)
+    descriptor = None
+    if pos >= end:
+        raise DecodeError(f"{name} has no element constructor", offset=pos)
+    code = buf[pos]
+    if code == 0x00:
+        descriptor, pos = _read_descriptor(buf, pos + 1, reg, depth)
+        if pos >= end:
+            raise DecodeError(f"{name} has no element constructor", offset=pos)
+        code = buf[pos]
+        if code == 0x00:
+            raise DecodeError(f"{name} element descriptors cannot nest", offset=pos)
+    element_type = _ELEMENT_TYPES.get(code)
+    if element_type is None:
+        raise DecodeError(f"{name} has an unknown element constructor 0x{code:02x}", offset=pos)
+    pos += 1
+    if code in _ZERO_WIDTH:
+        if count > MAX_ZERO_WIDTH_COUNT:
+            raise DecodeError(
+                f"{name} of {NAMES[code]} claims {count} elements (limit {MAX_ZERO_WIDTH_COUNT})",
+                offset=off,
+            )
+    elif count > end - pos:
+        raise DecodeError(f"{name} claims {count} elements in {end - pos} bytes", offset=off)
+    body = DECODERS[code]
+    items: list[Any] = []
+    append = items.append
+    depth += 1
+    for _ in range(count):
+        if pos > end:
+            break
+        value, pos = body(buf, pos, reg, depth)
+        append(value)
+    if pos != end:
+        raise DecodeError(f"{name} elements do not fill its declared size", offset=min(pos, end))
+    return Array(element_type, items, descriptor), end
+
+
+def decode_array8(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple[Any, int]:
+    return _decode_array(buf, off, reg, depth, False)
+
+
+def decode_array32(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple[Any, int]:
+    return _decode_array(buf, off, reg, depth, True)
+
+
+def _unknown(code: int) -> Decoder:
+    def decode(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple[Any, int]:
+        raise DecodeError(f"unknown constructor 0x{code:02x}", offset=off - 1)
+
+    return decode
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+DECODERS: list[Decoder] = [_unknown(code) for code in range(256)]
+DECODERS[0x00] = decode_described
+DECODERS[0x40] = decode_null
+DECODERS[0x41] = decode_true
+DECODERS[0x42] = decode_false
+DECODERS[0x56] = decode_boolean
+DECODERS[0x50] = _fixed(_u8, UByte, 1, "ubyte")
+DECODERS[0x60] = _fixed(_u16, UShort, 2, "ushort")
+DECODERS[0x70] = _fixed(_u32, UInt, 4, "uint")
+DECODERS[0x52] = decode_smalluint
+DECODERS[0x43] = decode_uint0
+DECODERS[0x80] = _fixed(_u64, ULong, 8, "ulong")
+DECODERS[0x53] = decode_smallulong
+DECODERS[0x44] = decode_ulong0
+DECODERS[0x51] = _fixed(_i8, Byte, 1, "byte")
+DECODERS[0x61] = _fixed(_i16, Short, 2, "short")
+DECODERS[0x71] = _fixed(_i32, Int, 4, "int")
+DECODERS[0x54] = decode_smallint
+DECODERS[0x81] = _fixed(_i64, _identity, 8, "long")
+DECODERS[0x55] = decode_smalllong
+DECODERS[0x72] = _fixed(_f32, Float, 4, "float")
+DECODERS[0x82] = _fixed(_f64, _identity, 8, "double")
+DECODERS[0x74] = _raw(4, Decimal32, "decimal32")
+DECODERS[0x84] = _raw(8, Decimal64, "decimal64")
+DECODERS[0x94] = _raw(16, Decimal128, "decimal128")
+DECODERS[0x73] = decode_char
+DECODERS[0x83] = _fixed(_i64, Timestamp, 8, "timestamp")
+DECODERS[0x98] = _raw(16, _uuid, "uuid")
+DECODERS[0xA0] = decode_vbin8
+DECODERS[0xB0] = decode_vbin32
+DECODERS[0xA1] = decode_str8
+DECODERS[0xB1] = decode_str32
+DECODERS[0xA3] = decode_sym8
+DECODERS[0xB3] = decode_sym32
+DECODERS[0x45] = decode_list0
+DECODERS[0xC0] = decode_list8
+DECODERS[0xD0] = decode_list32
+DECODERS[0xC1] = decode_map8
+DECODERS[0xD1] = decode_map32
+DECODERS[0xE0] = decode_array8
+DECODERS[0xF0] = decode_array32
+
+_DESCRIPTOR_CODES = frozenset((0x80, 0x53, 0x44, 0xA3, 0xB3))
+
+# The Python element type an array constructor stands for.
+_ELEMENT_TYPES: dict[int, type] = {
+    0x40: type(None),
+    0x41: bool,
+    0x42: bool,
+    0x56: bool,
+    0x50: UByte,
+    0x60: UShort,
+    0x70: UInt,
+    0x52: UInt,
+    0x43: UInt,
+    0x80: ULong,
+    0x53: ULong,
+    0x44: ULong,
+    0x51: Byte,
+    0x61: Short,
+    0x71: Int,
+    0x54: Int,
+    0x81: int,
+    0x55: int,
+    0x72: Float,
+    0x82: float,
+    0x74: Decimal32,
+    0x84: Decimal64,
+    0x94: Decimal128,
+    0x73: Char,
+    0x83: Timestamp,
+    0x98: uuid.UUID,
+    0xA0: bytes,
+    0xB0: bytes,
+    0xA1: str,
+    0xB1: str,
+    0xA3: Symbol,
+    0xB3: Symbol,
+    0x45: list,
+    0xC0: list,
+    0xD0: list,
+    0xC1: dict,
+    0xD1: dict,
+    0xE0: Array,
+    0xF0: Array,
+}
+
+
+def decode_from(
+    data: bytes | bytearray | memoryview, offset: int = 0, *, registry: Registry | None = None
+) -> tuple[Any, int]:
+    """Decode one value starting at ``offset``; return it and the offset just past it.
+
+    This is the stream form: call it again from the returned offset for the
+    next value.  Raises :class:`~petrel.errors.DecodeError` when the bytes
+    there are not one complete, valid AMQP value.
+    """
+    buf = data if type(data) is bytes else bytes(data)
+    try:
+        code = buf[offset]
+    except IndexError:
+        raise DecodeError("no data where a value should start", offset=offset) from None
+    try:
+        return DECODERS[code](buf, offset + 1, registry, 0)
+    except RecursionError:
+        raise DecodeError("values nested too deeply", offset=offset) from None
+
+
+def decode(data: bytes | bytearray | memoryview, *, registry: Registry | None = None) -> Any:
+    """Decode exactly one AMQP value from ``data``.
+
+    Raises :class:`~petrel.errors.DecodeError` if the data is not a valid value
+    or if bytes remain after it.
+    """
+    value, end = decode_from(data, 0, registry=registry)
+    if end != len(data):
+        raise DecodeError(f"{len(data) - end} bytes left over after the value", offset=end)
+    return value
