@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ._version import __version__
 from .errors import AmqpError, DecodeError, EncodeError
+from .message import Message
 from .types import (
     Array,
     Byte,
@@ -38,6 +39,7 @@ __all__ = [
     "Float",
     "Int",
     "Long",
+    "Message",
     "Short",
     "Symbol",
     "Timestamp",

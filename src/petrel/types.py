@@ -39,6 +39,8 @@ __all__ = [
 ]
 
 
+# ``repr()`` of a numeric wrapper names its AMQP type; ``str()`` (and so an
+# f-string) is the bare number, as for the base type.
 def _int_repr(self: int) -> str:
     return f"{type(self).__name__}({int(self)})"
 
@@ -48,6 +50,7 @@ class UByte(int):
 
     __slots__ = ()
     __repr__ = _int_repr
+    __str__ = int.__repr__
 
 
 class UShort(int):
@@ -55,6 +58,7 @@ class UShort(int):
 
     __slots__ = ()
     __repr__ = _int_repr
+    __str__ = int.__repr__
 
 
 class UInt(int):
@@ -62,6 +66,7 @@ class UInt(int):
 
     __slots__ = ()
     __repr__ = _int_repr
+    __str__ = int.__repr__
 
 
 class ULong(int):
@@ -69,6 +74,7 @@ class ULong(int):
 
     __slots__ = ()
     __repr__ = _int_repr
+    __str__ = int.__repr__
 
 
 class Byte(int):
@@ -76,6 +82,7 @@ class Byte(int):
 
     __slots__ = ()
     __repr__ = _int_repr
+    __str__ = int.__repr__
 
 
 class Short(int):
@@ -83,6 +90,7 @@ class Short(int):
 
     __slots__ = ()
     __repr__ = _int_repr
+    __str__ = int.__repr__
 
 
 class Int(int):
@@ -90,6 +98,7 @@ class Int(int):
 
     __slots__ = ()
     __repr__ = _int_repr
+    __str__ = int.__repr__
 
 
 class Long(int):
@@ -97,6 +106,7 @@ class Long(int):
 
     __slots__ = ()
     __repr__ = _int_repr
+    __str__ = int.__repr__
 
 
 class Float(float):
@@ -107,12 +117,15 @@ class Float(float):
     def __repr__(self) -> str:
         return f"Float({float(self)!r})"
 
+    __str__ = float.__repr__
+
 
 class Timestamp(int):
     """AMQP ``timestamp``: milliseconds since the Unix epoch, signed 64-bit."""
 
     __slots__ = ()
     __repr__ = _int_repr
+    __str__ = int.__repr__
 
     @classmethod
     def from_datetime(cls, when: _dt.datetime) -> Timestamp:
@@ -163,6 +176,8 @@ class _DecimalBits(bytes):
 
     def __new__(cls, bits: bytes | bytearray | int) -> Any:
         if isinstance(bits, int):
+            if not 0 <= bits < 1 << (8 * cls.WIDTH):
+                raise ValueError(f"{cls.__name__} bits must fit {cls.WIDTH} unsigned bytes")
             bits = bits.to_bytes(cls.WIDTH, "big")
         if len(bits) != cls.WIDTH:
             raise ValueError(f"{cls.__name__} needs exactly {cls.WIDTH} bytes, got {len(bits)}")
@@ -233,7 +248,8 @@ class Array:
     ``element_type`` names that type with a Python class: a wrapper from this
     module (``Symbol``, ``UInt``, ...), or ``bool``, ``int`` (long), ``float``
     (double), ``str``, ``bytes``, ``uuid.UUID``, ``list``, ``dict``, ``Array``
-    or ``type(None)``.  An array of a described type gives ``descriptor``; its
+    or ``type(None)``.  ``Long`` is taken as ``int``, the type a decoded array
+    of long reports.  An array of a described type gives ``descriptor``; its
     items are then the values *under* the descriptor, and ``element_type`` is
     their type.
 
@@ -248,7 +264,7 @@ class Array:
         items: Iterable[Any] = (),
         descriptor: ULong | Symbol | int | str | None = None,
     ) -> None:
-        self.element_type = element_type
+        self.element_type = int if element_type is Long else element_type
         self.items = list(items)
         if type(descriptor) is int:
             descriptor = ULong(descriptor)

@@ -14,7 +14,7 @@ map onto AMQP types.
 
 from __future__ import annotations
 
-from ._decode import DECODERS, Registry, decode, decode_from
+from ._decode import DECODERS, DecodeContext, Registry, decode, decode_from
 from ._encode import (
     ENCODERS,
     encode,
@@ -29,6 +29,7 @@ __all__ = [
     "ENCODERS",
     "MAX_NESTING_DEPTH",
     "MAX_ZERO_WIDTH_COUNT",
+    "DecodeContext",
     "Registry",
     "decode",
     "decode_from",

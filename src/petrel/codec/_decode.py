@@ -1,11 +1,13 @@
 """AMQP 1.0 decoders: a 256-entry table indexed by the constructor byte.
 
-``DECODERS[code](buf, offset, registry, depth) -> (value, offset)`` decodes the
+``DECODERS[code](buf, offset, ctx, depth) -> (value, offset)`` decodes the
 body of a value whose constructor byte ``code`` has already been read; the
-offset it is given points just past that byte.  ``buf`` is always ``bytes``
-(the public functions convert other buffers once), read with precompiled
-``struct.Struct.unpack_from`` at an offset: nothing is re-sliced until a leaf
-value (a string, a binary) is taken out.
+offset it is given points just past that byte.  ``ctx`` is the
+:class:`DecodeContext` of one top-level decode (the registry and the budget of
+zero-width array elements) and ``depth`` the nesting depth of the value.
+``buf`` is always ``bytes`` (the public functions convert other buffers once),
+read with precompiled ``struct.Struct.unpack_from`` at an offset: nothing is
+re-sliced until a leaf value (a string, a binary) is taken out.
 
 ``registry`` maps descriptors (``ULong`` codes and ``Symbol`` names) to
 factories that turn a described value into a richer object; the spec layer
@@ -47,7 +49,25 @@ from .constructors import NAMES
 from .limits import MAX_NESTING_DEPTH, MAX_ZERO_WIDTH_COUNT
 
 Registry = Mapping[Any, Callable[[Any], Any]]
-Decoder = Callable[[bytes, int, "Registry | None", int], tuple[Any, int]]
+
+
+class DecodeContext:
+    """What one top-level decode carries down to every decoder.
+
+    ``registry`` maps descriptors to factories (or is ``None``);
+    ``zero_width_left`` is how many more zero-width array elements this decode
+    may still produce (see :mod:`.limits`).  The budget is per decode, not per
+    array, so a list of many small arrays of nulls cannot multiply it.
+    """
+
+    __slots__ = ("registry", "zero_width_left")
+
+    def __init__(self, registry: Registry | None = None) -> None:
+        self.registry = registry
+        self.zero_width_left = MAX_ZERO_WIDTH_COUNT
+
+
+Decoder = Callable[[bytes, int, DecodeContext, int], tuple[Any, int]]
 
 _u8 = struct.Struct(">B").unpack_from
 _i8 = struct.Struct(">b").unpack_from
@@ -65,8 +85,10 @@ _u32u32 = struct.Struct(">II").unpack_from
 # Decoded symbols are few and repeat endlessly (capabilities, annotation keys,
 # outcome descriptors), so the decoder keeps the Symbol objects it made.  The
 # cache stops growing at a fixed size so a hostile peer cannot fill memory.
+# Only short symbols are kept, so the cache stays small (at most 4096 x 64 bytes).
 _SYMBOL_CACHE: dict[bytes, Symbol] = {}
 _SYMBOL_CACHE_MAX = 4096
+_SYMBOL_CACHE_MAX_LEN = 64
 
 _UINT_SMALL = [UInt(i) for i in range(256)]
 _ULONG_SMALL = [ULong(i) for i in range(256)]
@@ -80,31 +102,31 @@ def _truncated(off: int, what: str) -> DecodeError:
 # --- fixed width ------------------------------------------------------------------------------
 
 
-def decode_null(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple[Any, int]:
+def decode_null(buf: bytes, off: int, ctx: DecodeContext, depth: int) -> tuple[Any, int]:
     return None, off
 
 
-def decode_true(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple[Any, int]:
+def decode_true(buf: bytes, off: int, ctx: DecodeContext, depth: int) -> tuple[Any, int]:
     return True, off
 
 
-def decode_false(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple[Any, int]:
+def decode_false(buf: bytes, off: int, ctx: DecodeContext, depth: int) -> tuple[Any, int]:
     return False, off
 
 
-def decode_uint0(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple[Any, int]:
+def decode_uint0(buf: bytes, off: int, ctx: DecodeContext, depth: int) -> tuple[Any, int]:
     return _UINT_SMALL[0], off
 
 
-def decode_ulong0(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple[Any, int]:
+def decode_ulong0(buf: bytes, off: int, ctx: DecodeContext, depth: int) -> tuple[Any, int]:
     return _ULONG_SMALL[0], off
 
 
-def decode_list0(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple[Any, int]:
+def decode_list0(buf: bytes, off: int, ctx: DecodeContext, depth: int) -> tuple[Any, int]:
     return [], off
 
 
-def decode_boolean(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple[Any, int]:
+def decode_boolean(buf: bytes, off: int, ctx: DecodeContext, depth: int) -> tuple[Any, int]:
     try:
         b = buf[off]
     except IndexError:
@@ -120,7 +142,7 @@ def _fixed(
     width: int,
     name: str,
 ) -> Decoder:
-    def decode(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple[Any, int]:
+    def decode(buf: bytes, off: int, ctx: DecodeContext, depth: int) -> tuple[Any, int]:
         try:
             return wrap(unpack(buf, off)[0]), off + width
         except struct.error:
@@ -130,35 +152,35 @@ def _fixed(
     return decode
 
 
-def decode_smalluint(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple[Any, int]:
+def decode_smalluint(buf: bytes, off: int, ctx: DecodeContext, depth: int) -> tuple[Any, int]:
     try:
         return _UINT_SMALL[buf[off]], off + 1
     except IndexError:
         raise _truncated(off, "smalluint") from None
 
 
-def decode_smallulong(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple[Any, int]:
+def decode_smallulong(buf: bytes, off: int, ctx: DecodeContext, depth: int) -> tuple[Any, int]:
     try:
         return _ULONG_SMALL[buf[off]], off + 1
     except IndexError:
         raise _truncated(off, "smallulong") from None
 
 
-def decode_smallint(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple[Any, int]:
+def decode_smallint(buf: bytes, off: int, ctx: DecodeContext, depth: int) -> tuple[Any, int]:
     try:
         return _INT_SMALL[_i8(buf, off)[0] + 128], off + 1
     except struct.error:
         raise _truncated(off, "smallint") from None
 
 
-def decode_smalllong(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple[Any, int]:
+def decode_smalllong(buf: bytes, off: int, ctx: DecodeContext, depth: int) -> tuple[Any, int]:
     try:
         return _i8(buf, off)[0], off + 1
     except struct.error:
         raise _truncated(off, "smalllong") from None
 
 
-def decode_char(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple[Any, int]:
+def decode_char(buf: bytes, off: int, ctx: DecodeContext, depth: int) -> tuple[Any, int]:
     try:
         code = _u32(buf, off)[0]
     except struct.error:
@@ -169,7 +191,7 @@ def decode_char(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple
 
 
 def _raw(width: int, wrap: Callable[[bytes], Any], name: str) -> Decoder:
-    def decode(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple[Any, int]:
+    def decode(buf: bytes, off: int, ctx: DecodeContext, depth: int) -> tuple[Any, int]:
         end = off + width
         if end > len(buf):
             raise _truncated(off, name)
@@ -186,7 +208,7 @@ def _uuid(data: bytes) -> uuid.UUID:
 # --- variable width ---------------------------------------------------------------------------
 
 
-def decode_vbin8(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple[Any, int]:
+def decode_vbin8(buf: bytes, off: int, ctx: DecodeContext, depth: int) -> tuple[Any, int]:
     try:
         n = buf[off]
     except IndexError:
@@ -198,7 +220,7 @@ def decode_vbin8(buf: bytes, off: int, reg: Registry | None, depth: int) -> tupl
     return buf[off:end], end
 
 
-def decode_vbin32(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple[Any, int]:
+def decode_vbin32(buf: bytes, off: int, ctx: DecodeContext, depth: int) -> tuple[Any, int]:
     try:
         n = _u32(buf, off)[0]
     except struct.error:
@@ -219,7 +241,7 @@ def _text(buf: bytes, off: int, end: int, name: str) -> str:
         ) from None
 
 
-def decode_str8(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple[Any, int]:
+def decode_str8(buf: bytes, off: int, ctx: DecodeContext, depth: int) -> tuple[Any, int]:
     try:
         n = buf[off]
     except IndexError:
@@ -231,7 +253,7 @@ def decode_str8(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple
     return _text(buf, off, end, "str8-utf8"), end
 
 
-def decode_str32(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple[Any, int]:
+def decode_str32(buf: bytes, off: int, ctx: DecodeContext, depth: int) -> tuple[Any, int]:
     try:
         n = _u32(buf, off)[0]
     except struct.error:
@@ -251,12 +273,12 @@ def _symbol(buf: bytes, off: int, end: int) -> Symbol:
             bad = next(i for i, b in enumerate(raw) if b > 0x7F)
             raise DecodeError(f"symbol byte 0x{raw[bad]:02x} is not ASCII", offset=off + bad)
         sym = Symbol(raw.decode("ascii"))
-        if len(_SYMBOL_CACHE) < _SYMBOL_CACHE_MAX:
+        if end - off <= _SYMBOL_CACHE_MAX_LEN and len(_SYMBOL_CACHE) < _SYMBOL_CACHE_MAX:
             _SYMBOL_CACHE[raw] = sym
     return sym
 
 
-def decode_sym8(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple[Any, int]:
+def decode_sym8(buf: bytes, off: int, ctx: DecodeContext, depth: int) -> tuple[Any, int]:
     try:
         n = buf[off]
     except IndexError:
@@ -268,7 +290,7 @@ def decode_sym8(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple
     return _symbol(buf, off, end), end
 
 
-def decode_sym32(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple[Any, int]:
+def decode_sym32(buf: bytes, off: int, ctx: DecodeContext, depth: int) -> tuple[Any, int]:
     try:
         n = _u32(buf, off)[0]
     except struct.error:
@@ -281,6 +303,15 @@ def decode_sym32(buf: bytes, off: int, reg: Registry | None, depth: int) -> tupl
 
 
 # --- compound ---------------------------------------------------------------------------------
+
+
+def _misfit(name: str, count: int, pos: int, end: int) -> DecodeError:
+    """The error for elements that do not match their container's declared size."""
+    if pos > end:
+        return DecodeError(f"{name} elements run past its declared size", offset=end)
+    if pos == end:
+        return DecodeError(f"{name} ends before its {count} elements do", offset=pos)
+    return DecodeError(f"{name} elements do not fill its declared size", offset=pos)
 
 
 def _compound_header(buf: bytes, off: int, wide: bool, name: str) -> tuple[int, int, int]:
@@ -311,7 +342,7 @@ def _compound_header(buf: bytes, off: int, wide: bool, name: str) -> tuple[int, 
 
 
 def _decode_list(
-    buf: bytes, off: int, reg: Registry | None, depth: int, wide: bool
+    buf: bytes, off: int, ctx: DecodeContext, depth: int, wide: bool
 ) -> tuple[Any, int]:
     name = "list32" if wide else "list8"
     if depth >= MAX_NESTING_DEPTH:
@@ -322,24 +353,24 @@ def _decode_list(
     depth += 1
     for _ in range(count):
         if pos >= end:
-            raise DecodeError(f"{name} ends before its {count} elements do", offset=pos)
-        value, pos = DECODERS[buf[pos]](buf, pos + 1, reg, depth)
+            raise _misfit(name, count, pos, end)
+        value, pos = DECODERS[buf[pos]](buf, pos + 1, ctx, depth)
         append(value)
     if pos != end:
-        raise DecodeError(f"{name} elements do not fill its declared size", offset=pos)
+        raise _misfit(name, count, pos, end)
     return items, end
 
 
-def decode_list8(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple[Any, int]:
-    return _decode_list(buf, off, reg, depth, False)
+def decode_list8(buf: bytes, off: int, ctx: DecodeContext, depth: int) -> tuple[Any, int]:
+    return _decode_list(buf, off, ctx, depth, False)
 
 
-def decode_list32(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple[Any, int]:
-    return _decode_list(buf, off, reg, depth, True)
+def decode_list32(buf: bytes, off: int, ctx: DecodeContext, depth: int) -> tuple[Any, int]:
+    return _decode_list(buf, off, ctx, depth, True)
 
 
 def _decode_map(
-    buf: bytes, off: int, reg: Registry | None, depth: int, wide: bool
+    buf: bytes, off: int, ctx: DecodeContext, depth: int, wide: bool
 ) -> tuple[Any, int]:
     name = "map32" if wide else "map8"
     if depth >= MAX_NESTING_DEPTH:
@@ -351,12 +382,12 @@ def _decode_map(
     depth += 1
     for _ in range(count >> 1):
         if pos >= end:
-            raise DecodeError(f"{name} ends before its {count} elements do", offset=pos)
+            raise _misfit(name, count, pos, end)
         key_at = pos
-        key, pos = DECODERS[buf[pos]](buf, pos + 1, reg, depth)
+        key, pos = DECODERS[buf[pos]](buf, pos + 1, ctx, depth)
         if pos >= end:
-            raise DecodeError(f"{name} ends before its {count} elements do", offset=pos)
-        value, pos = DECODERS[buf[pos]](buf, pos + 1, reg, depth)
+            raise _misfit(name, count, pos, end)
+        value, pos = DECODERS[buf[pos]](buf, pos + 1, ctx, depth)
         try:
             result[key] = value
         except TypeError:
@@ -365,19 +396,19 @@ def _decode_map(
                 offset=key_at,
             ) from None
     if pos != end:
-        raise DecodeError(f"{name} elements do not fill its declared size", offset=pos)
+        raise _misfit(name, count, pos, end)
     return result, end
 
 
-def decode_map8(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple[Any, int]:
-    return _decode_map(buf, off, reg, depth, False)
+def decode_map8(buf: bytes, off: int, ctx: DecodeContext, depth: int) -> tuple[Any, int]:
+    return _decode_map(buf, off, ctx, depth, False)
 
 
-def decode_map32(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple[Any, int]:
-    return _decode_map(buf, off, reg, depth, True)
+def decode_map32(buf: bytes, off: int, ctx: DecodeContext, depth: int) -> tuple[Any, int]:
+    return _decode_map(buf, off, ctx, depth, True)
 
 
-def _read_descriptor(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple[Any, int]:
+def _read_descriptor(buf: bytes, off: int, ctx: DecodeContext, depth: int) -> tuple[Any, int]:
     try:
         code = buf[off]
     except IndexError:
@@ -387,22 +418,23 @@ def _read_descriptor(buf: bytes, off: int, reg: Registry | None, depth: int) -> 
             f"a descriptor must be a ulong or a symbol, got {NAMES.get(code, f'0x{code:02x}')}",
             offset=off,
         )
-    return DECODERS[code](buf, off + 1, reg, depth)
+    return DECODERS[code](buf, off + 1, ctx, depth)
 
 
-def decode_described(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple[Any, int]:
+def decode_described(buf: bytes, off: int, ctx: DecodeContext, depth: int) -> tuple[Any, int]:
     if depth >= MAX_NESTING_DEPTH:
         raise DecodeError(f"values nested deeper than {MAX_NESTING_DEPTH}", offset=off - 1)
-    descriptor, pos = _read_descriptor(buf, off, reg, depth)
+    descriptor, pos = _read_descriptor(buf, off, ctx, depth)
     try:
         code = buf[pos]
     except IndexError:
         raise _truncated(pos, "described value") from None
-    if code == 0x00:
-        raise DecodeError("a described value cannot itself be a descriptor constructor", offset=pos)
-    value, pos = DECODERS[code](buf, pos + 1, reg, depth + 1)
-    if reg is not None:
-        factory = reg.get(descriptor)
+    # The value may itself be described (``constructor = %x00 descriptor
+    # constructor``); the depth check above bounds such chains.
+    value, pos = DECODERS[code](buf, pos + 1, ctx, depth + 1)
+    registry = ctx.registry
+    if registry is not None:
+        factory = registry.get(descriptor)
         if factory is not None:
             try:
                 return factory(value), pos
@@ -417,12 +449,20 @@ def decode_described(buf: bytes, off: int, reg: Registry | None, depth: int) -> 
     return Described(descriptor, value), pos
 
 
-# Element width of the constructors that may head an array, for bounding its count.
-_ZERO_WIDTH = frozenset((0x40, 0x41, 0x42, 0x43, 0x44, 0x45))
+# The constructors whose elements take no bytes, and the value each stands for
+# (list0 makes a new list per element, below).
+_ZERO_WIDTH: dict[int, Any] = {
+    0x40: None,
+    0x41: True,
+    0x42: False,
+    0x43: _UINT_SMALL[0],
+    0x44: _ULONG_SMALL[0],
+    0x45: None,
+}
 
 
 def _decode_array(
-    buf: bytes, off: int, reg: Registry | None, depth: int, wide: bool
+    buf: bytes, off: int, ctx: DecodeContext, depth: int, wide: bool
 ) -> tuple[Any, int]:
     name = "array32" if wide else "array8"
     if depth >= MAX_NESTING_DEPTH:
@@ -445,48 +485,68 @@ def _decode_array(
         raise DecodeError(f"{name} has no element constructor", offset=pos)
     code = buf[pos]
     if code == 0x00:
-        descriptor, pos = _read_descriptor(buf, pos + 1, reg, depth)
+        descriptor, pos = _read_descriptor(buf, pos + 1, ctx, depth)
         if pos >= end:
             raise DecodeError(f"{name} has no element constructor", offset=pos)
         code = buf[pos]
         if code == 0x00:
+            # Legal by the grammar, but an Array has one descriptor slot.
             raise DecodeError(f"{name} element descriptors cannot nest", offset=pos)
     element_type = _ELEMENT_TYPES.get(code)
     if element_type is None:
         raise DecodeError(f"{name} has an unknown element constructor 0x{code:02x}", offset=pos)
     pos += 1
     if code in _ZERO_WIDTH:
-        if count > MAX_ZERO_WIDTH_COUNT:
+        if count > ctx.zero_width_left:
             raise DecodeError(
-                f"{name} of {NAMES[code]} claims {count} elements (limit {MAX_ZERO_WIDTH_COUNT})",
+                f"{name} of {NAMES[code]} claims {count} elements, over the limit of "
+                f"{MAX_ZERO_WIDTH_COUNT} zero-width elements per decoded value",
                 offset=off,
             )
-    elif count > end - pos:
+        if pos != end:
+            raise _misfit(name, count, pos, end)
+        ctx.zero_width_left -= count
+        if code == 0x45:
+            zeros: list[Any] = [[] for _ in range(count)]
+        else:
+            zeros = [_ZERO_WIDTH[code]] * count
+        return Array(element_type, zeros, descriptor), end
+    if count > end - pos:
         raise DecodeError(f"{name} claims {count} elements in {end - pos} bytes", offset=off)
+    fixed = _FIXED_ARRAYS.get(code)
+    if fixed is not None:
+        # Fixed-width numbers: one struct call for the whole run.
+        fmt, width, wrap = fixed
+        stop = pos + count * width
+        if stop != end:
+            raise _misfit(name, count, stop, end)
+        numbers = struct.unpack_from(f">{count}{fmt}", buf, pos)
+        run = list(numbers) if wrap is None else list(map(wrap, numbers))
+        return Array(element_type, run, descriptor), end
     body = DECODERS[code]
     items: list[Any] = []
     append = items.append
     depth += 1
     for _ in range(count):
-        if pos > end:
-            break
-        value, pos = body(buf, pos, reg, depth)
+        if pos >= end:
+            raise _misfit(name, count, pos, end)
+        value, pos = body(buf, pos, ctx, depth)
         append(value)
     if pos != end:
-        raise DecodeError(f"{name} elements do not fill its declared size", offset=min(pos, end))
+        raise _misfit(name, count, pos, end)
     return Array(element_type, items, descriptor), end
 
 
-def decode_array8(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple[Any, int]:
-    return _decode_array(buf, off, reg, depth, False)
+def decode_array8(buf: bytes, off: int, ctx: DecodeContext, depth: int) -> tuple[Any, int]:
+    return _decode_array(buf, off, ctx, depth, False)
 
 
-def decode_array32(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple[Any, int]:
-    return _decode_array(buf, off, reg, depth, True)
+def decode_array32(buf: bytes, off: int, ctx: DecodeContext, depth: int) -> tuple[Any, int]:
+    return _decode_array(buf, off, ctx, depth, True)
 
 
 def _unknown(code: int) -> Decoder:
-    def decode(buf: bytes, off: int, reg: Registry | None, depth: int) -> tuple[Any, int]:
+    def decode(buf: bytes, off: int, ctx: DecodeContext, depth: int) -> tuple[Any, int]:
         raise DecodeError(f"unknown constructor 0x{code:02x}", offset=off - 1)
 
     return decode
@@ -537,6 +597,25 @@ DECODERS[0xC1] = decode_map8
 DECODERS[0xD1] = decode_map32
 DECODERS[0xE0] = decode_array8
 DECODERS[0xF0] = decode_array32
+
+# Array elements read in one struct call: format, width, wrapper.
+_FIXED_ARRAYS: dict[int, tuple[str, int, Callable[[Any], Any] | None]] = {
+    0x50: ("B", 1, UByte),
+    0x60: ("H", 2, UShort),
+    0x70: ("I", 4, UInt),
+    0x52: ("B", 1, _UINT_SMALL.__getitem__),
+    0x80: ("Q", 8, ULong),
+    0x53: ("B", 1, _ULONG_SMALL.__getitem__),
+    0x51: ("b", 1, Byte),
+    0x61: ("h", 2, Short),
+    0x71: ("i", 4, Int),
+    0x54: ("b", 1, Int),
+    0x81: ("q", 8, None),
+    0x55: ("b", 1, None),
+    0x72: ("f", 4, Float),
+    0x82: ("d", 8, None),
+    0x83: ("q", 8, Timestamp),
+}
 
 _DESCRIPTOR_CODES = frozenset((0x80, 0x53, 0x44, 0xA3, 0xB3))
 
@@ -594,12 +673,14 @@ def decode_from(
     there are not one complete, valid AMQP value.
     """
     buf = data if type(data) is bytes else bytes(data)
+    return _decode_from(buf, offset, registry)
+
+
+def _decode_from(buf: bytes, offset: int, registry: Registry | None) -> tuple[Any, int]:
+    if not 0 <= offset < len(buf):
+        raise DecodeError("no data where a value should start", offset=offset)
     try:
-        code = buf[offset]
-    except IndexError:
-        raise DecodeError("no data where a value should start", offset=offset) from None
-    try:
-        return DECODERS[code](buf, offset + 1, registry, 0)
+        return DECODERS[buf[offset]](buf, offset + 1, DecodeContext(registry), 0)
     except RecursionError:
         raise DecodeError("values nested too deeply", offset=offset) from None
 
@@ -610,7 +691,8 @@ def decode(data: bytes | bytearray | memoryview, *, registry: Registry | None = 
     Raises :class:`~petrel.errors.DecodeError` if the data is not a valid value
     or if bytes remain after it.
     """
-    value, end = decode_from(data, 0, registry=registry)
-    if end != len(data):
-        raise DecodeError(f"{len(data) - end} bytes left over after the value", offset=end)
+    buf = data if type(data) is bytes else bytes(data)
+    value, end = _decode_from(buf, 0, registry)
+    if end != len(buf):
+        raise DecodeError(f"{len(buf) - end} bytes left over after the value", offset=end)
     return value

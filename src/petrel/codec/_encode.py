@@ -10,6 +10,8 @@ element is encoded exactly once.
 
 from __future__ import annotations
 
+import itertools
+import reprlib
 import struct
 import uuid
 from collections.abc import Callable
@@ -35,6 +37,7 @@ from ..types import (
     ULong,
     UShort,
 )
+from .limits import MAX_ZERO_WIDTH_COUNT
 
 Encoder = Callable[[bytearray, Any], None]
 
@@ -145,12 +148,7 @@ def _check_width(value: bytes, width: int) -> bytes:
 
 
 def encode_char(out: bytearray, value: str) -> None:
-    if len(value) != 1:
-        raise EncodeError(f"a char holds one code point, got {len(value)}")
-    code = ord(value)
-    if 0xD800 <= code <= 0xDFFF:
-        raise EncodeError(f"a char cannot be a lone surrogate (U+{code:04X})")
-    out += _B_I(0x73, code)
+    out += _B_I(0x73, _char_code(value))
 
 
 def encode_timestamp(out: bytearray, value: int) -> None:
@@ -170,6 +168,11 @@ def encode_binary(out: bytearray, value: bytes | bytearray | memoryview) -> None
     else:
         out += _B_I(0xB0, n)
     out += value
+
+
+def encode_memoryview(out: bytearray, value: memoryview) -> None:
+    # ``len`` of a memoryview counts items, not bytes; send its bytes.
+    encode_binary(out, value.cast("B") if value.itemsize != 1 or value.ndim != 1 else value)
 
 
 def encode_string(out: bytearray, value: str) -> None:
@@ -227,28 +230,49 @@ def encode_map(out: bytearray, value: dict[Any, Any]) -> None:
 
 
 def encode_described(out: bytearray, value: Described) -> None:
-    out.append(0x00)
-    _encode_any(out, value.descriptor)
+    encode_descriptor(out, value.descriptor)
     _encode_any(out, value.value)
 
 
 def encode_descriptor(out: bytearray, descriptor: int | str) -> None:
-    """Write ``0x00`` and a descriptor: a ulong code or a symbol name."""
+    """Write ``0x00`` and a descriptor: a ulong code or a symbol name.
+
+    The spec reserves every other descriptor type (part 1.5), and Petrel's
+    decoder refuses them, so they are refused here too.
+    """
     out.append(0x00)
     if isinstance(descriptor, str):
         encode_symbol(out, descriptor)
-    else:
+    elif isinstance(descriptor, int) and not isinstance(descriptor, bool):
         encode_ulong(out, descriptor)
+    else:
+        raise EncodeError(
+            f"a descriptor must be a ulong or a symbol, got {type(descriptor).__name__}"
+        )
 
 
 # --- arrays ---------------------------------------------------------------------------------
 #
-# An array writes one constructor and then the bare bodies of its elements.
-# ``_ARRAY_WRITERS[element_type](out, items)`` appends that constructor and the
-# bodies, choosing the smallest constructor that fits *every* element.
+# An array writes one element constructor and then the bare bodies of its
+# elements.  ``_ARRAY_WRITERS[element_type](out, items)`` appends that
+# constructor and the bodies, choosing the smallest constructor that fits
+# *every* element:
+#
+# - a zero-width constructor (true, false, uint0, ulong0, list0) when every
+#   element is that one value, the array is not empty and it holds no more than
+#   ``MAX_ZERO_WIDTH_COUNT`` elements (the most a decoder is bound to accept);
+# - else the narrow form (smalluint, smallint, str8, sym8, vbin8, list8, map8,
+#   array8) when every element fits it, which an empty array always does;
+# - else the wide form.
+
+ArrayWriter = Callable[[bytearray, list[Any]], None]
+
+_PACK_BODY32 = struct.Struct(">II").pack_into
+_UNPACK_BODY32 = struct.Struct(">II").unpack_from
+_BODY32 = bytes(8)
 
 
-def _fixed_array(code: int, fmt: str) -> Callable[[bytearray, list[Any]], None]:
+def _fixed_array(code: int, fmt: str) -> ArrayWriter:
     def write(out: bytearray, items: list[Any]) -> None:
         out.append(code)
         out += struct.pack(f">{len(items)}{fmt}", *items)
@@ -256,20 +280,27 @@ def _fixed_array(code: int, fmt: str) -> Callable[[bytearray, list[Any]], None]:
     return write
 
 
+def _all_zero(items: list[Any]) -> bool:
+    return all(i == 0 and isinstance(i, int) for i in items)
+
+
 def _sized_ints(
-    code_full: int, fmt: str, code_small: int, small: range, code_zero: int | None
-) -> Callable[[bytearray, list[Any]], None]:
-    full = _fixed_array(code_full, fmt)
-    small_fmt = "b" if small.start < 0 else "B"
+    code_full: int, fmt: str, code_small: int, small_fmt: str, code_zero: int | None
+) -> ArrayWriter:
+    pack_full = _fixed_array(code_full, fmt)
 
     def write(out: bytearray, items: list[Any]) -> None:
-        if code_zero is not None and not any(items):
+        n = len(items)
+        if code_zero is not None and 0 < n <= MAX_ZERO_WIDTH_COUNT and _all_zero(items):
             out.append(code_zero)
-        elif all(i in small for i in items):
-            out.append(code_small)
-            out += struct.pack(f">{len(items)}{small_fmt}", *items)
+            return
+        try:
+            body = struct.pack(f">{n}{small_fmt}", *items)
+        except struct.error:
+            pack_full(out, items)
         else:
-            full(out, items)
+            out.append(code_small)
+            out += body
 
     return write
 
@@ -281,11 +312,18 @@ def _write_null_array(out: bytearray, items: list[Any]) -> None:
 
 
 def _write_bool_array(out: bytearray, items: list[Any]) -> None:
+    if 0 < len(items) <= MAX_ZERO_WIDTH_COUNT:
+        if all(items):
+            out.append(0x41)
+            return
+        if not any(items):
+            out.append(0x42)
+            return
     out.append(0x56)
     out += bytes(1 if i else 0 for i in items)
 
 
-def _write_fixed_bytes(code: int, width: int) -> Callable[[bytearray, list[Any]], None]:
+def _write_fixed_bytes(code: int, width: int) -> ArrayWriter:
     def write(out: bytearray, items: list[Any]) -> None:
         out.append(code)
         for item in items:
@@ -300,17 +338,21 @@ def _write_uuid_array(out: bytearray, items: list[Any]) -> None:
         out += item.bytes
 
 
+def _char_code(value: str) -> int:
+    if len(value) != 1:
+        raise EncodeError(f"a char holds one code point, got {len(value)}")
+    code = ord(value)
+    if 0xD800 <= code <= 0xDFFF:
+        raise EncodeError(f"a char cannot be a lone surrogate (U+{code:04X})")
+    return code
+
+
 def _write_char_array(out: bytearray, items: list[Any]) -> None:
     out.append(0x73)
-    for item in items:
-        if len(item) != 1:
-            raise EncodeError(f"a char holds one code point, got {len(item)}")
-        out += _PACK_I(ord(item))
+    out += struct.pack(f">{len(items)}I", *[_char_code(i) for i in items])
 
 
-def _variable_array(
-    code8: int, code32: int, to_bytes: Callable[[Any], bytes]
-) -> Callable[[bytearray, list[Any]], None]:
+def _variable_array(code8: int, code32: int, to_bytes: Callable[[Any], bytes]) -> ArrayWriter:
     def write(out: bytearray, items: list[Any]) -> None:
         datas = [to_bytes(i) for i in items]
         if all(len(d) < 256 for d in datas):
@@ -327,66 +369,109 @@ def _variable_array(
     return write
 
 
-def _symbol_bytes(value: str) -> bytes:
+def _binary_bytes(value: Any) -> bytes:
+    if isinstance(value, bytes | bytearray):
+        return bytes(value)
+    if isinstance(value, memoryview):
+        return value.tobytes()
+    raise EncodeError(f"an array of binary holds bytes, got {type(value).__name__}")
+
+
+def _string_bytes(value: Any) -> bytes:
+    if not isinstance(value, str):
+        raise EncodeError(f"an array of string holds str, got {type(value).__name__}")
+    return value.encode("utf-8")
+
+
+def _symbol_bytes(value: Any) -> bytes:
+    if not isinstance(value, str):
+        raise EncodeError(f"an array of symbol holds str, got {type(value).__name__}")
     try:
         return value.encode("ascii")
     except UnicodeEncodeError:
         raise EncodeError(f"a symbol must be ASCII: {value!r}") from None
 
 
-_PACK_BODY32 = struct.Struct(">II").pack_into
-_BODY32 = bytes(8)
+def _list_body(out: bytearray, item: Any) -> int:
+    if not isinstance(item, list | tuple):
+        raise EncodeError(f"an array of list holds lists, got {type(item).__name__}")
+    for element in item:
+        _encode_any(out, element)
+    return len(item)
 
 
-def _end_body32(out: bytearray, start: int, count: int) -> None:
-    """Fill in the size and count reserved at ``start`` for an array element's body."""
-    _PACK_BODY32(out, start, len(out) - start - 4, count)
+def _map_body(out: bytearray, item: Any) -> int:
+    if not isinstance(item, dict):
+        raise EncodeError(f"an array of map holds dicts, got {type(item).__name__}")
+    for key, element in item.items():
+        _encode_any(out, key)
+        _encode_any(out, element)
+    return 2 * len(item)
 
 
-def _write_list_array(out: bytearray, items: list[Any]) -> None:
-    out.append(0xD0)
-    for item in items:
-        start = len(out)
-        out += _BODY32
-        for element in item:
-            _encode_any(out, element)
-        _end_body32(out, start, len(item))
+def _array_body(out: bytearray, item: Any) -> int:
+    if not isinstance(item, Array):
+        raise EncodeError(f"an array of arrays holds Array values, got {type(item).__name__}")
+    _write_array_elements(out, item)
+    return len(item.items)
 
 
-def _write_map_array(out: bytearray, items: list[Any]) -> None:
-    out.append(0xD1)
-    for item in items:
-        start = len(out)
-        out += _BODY32
-        for key, element in item.items():
-            _encode_any(out, key)
-            _encode_any(out, element)
-        _end_body32(out, start, 2 * len(item))
+def _compound_array(
+    code0: int | None, code8: int, code32: int, write_body: Callable[[bytearray, Any], int]
+) -> ArrayWriter:
+    """An array of lists, maps or arrays: each element a size, a count and its contents.
+
+    Every element is written in the 32-bit form first, then, if all of them
+    fit, the run is rewritten once in the 8-bit form (or dropped for list0).
+    """
+
+    def write(out: bytearray, items: list[Any]) -> None:
+        ctor_at = len(out)
+        out.append(code32)
+        starts: list[int] = []
+        narrow = True
+        empty = True
+        for item in items:
+            start = len(out)
+            starts.append(start)
+            out += _BODY32
+            count = write_body(out, item)
+            size = len(out) - start - 4
+            _PACK_BODY32(out, start, size, count)
+            # 8-bit form: size octet = count octet + contents, at most 255.
+            if size - 4 > 254 or count > 255:
+                narrow = False
+            if count:
+                empty = False
+        if code0 is not None and empty and 0 < len(items) <= MAX_ZERO_WIDTH_COUNT:
+            out[ctor_at] = code0
+            del out[ctor_at + 1 :]
+        elif narrow:
+            out[ctor_at] = code8
+            if starts:
+                starts.append(len(out))
+                narrowed = bytearray()
+                for start, end in itertools.pairwise(starts):
+                    size, count = _UNPACK_BODY32(out, start)
+                    narrowed.append(size - 3)
+                    narrowed.append(count)
+                    narrowed += out[start + 8 : end]
+                out[ctor_at + 1 :] = narrowed
+
+    return write
 
 
-def _write_array_array(out: bytearray, items: list[Any]) -> None:
-    out.append(0xF0)
-    for item in items:
-        if not isinstance(item, Array):
-            raise EncodeError(f"an array of arrays holds Array values, got {type(item).__name__}")
-        start = len(out)
-        out += _BODY32
-        _write_array_elements(out, item)
-        _end_body32(out, start, len(item.items))
-
-
-_ARRAY_WRITERS: dict[type, Callable[[bytearray, list[Any]], None]] = {
+_ARRAY_WRITERS: dict[type, ArrayWriter] = {
     type(None): _write_null_array,
     bool: _write_bool_array,
     UByte: _fixed_array(0x50, "B"),
     UShort: _fixed_array(0x60, "H"),
-    UInt: _sized_ints(0x70, "I", 0x52, range(256), 0x43),
-    ULong: _sized_ints(0x80, "Q", 0x53, range(256), 0x44),
+    UInt: _sized_ints(0x70, "I", 0x52, "B", 0x43),
+    ULong: _sized_ints(0x80, "Q", 0x53, "B", 0x44),
     Byte: _fixed_array(0x51, "b"),
     Short: _fixed_array(0x61, "h"),
-    Int: _sized_ints(0x71, "i", 0x54, range(-128, 128), None),
-    Long: _sized_ints(0x81, "q", 0x55, range(-128, 128), None),
-    int: _sized_ints(0x81, "q", 0x55, range(-128, 128), None),
+    Int: _sized_ints(0x71, "i", 0x54, "b", None),
+    int: _sized_ints(0x81, "q", 0x55, "b", None),
     Float: _fixed_array(0x72, "f"),
     float: _fixed_array(0x82, "d"),
     Decimal32: _write_fixed_bytes(0x74, 4),
@@ -395,13 +480,14 @@ _ARRAY_WRITERS: dict[type, Callable[[bytearray, list[Any]], None]] = {
     Char: _write_char_array,
     Timestamp: _fixed_array(0x83, "q"),
     uuid.UUID: _write_uuid_array,
-    bytes: _variable_array(0xA0, 0xB0, bytes),
-    str: _variable_array(0xA1, 0xB1, lambda s: s.encode("utf-8")),
+    bytes: _variable_array(0xA0, 0xB0, _binary_bytes),
+    str: _variable_array(0xA1, 0xB1, _string_bytes),
     Symbol: _variable_array(0xA3, 0xB3, _symbol_bytes),
-    list: _write_list_array,
-    dict: _write_map_array,
-    Array: _write_array_array,
+    list: _compound_array(0x45, 0xC0, 0xD0, _list_body),
+    dict: _compound_array(None, 0xC1, 0xD1, _map_body),
+    Array: _compound_array(None, 0xE0, 0xF0, _array_body),
 }
+_ARRAY_WRITERS[Long] = _ARRAY_WRITERS[int]
 
 
 def _write_array_elements(out: bytearray, value: Array) -> None:
@@ -431,7 +517,7 @@ ENCODERS: dict[type, Encoder] = {
     str: encode_string,
     bytes: encode_binary,
     bytearray: encode_binary,
-    memoryview: encode_binary,
+    memoryview: encode_memoryview,
     uuid.UUID: encode_uuid,
     list: encode_list,
     tuple: encode_list,
@@ -490,7 +576,18 @@ def encode_into(out: bytearray, value: Any) -> None:
     except EncodeError:
         del out[start:]
         raise
-    except (struct.error, OverflowError, UnicodeEncodeError, TypeError, AttributeError) as exc:
+    except RecursionError:
+        del out[start:]
+        raise EncodeError(f"cannot encode {_short_repr(value)}: nested too deeply") from None
+    except (
+        struct.error,
+        OverflowError,
+        UnicodeEncodeError,
+        TypeError,
+        AttributeError,
+        ValueError,
+        IndexError,
+    ) as exc:
         del out[start:]
         raise EncodeError(f"cannot encode {_short_repr(value)}: {exc}") from None
 
@@ -502,6 +599,16 @@ def encode(value: Any) -> bytes:
     return bytes(out)
 
 
+_REPR = reprlib.Repr()  # keyword arguments only from Python 3.12
+_REPR.maxlevel = 3
+_REPR.maxstring = 60
+_REPR.maxother = 60
+
+
 def _short_repr(value: Any) -> str:
-    text = repr(value)
+    """A bounded repr for error messages (values may be huge or self-referencing)."""
+    try:
+        text = _REPR.repr(value)
+    except Exception:
+        text = f"<{type(value).__name__}>"
     return text if len(text) <= 80 else text[:77] + "..."

@@ -10,9 +10,13 @@ recurse without bound, loop for long or allocate much more than it sent.
   Azure's pure-Python codec and Proton's C codec settle on similar bounds.
 - ``MAX_ZERO_WIDTH_COUNT``: an array whose element constructor has no body
   (null, true, false, uint0, ulong0, list0) costs no bytes per element, so its
-  count is not bounded by its size.  Such arrays may hold at most this many
-  elements.  Every other count is bounded by the bytes that are actually
-  present, since each element takes at least one byte.
+  count is not bounded by its size.  One decode (one ``decode`` or
+  ``decode_from`` call) may produce at most this many such elements in all
+  of its arrays together: a per-array limit alone would let a list of many
+  ten-byte arrays of nulls multiply it.  Every other count is bounded by the
+  bytes that are actually present, since each element takes at least one
+  byte.  The encoder uses a zero-width element constructor only for arrays
+  within this limit.
 """
 
 from __future__ import annotations

@@ -9,27 +9,34 @@ A composite type is declared once, as annotated class attributes built with
         error: Error | None = field("error")
 
 From that one table the class gets its constructor (keyword arguments with
-the spec's defaults), read-only attributes, ``repr``, equality, an encoder
+the spec's defaults; a ``multiple`` field takes one value or a list and keeps
+a tuple), read-only attributes, ``repr``, equality, ``replace()``, an encoder
 registered with the codec (exact AMQP field types on the wire, trailing nulls
-omitted, ``multiple`` fields sent as one value or an array) and a decoder
-registered in :data:`REGISTRY` (absent and null fields take their defaults,
-mandatory fields are checked, field types are checked).
+and defaults omitted, ``multiple`` fields sent as an array, a missing
+mandatory field refused) and a decoder registered in :data:`REGISTRY` (absent
+and null fields take their defaults, mandatory fields are checked, field
+types are checked, fields a later spec version adds are dropped).
 
-Instances are immutable tuples underneath: building one from a decoded list
-is a single ``tuple.__new__`` call, which keeps frame decoding cheap.
+The encoder and decoder of each class are generated as straight-line Python
+source from its field table (no loop over the table at run time, one call
+per field); ``Header.encode_fields(out, values)`` and ``Header.from_fields(list)``
+are those functions, usable without building an instance.  Instances are
+immutable tuples underneath: building one from a decoded list is a single
+``tuple.__new__`` call, which keeps frame decoding cheap.
 """
 
 from __future__ import annotations
 
 import inspect
 import operator
+import struct
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, NamedTuple, TypeVar, dataclass_transform
 
 from .. import codec
 from ..codec import _encode as enc
-from ..errors import DecodeError
+from ..errors import DecodeError, EncodeError
 from ..types import (
     Array,
     Byte,
@@ -233,7 +240,8 @@ def _field_encoder(f: Field) -> Callable[[bytearray, Any], None]:
             if element_type is None:
                 enc.encode_list(out, value)
             else:
-                enc.encode_array(out, Array(element_type, [element_type(v) for v in value]))
+                items = [v if type(v) is element_type else element_type(v) for v in value]
+                enc.encode_array(out, Array(element_type, items))
         elif isinstance(value, Array):
             enc.encode_array(out, value)
         else:
@@ -242,31 +250,46 @@ def _field_encoder(f: Field) -> Callable[[bytearray, Any], None]:
     return encode_multiple
 
 
-def _field_checker(f: Field, owner: str) -> Callable[[Any], Any] | None:
-    """A function normalising one decoded field value, or ``None`` if any value will do."""
+def _multiple_normaliser(f: Field) -> Callable[[Any], tuple[Any, ...]]:
+    """Turn what a caller gives for a ``multiple`` field (one value, a list, an Array) into a tuple.
+
+    Decoding yields the same tuple whichever form was sent, so a value built
+    here compares equal to its decoded self.
+    """
+    element_type = _ELEMENT_TYPE.get(f.primitive or "")
+
+    def normalise(value: Any) -> tuple[Any, ...]:
+        if isinstance(value, Array):
+            items: Any = value.items
+        elif isinstance(value, (list, tuple)):
+            items = value
+        else:
+            items = (value,)
+        if element_type is None:
+            return tuple(items)
+        return tuple(v if type(v) is element_type else element_type(v) for v in items)
+
+    return normalise
+
+
+def _multiple_checker(f: Field, owner: str) -> Callable[[Any], tuple[Any, ...]]:
+    """Check a decoded ``multiple`` field (one value or an array) and return it as a tuple."""
     prim = f.primitive
     accepts = _ACCEPTS.get(prim) if prim is not None else None
     where = f"{owner}.{f.spec_name}"
-    if f.multiple:
+    mandatory = f.mandatory
 
-        def check_multiple(value: Any) -> Any:
-            items = value.items if isinstance(value, Array) else [value]
-            if accepts is not None:
-                for item in items:
-                    if type(item) not in accepts:
-                        raise DecodeError(f"{where} must be {f.type}, got {type(item).__name__}")
-            return tuple(items)
+    def check_multiple(value: Any) -> tuple[Any, ...]:
+        items = value.items if type(value) is Array else (value,)
+        if accepts is not None:
+            for item in items:
+                if type(item) not in accepts:
+                    raise DecodeError(f"{where} must be {f.type}, got {type(item).__name__}")
+        if mandatory and not items:
+            raise DecodeError(f"{where} is mandatory and multiple but holds no value")
+        return tuple(items)
 
-        return check_multiple
-    if accepts is None:
-        return None
-
-    def check(value: Any) -> Any:
-        if type(value) not in accepts:
-            raise DecodeError(f"{where} must be {f.type}, got {type(value).__name__}")
-        return value
-
-    return check
+    return check_multiple
 
 
 _tuple_new = tuple.__new__
@@ -274,6 +297,9 @@ _tuple_eq = tuple.__eq__
 _tuple_hash = tuple.__hash__
 
 C = TypeVar("C", bound="Composite")
+
+#: Composite classes by the spec's type name (``error``, ``source``, ...), for field type checks.
+_BY_TYPE_NAME: dict[str, type[Composite]] = {}
 
 
 @dataclass_transform(frozen_default=True, field_specifiers=(field,), kw_only_default=True)
@@ -286,6 +312,8 @@ class Composite(tuple):  # type: ignore[type-arg]
     """The numeric descriptor (the spec's domain 0 code)."""
     NAME: ClassVar[str]
     """The symbolic descriptor, e.g. ``amqp:open:list``."""
+    TYPE_NAME: ClassVar[str]
+    """The spec's name of the type, e.g. ``open``."""
     FIELDS: ClassVar[tuple[Field, ...]]
     """The field table, in wire order."""
 
@@ -293,6 +321,7 @@ class Composite(tuple):  # type: ignore[type-arg]
         super().__init_subclass__(**kwargs)
         cls.DESCRIPTOR = descriptor
         cls.NAME = name
+        cls.TYPE_NAME = name.removeprefix("amqp:").removesuffix(":list")
         annotations = inspect.get_annotations(cls)
         fields: list[Field] = []
         for attr in annotations:
@@ -305,6 +334,7 @@ class Composite(tuple):  # type: ignore[type-arg]
             setattr(cls, f.name, property(_getter(index), doc=f"``{f.spec_name}`` ({f.type})"))
         _build_constructor(cls)
         _build_codec(cls)
+        _BY_TYPE_NAME[cls.TYPE_NAME] = cls
         TYPES.append(cls)
 
     def __eq__(self, other: object) -> bool:
@@ -323,11 +353,24 @@ class Composite(tuple):  # type: ignore[type-arg]
                 parts.append(f"{f.name}={value!r}")
         return f"{type(self).__name__}({', '.join(parts)})"
 
+    def __copy__(self: C) -> C:
+        return self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_tuple_new, (type(self), tuple(self)))
+
     def replace(self: C, **changes: Any) -> C:
         """A copy with some fields changed, like :func:`dataclasses.replace`."""
         values = list(self)
+        index = self._INDEX
+        normalisers = self._NORMALISERS
         for key, value in changes.items():
-            values[self._INDEX[key]] = value
+            i = index.get(key)
+            if i is None:
+                raise TypeError(f"{type(self).__name__} has no field {key!r}")
+            if value is not None and i in normalisers:
+                value = normalisers[i](value)
+            values[i] = value
         return _tuple_new(type(self), values)
 
     def to_dict(self) -> dict[str, Any]:
@@ -335,11 +378,28 @@ class Composite(tuple):  # type: ignore[type-arg]
         return {f.name: v for f, v in zip(self.FIELDS, self, strict=True)}
 
     _INDEX: ClassVar[dict[str, int]]
+    _NORMALISERS: ClassVar[dict[int, Callable[[Any], tuple[Any, ...]]]]
     _PREFIX: ClassVar[bytes]
 
     @classmethod
     def from_fields(cls: type[C], values: Any) -> C:
-        """Build an instance from a decoded list of field values (defaults, checks)."""
+        """Build an instance from a decoded list of field values (defaults, checks).
+
+        ``values`` must be a ``list`` (it is consumed: the instance may reuse
+        it); raises :class:`~petrel.errors.DecodeError` when a mandatory field
+        is missing or a field has the wrong type.
+        """
+        raise NotImplementedError  # replaced per class by _build_codec
+
+    @staticmethod
+    def encode_fields(out: bytearray, values: Sequence[Any]) -> None:
+        """Append the encoding of this type with these field values, without an instance.
+
+        ``values`` is any sequence of exactly ``len(FIELDS)`` values in wire
+        order (an instance is one).  This is the encoder the codec uses for
+        instances; a caller on a hot path may pass a plain tuple instead of
+        building the object first.
+        """
         raise NotImplementedError  # replaced per class by _build_codec
 
 
@@ -349,6 +409,7 @@ def _getter(index: int) -> Callable[[tuple[Any, ...]], Any]:
 
 def _build_constructor(cls: type[Composite]) -> None:
     cls._INDEX = {f.name: i for i, f in enumerate(cls.FIELDS)}
+    cls._NORMALISERS = {i: _multiple_normaliser(f) for i, f in enumerate(cls.FIELDS) if f.multiple}
     params = []
     for f in cls.FIELDS:
         if f.mandatory:
@@ -358,74 +419,184 @@ def _build_constructor(cls: type[Composite]) -> None:
     names = ", ".join(f.name for f in cls.FIELDS)
     trailing = "," if len(cls.FIELDS) == 1 else ""
     signature = ", ".join(params)
-    source = (
-        f"def __new__(cls{', *, ' if params else ''}{signature}):\n"
-        f"    return _tuple_new(cls, ({names}{trailing}))\n"
-    )
+    lines = [f"def __new__(cls{', *, ' if params else ''}{signature}):"]
+    for i, f in enumerate(cls.FIELDS):
+        if f.multiple:
+            lines.append(f"    if {f.name} is not None:")
+            lines.append(f"        {f.name} = _n_{i}({f.name})")
+    lines.append(f"    return _tuple_new(cls, ({names}{trailing}))")
     namespace: dict[str, Any] = {"_tuple_new": _tuple_new}
-    for f in cls.FIELDS:
+    for i, f in enumerate(cls.FIELDS):
         namespace[f"_d_{f.name}"] = f.default
-    exec(source, namespace)
+        if f.multiple:
+            namespace[f"_n_{i}"] = cls._NORMALISERS[i]
+    exec("\n".join(lines) + "\n", namespace)
     new = namespace["__new__"]
     new.__qualname__ = f"{cls.__qualname__}.__new__"
     cls.__new__ = new  # type: ignore[method-assign]
 
 
-def _build_codec(cls: type[Composite]) -> None:
+def _encoder_source(cls: type[Composite], ns: dict[str, Any]) -> str:
+    """Straight-line source of the encoder of ``cls`` (see :meth:`Composite.encode_fields`).
+
+    The list header is reserved in its 3-byte ``list8`` form and widened to
+    ``list32`` only when the fields turn out not to fit, which is rare.
+    """
     fields = cls.FIELDS
     count = len(fields)
-    encoders = [_field_encoder(f) for f in fields]
-    checkers = [(i, c) for i, f in enumerate(fields) if (c := _field_checker(f, cls.NAME))]
-    defaults = [(i, f.default) for i, f in enumerate(fields) if f.default is not None]
-    mandatory = [(i, f) for i, f in enumerate(fields) if f.mandatory]
-    trailing_defaults = [f.default for f in fields]
+    ns["_PREFIX"] = cls._PREFIX
+    ns["_EMPTY"] = cls._PREFIX + b"\x45"
+    ns["_HEAD8"] = b"\xc0\x00\x00"
+    ns["_pack32"] = _PACK_LIST32
+    ns["_EncodeError"] = EncodeError
+    if not count:
+        return "def encode(out, value):\n    out += _EMPTY\n"
+    names = [f"v{i}" for i in range(count)]
+    lines = ["def encode(out, value):"]
+    lines.append(f"    {', '.join(names)}{',' if count == 1 else ''} = value")
+    # How many fields to send: trailing nulls and defaults are left off, but
+    # never a mandatory field (a missing one is refused below).
+    last_mandatory = max((i for i, f in enumerate(fields) if f.mandatory), default=-1)
+    keyword = "if"
+    for i in reversed(range(last_mandatory + 1, count)):
+        f = fields[i]
+        cond = f"v{i} is not None"
+        if f.default is not None:
+            ns[f"_d{i}"] = f.default
+            cond += f" and v{i} != _d{i}"
+        lines.append(f"    {keyword} {cond}:")
+        lines.append(f"        n = {i + 1}")
+        keyword = "elif"
+    if last_mandatory < 0:
+        lines.append("    else:")
+        lines.append("        out += _EMPTY")
+        lines.append("        return")
+    elif keyword == "if":
+        lines.append(f"    n = {last_mandatory + 1}")
+    else:
+        lines.append("    else:")
+        lines.append(f"        n = {last_mandatory + 1}")
+    lines.append("    out += _PREFIX")
+    lines.append("    start = len(out)")
+    lines.append("    out += _HEAD8")
+    indent = "    "
+    for i, f in enumerate(fields):
+        if i > max(last_mandatory, 0):
+            lines.append(f"{indent}if n > {i}:")
+            indent += "    "
+        lines.append(f"{indent}if v{i} is None:")
+        if f.mandatory:
+            ns[f"_m{i}"] = f"{cls.NAME} field {f.spec_name} is mandatory"
+            lines.append(f"{indent}    raise _EncodeError(_m{i})")
+        else:
+            lines.append(f"{indent}    out.append(0x40)")
+        if f.primitive == "boolean" and not f.multiple:
+            lines.append(f"{indent}else:")
+            lines.append(f"{indent}    out.append(0x41 if v{i} else 0x42)")
+        else:
+            ns[f"_e{i}"] = _field_encoder(f)
+            lines.append(f"{indent}else:")
+            lines.append(f"{indent}    _e{i}(out, v{i})")
+    lines.append("    size = len(out) - start - 3")
+    lines.append("    if size < 255:")
+    lines.append("        out[start + 1] = size + 1")
+    lines.append("        out[start + 2] = n")
+    lines.append("    else:")
+    lines.append("        out[start : start + 3] = _pack32(0xD0, size + 4, n)")
+    return "\n".join(lines) + "\n"
+
+
+def _decoder_source(cls: type[Composite], ns: dict[str, Any]) -> str:
+    """Straight-line source of ``from_fields`` for ``cls``: pad, check types, fill defaults."""
+    fields = cls.FIELDS
+    count = len(fields)
+    ns["_cls"] = cls
+    ns["_DecodeError"] = DecodeError
+    ns["_BY_TYPE_NAME"] = _BY_TYPE_NAME
+    ns["_bad"] = _bad_field
+    ns["_NAME"] = cls.NAME
+    lines = ["def from_fields(values):"]
+    lines.append("    if type(values) is not list:")
+    lines.append(
+        "        raise _DecodeError(f'{_NAME} must be a list, got {type(values).__name__}')"
+    )
+    if not count:
+        ns["_SINGLETON"] = _tuple_new(cls, ())
+        lines.append("    return _SINGLETON")
+        return "\n".join(lines) + "\n"
+    ns["_PAD"] = [[None] * (count - n) for n in range(count)]
+    lines.append("    n = len(values)")
+    lines.append(f"    if n < {count}:")
+    lines.append("        values += _PAD[n]")
+    lines.append(f"    elif n > {count}:")
+    lines.append("        # Fields added by a later version of the spec: keep what we know.")
+    lines.append(f"        del values[{count}:]")
+    names = [f"v{i}" for i in range(count)]
+    lines.append(f"    {', '.join(names)}{',' if count == 1 else ''} = values")
+    for i, f in enumerate(fields):
+        v = f"v{i}"
+        ns[f"_f{i}"] = f
+        prim = f.primitive
+        accepts = _ACCEPTS.get(prim) if prim is not None else None
+        if f.multiple:
+            ns[f"_c{i}"] = _multiple_checker(f, cls.NAME)
+            check = f"_c{i}({v})"
+            test = None
+        elif accepts is not None:
+            check = None
+            if len(accepts) == 1:
+                ns[f"_t{i}"] = next(iter(accepts))
+                test = f"type({v}) is not _t{i}"
+            else:
+                ns[f"_t{i}"] = accepts
+                test = f"type({v}) not in _t{i}"
+        elif f.type != "*":
+            # A composite type of the spec (``error``), possibly declared further down.
+            check = None
+            test = f"type({v}) is not _BY_TYPE_NAME[{f.type!r}]"
+        else:
+            check = test = None
+        if f.mandatory:
+            lines.append(f"    if {v} is None:")
+            lines.append(
+                f"        raise _DecodeError(f'{{_NAME}} field {f.spec_name} is mandatory')"
+            )
+        elif f.default is not None:
+            ns[f"_d{i}"] = f.default
+            lines.append(f"    if {v} is None:")
+            lines.append(f"        {v} = _d{i}")
+        elif check is not None or test is not None:
+            lines.append(f"    if {v} is None:")
+            lines.append("        pass")
+        if check is not None:
+            lines.append("    else:")
+            lines.append(f"        {v} = {check}")
+        elif test is not None:
+            lines.append(f"    elif {test}:")
+            lines.append(f"        raise _bad(_NAME, _f{i}, {v})")
+    lines.append(f"    return _tuple_new(_cls, ({', '.join(names)}{',' if count == 1 else ''}))")
+    return "\n".join(lines) + "\n"
+
+
+def _bad_field(owner: str, f: Field, value: Any) -> DecodeError:
+    return DecodeError(f"{owner}.{f.spec_name} must be {f.type}, got {type(value).__name__}")
+
+
+_PACK_LIST32 = struct.Struct(">BII").pack
+
+
+def _build_codec(cls: type[Composite]) -> None:
     prefix = bytearray()
     codec.encode_descriptor(prefix, cls.DESCRIPTOR)
     cls._PREFIX = bytes(prefix)
-    encode_null = enc.encode_null
-    hdr32 = bytes(9)
-    finish = enc._finish_compound
-
-    def encode(out: bytearray, value: Composite) -> None:
-        out += prefix
-        n = count
-        # Trailing fields that are null or hold their default need not be sent.
-        while n and (value[n - 1] is None or value[n - 1] == trailing_defaults[n - 1]):
-            n -= 1
-        if not n:
-            out.append(0x45)
-            return
-        start = len(out)
-        out += hdr32
-        for i in range(n):
-            item = value[i]
-            if item is None:
-                encode_null(out, None)
-            else:
-                encoders[i](out, item)
-        finish(out, start, 0xC0, 0xD0, n)
-
-    def from_fields(values: Any) -> Composite:
-        if type(values) is not list:
-            raise DecodeError(f"{cls.NAME} must be a list, got {type(values).__name__}")
-        n = len(values)
-        if n < count:
-            values.extend([None] * (count - n))
-        elif n > count:
-            # Fields added by a later version of the spec: keep what we know.
-            del values[count:]
-        for i, check in checkers:
-            item = values[i]
-            if item is not None:
-                values[i] = check(item)
-        for i, f in mandatory:
-            if values[i] is None:
-                raise DecodeError(f"{cls.NAME} field {f.spec_name} is mandatory but absent")
-        for i, default in defaults:
-            if values[i] is None:
-                values[i] = default
-        return _tuple_new(cls, values)
-
+    namespace: dict[str, Any] = {"_tuple_new": _tuple_new}
+    source = _encoder_source(cls, namespace) + _decoder_source(cls, namespace)
+    exec(compile(source, f"<petrel.spec {cls.__name__}>", "exec"), namespace)
+    encode = namespace["encode"]
+    from_fields = namespace["from_fields"]
+    encode.__qualname__ = f"{cls.__qualname__}.encode_fields"
+    from_fields.__qualname__ = f"{cls.__qualname__}.from_fields"
+    cls.encode_fields = staticmethod(encode)  # type: ignore[method-assign]
     cls.from_fields = staticmethod(from_fields)  # type: ignore[method-assign]
     codec.register_encoder(cls, encode)
     REGISTRY[ULong(cls.DESCRIPTOR)] = from_fields
@@ -444,6 +615,12 @@ class Restricted:
     DESCRIPTOR: ClassVar[int]
     NAME: ClassVar[str]
     SOURCE: ClassVar[str]
+    _PREFIX: ClassVar[bytes]
+
+    @staticmethod
+    def encode_value(out: bytearray, value: Any) -> None:
+        """Append the encoding of this type around ``value``, without building an instance."""
+        raise NotImplementedError  # replaced per class in __init_subclass__
 
     def __init_subclass__(cls, *, descriptor: int, name: str, source: str, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -461,12 +638,15 @@ class Restricted:
             inner = enc._encode_any
         accepts = _ACCEPTS.get(source)
 
-        def encode(out: bytearray, value: Restricted) -> None:
+        def encode_value(out: bytearray, value: Any) -> None:
             out += frozen_prefix
-            if value.value is None:
+            if value is None:
                 out.append(0x40)
             else:
-                inner(out, value.value)
+                inner(out, value)
+
+        def encode(out: bytearray, value: Restricted) -> None:
+            encode_value(out, value.value)
 
         def from_value(value: Any) -> Restricted:
             if accepts is not None and value is not None and type(value) not in accepts:
@@ -475,6 +655,9 @@ class Restricted:
             obj.value = value
             return obj
 
+        encode_value.__qualname__ = f"{cls.__qualname__}.encode_value"
+        cls.encode_value = staticmethod(encode_value)  # type: ignore[method-assign]
+        cls._PREFIX = frozen_prefix
         codec.register_encoder(cls, encode)
         REGISTRY[ULong(descriptor)] = from_value
         REGISTRY[Symbol(name)] = from_value
