@@ -1,0 +1,178 @@
+"""Message store benchmarks: write throughput with group commit, and recovery.
+
+Prints one JSON line per case:
+
+- ``write``: ``producers`` coroutines each add a message and await its commit,
+  over and over (what a broker does for unsettled durable transfers), with
+  group commit and with one transaction per message (``naive``). Reports
+  messages/s, transactions, and commit latency p50/p99.
+- ``recover``: a database of ``--count`` messages (default 1,000,000) of
+  ``--size`` bytes is read back in seq order, in a fresh process, keeping every
+  :class:`StoredMessage` in a list as a broker would; with and without bodies.
+  Reports seconds and peak RSS (``ru_maxrss``) before and after. Python's
+  cyclic GC costs a good part of that time for a million new objects, so one
+  case runs with the GC off during recovery, as a broker may choose to.
+
+Usage: ``python bench/store.py [--count N] [--size B] [--writes N] [--producers P] [--dir D]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from petrel.store import QueueRecord, SqliteStore, StoredMessage
+
+
+def emit(**fields: object) -> None:
+    print(json.dumps(fields), flush=True)
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
+
+
+async def write_case(directory: Path, producers: int, total: int, size: int, group: bool) -> None:
+    shutil.rmtree(directory, ignore_errors=True)
+    store = SqliteStore(directory, group_commit=group)
+    await store.open()
+    store.save_queue(QueueRecord("bench", "bench", "anycast"))
+    await store.commit()
+    body = b"x" * size
+    latencies: list[float] = []
+    per_producer = total // producers
+    counter = iter(range(1, total + 1))
+
+    async def producer() -> None:
+        for _ in range(per_producer):
+            seq = next(counter)
+            start = time.perf_counter()
+            store.add(StoredMessage("bench", seq, 4, None, 0, body, size))
+            await store.commit()
+            latencies.append(time.perf_counter() - start)
+
+    transactions = store.transactions
+    start = time.perf_counter()
+    await asyncio.gather(*(producer() for _ in range(producers)))
+    elapsed = time.perf_counter() - start
+    transactions = store.transactions - transactions
+    await store.close()
+    done = per_producer * producers
+    emit(
+        name="write",
+        mode="group" if group else "naive",
+        producers=producers,
+        messages=done,
+        size=size,
+        msgs_per_s=round(done / elapsed),
+        transactions=transactions,
+        msgs_per_transaction=round(done / transactions, 1),
+        p50_ms=round(percentile(latencies, 0.5) * 1e3, 3),
+        p99_ms=round(percentile(latencies, 0.99) * 1e3, 3),
+    )
+
+
+async def populate(directory: Path, count: int, size: int) -> None:
+    shutil.rmtree(directory, ignore_errors=True)
+    store = SqliteStore(directory)
+    await store.open()
+    store.save_queue(QueueRecord("bench", "bench", "anycast"))
+    body = b"y" * size
+    start = time.perf_counter()
+    for seq in range(1, count + 1):
+        store.add(StoredMessage("bench", seq, seq % 10, None, 0, body, size))
+        if seq % 20_000 == 0:
+            await store.commit()
+    await store.commit()
+    elapsed = time.perf_counter() - start
+    await store.close()
+    db = store.path
+    emit(
+        name="populate",
+        messages=count,
+        size=size,
+        seconds=round(elapsed, 2),
+        msgs_per_s=round(count / elapsed),
+        db_mb=round(db.stat().st_size / 2**20, 1),
+    )
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+async def recover(directory: Path, with_data: bool, gc_off: bool) -> None:
+    rss_before = rss_mb()
+    if gc_off:
+        gc.disable()  # what a broker may do while it rebuilds its queues
+    start = time.perf_counter()
+    store = SqliteStore(directory)
+    await store.open()
+    kept: dict[str, list[StoredMessage]] = {}
+    for queue in await store.load_queues():
+        messages = kept[queue.name] = []
+        messages.extend([m async for m in store.iter_messages(queue.name, with_data=with_data)])
+        await store.max_seq(queue.name)
+    elapsed = time.perf_counter() - start
+    if gc_off:
+        gc.freeze()  # recovered messages live long: keep them out of later collections
+        gc.enable()
+    rss_after = rss_mb()
+    await store.close()
+    count = sum(map(len, kept.values()))
+    emit(
+        name="recover",
+        with_data=with_data,
+        gc="off" if gc_off else "on",
+        messages=count,
+        seconds=round(elapsed, 2),
+        msgs_per_s=round(count / elapsed),
+        rss_before_mb=round(rss_before, 1),
+        rss_peak_mb=round(rss_after, 1),
+        bytes_per_message=round((rss_after - rss_before) * 2**20 / max(count, 1)),
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=1_000_000, help="messages to recover")
+    parser.add_argument("--size", type=int, default=100, help="message size in bytes")
+    parser.add_argument("--writes", type=int, default=5_000, help="messages per write case")
+    parser.add_argument("--producers", type=int, default=100, help="concurrent producers")
+    parser.add_argument("--dir", type=Path, default=None, help="where to put the databases")
+    parser.add_argument("--recover-only", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--no-data", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--no-gc", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.recover_only is not None:  # the child process of a recover case
+        asyncio.run(recover(args.recover_only, not args.no_data, args.no_gc))
+        return
+
+    root = Path(tempfile.mkdtemp(prefix="petrel-bench-store-", dir=args.dir))
+    try:
+        for producers in (1, args.producers):
+            for group in (False, True):
+                writes = args.writes if producers > 1 or group else args.writes // 5
+                asyncio.run(write_case(root / "write", producers, writes, args.size, group))
+        asyncio.run(populate(root / "recover", args.count, args.size))
+        for flags in ([], ["--no-gc"], ["--no-data"]):
+            command = [sys.executable, __file__, "--recover-only", str(root / "recover"), *flags]
+            subprocess.run(command, check=True, env=os.environ)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

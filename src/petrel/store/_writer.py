@@ -1,0 +1,208 @@
+"""Group commit: batches filled on the event loop, written one at a time on one thread.
+
+Operations made during one loop turn land in the *pending* batch. At the end of
+the turn the batch is sealed and handed to the writer thread, which writes it
+in one transaction. While it does (``fsync`` and all), new operations gather in
+the next pending batch, which goes as soon as the thread is free: the busier the
+broker, the more messages share one ``fsync``.
+
+The loop side never blocks: it only fills dictionaries, submits sealed batches
+to a single-worker executor and learns of the outcome through a callback on
+the loop. A sealed batch is never touched by the loop again, so the thread can
+read it without locks.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Executor
+from typing import Generic, TypeVar
+
+from .base import StoreError
+
+log = logging.getLogger("petrel.store")
+
+
+class Batch(abc.ABC):
+    """What one transaction writes. Subclasses add the operations."""
+
+    __slots__ = ("nbytes", "waiters")
+
+    def __init__(self) -> None:
+        self.nbytes = 0
+        self.waiters: list[asyncio.Future[None]] = []
+
+    @abc.abstractmethod
+    def ops(self) -> int:
+        """How many operations the batch holds (0: nothing to write)."""
+
+
+B = TypeVar("B", bound=Batch)
+
+
+class GroupCommitter(Generic[B]):
+    """Runs ``write(batch)`` on ``executor`` for each batch, in order.
+
+    ``executor`` must have exactly one worker. With ``group=False`` (for
+    benchmarks) every operation is sealed and written on its own. A failed
+    write makes the committer *failed*: the batch's waiters, and every later
+    commit, raise :class:`StoreError`; ``on_failure`` is told of the failed batch.
+    """
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        executor: Executor,
+        new_batch: Callable[[], B],
+        write: Callable[[B], None],
+        *,
+        group: bool = True,
+        on_failure: Callable[[B], None] | None = None,
+        what: str = "store",
+    ) -> None:
+        self._loop = loop
+        self._executor = executor
+        self._new_batch = new_batch
+        self._write = write
+        self._group = group
+        self._on_failure = on_failure
+        self._what = what
+        self.pending: B = new_batch()
+        self.inflight: deque[B] = deque()
+        self.failed: StoreError | None = None
+        self.transactions = 0
+        self._handle: asyncio.Handle | None = None
+        self._closed = False
+        self._inflight_ops = 0
+        self._inflight_bytes = 0
+
+    # -- loop side ---------------------------------------------------------------------
+
+    def changed(self) -> None:
+        """The pending batch was changed: write it at the end of this loop turn."""
+        if not self._group:
+            self._flush()
+        elif self._handle is None:
+            self._handle = self._loop.call_soon(self._flush)
+
+    def commit(self) -> asyncio.Future[None]:
+        """A new future for "everything so far is written" (see MessageStore.commit)."""
+        waiter: asyncio.Future[None] = self._loop.create_future()
+        if self.failed is not None:
+            waiter.set_exception(self._failure())
+        elif self.pending.ops():
+            self.pending.waiters.append(waiter)
+            self.changed()
+        elif self.inflight:
+            self.inflight[-1].waiters.append(waiter)
+        else:
+            waiter.set_result(None)
+        return waiter
+
+    @property
+    def backlog_ops(self) -> int:
+        return self.pending.ops() + self._inflight_ops
+
+    @property
+    def backlog_bytes(self) -> int:
+        return self.pending.nbytes + self._inflight_bytes
+
+    async def drain(self, *, flush: bool = True) -> None:
+        """Write what is pending (unless ``flush`` is false) and wait until nothing
+        is in flight.
+
+        Raises :class:`StoreError` if the committer has failed.
+        """
+        while True:
+            if self._handle is not None:
+                self._handle.cancel()
+                self._handle = None
+            if flush and not self.inflight:
+                self._flush()
+            if not self.inflight:
+                break
+            waiter: asyncio.Future[None] = self._loop.create_future()
+            self.inflight[-1].waiters.append(waiter)
+            await waiter
+        if self.failed is not None:
+            raise self._failure()
+
+    def close(self) -> None:
+        """Write nothing more: pending work is dropped and its waiters fail."""
+        self._closed = True
+        if self._handle is not None:
+            self._handle.cancel()
+        self._flush()
+
+    def _closed_error(self) -> StoreError:
+        return StoreError(f"the {self._what} is closed")
+
+    def _failure(self) -> StoreError:
+        error = StoreError(f"the {self._what} has failed: {self.failed}")
+        error.__cause__ = self.failed
+        return error
+
+    def _flush(self) -> None:
+        self._handle = None
+        batch = self.pending
+        if self.failed is not None or self._closed:
+            # Nothing more is written once a write has failed (or after close).
+            self.pending = self._new_batch()
+            for waiter in batch.waiters:
+                if not waiter.done():
+                    waiter.set_exception(self._failure() if self.failed else self._closed_error())
+            return
+        if not batch.ops():
+            # Everything in it was cancelled: its waiters only wait for what went before.
+            if batch.waiters:
+                if self.inflight:
+                    self.inflight[-1].waiters.extend(batch.waiters)
+                else:
+                    for waiter in batch.waiters:
+                        if not waiter.done():
+                            waiter.set_result(None)
+                batch.waiters.clear()
+            return
+        if self._group and self.inflight:
+            return  # goes when the batch in flight is done (see _done)
+        self.pending = self._new_batch()
+        self.inflight.append(batch)
+        self._inflight_ops += batch.ops()
+        self._inflight_bytes += batch.nbytes
+        future = self._loop.run_in_executor(self._executor, self._write, batch)
+        future.add_done_callback(lambda f: self._done(batch, f))
+
+    def _done(self, batch: B, future: asyncio.Future[None]) -> None:
+        done = self.inflight.popleft()
+        assert done is batch, "batches complete in order"
+        self._inflight_ops -= batch.ops()
+        self._inflight_bytes -= batch.nbytes
+        error = future.exception() if not future.cancelled() else asyncio.CancelledError()
+        if error is None and self.failed is None:
+            self.transactions += 1
+            for waiter in batch.waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+        else:
+            if self.failed is None:
+                # A write after a failed one proves nothing (a failed fsync may have
+                # dropped dirty pages that a later fsync then reports as written).
+                log.error("writing to the %s failed: %s", self._what, error)
+                if isinstance(error, StoreError):
+                    self.failed = error
+                else:
+                    self.failed = StoreError(f"writing to the {self._what} failed: {error}")
+                    self.failed.__cause__ = error
+            for waiter in batch.waiters:
+                if not waiter.done():
+                    waiter.set_exception(self._failure())
+            if self._on_failure is not None:
+                self._on_failure(batch)
+        if self.pending.ops() or self.pending.waiters:
+            # At the end of this turn, so that what the producers just woken up add
+            # next goes into the same batch as what gathered during this write.
+            self.changed()
