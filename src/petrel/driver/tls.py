@@ -1,0 +1,52 @@
+"""TLS contexts for AMQP connections (``amqps://``) and listeners."""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+
+__all__ = ["TlsConfig", "client_context", "server_context"]
+
+
+@dataclass(frozen=True, slots=True)
+class TlsConfig:
+    """TLS settings; every path is a PEM file."""
+
+    ca_file: str | None = None
+    """Certificates to trust.  ``None`` trusts the system store (clients) or, on a
+    listener, means client certificates are not checked."""
+    cert_file: str | None = None
+    """Our certificate chain: a listener's server certificate, or a client certificate."""
+    key_file: str | None = None
+    """The private key of ``cert_file`` (may be inside ``cert_file``)."""
+    verify: bool = True
+    """Clients: check the server's certificate and host name.  Listeners: require a
+    client certificate signed by ``ca_file``."""
+
+
+def client_context(config: TlsConfig | None = None) -> ssl.SSLContext:
+    """A client context: verification on by default, TLS 1.2 at least."""
+    config = config or TlsConfig()
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=config.ca_file)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if not config.verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if config.cert_file:
+        context.load_cert_chain(config.cert_file, config.key_file)
+    return context
+
+
+def server_context(config: TlsConfig) -> ssl.SSLContext:
+    """A listener context: ``cert_file`` is required; client certs checked with ``ca_file``."""
+    if not config.cert_file:
+        raise ValueError(
+            "a TLS listener needs cert_file (and key_file unless the key is inside it)"
+        )
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(config.cert_file, config.key_file)
+    if config.ca_file:
+        context.load_verify_locations(config.ca_file)
+        context.verify_mode = ssl.CERT_REQUIRED if config.verify else ssl.CERT_OPTIONAL
+    return context

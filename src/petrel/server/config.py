@@ -1,0 +1,221 @@
+"""Server configuration: one typed model, read from TOML, overridden by the command line.
+
+The config file is TOML.  Every key is optional; a file may be as small as::
+
+    [[listeners]]
+    url = "amqp://0.0.0.0:5672"
+    allow_anonymous = true
+
+    [[queues]]
+    name = "orders"
+    max_messages = 100000
+    dead_letter_address = "orders.dlq"
+
+Unknown keys are errors (a typo must not be silently ignored).  Problems are
+reported as one :class:`ConfigError` line naming the file, the key and what
+is wrong.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+__all__ = [
+    "AddressSettings",
+    "BrokerSettings",
+    "ConfigError",
+    "LimitSettings",
+    "ListenerSettings",
+    "QueueSettings",
+    "TlsSettings",
+    "UserSettings",
+    "load_settings",
+]
+
+
+class ConfigError(ValueError):
+    """The configuration is unusable; the message is one line naming the problem."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TlsSettings(_Model):
+    """TLS for a listener (PEM files)."""
+
+    cert_file: str
+    """The server certificate chain."""
+    key_file: str | None = None
+    """Its private key, unless it is inside ``cert_file``."""
+    ca_file: str | None = None
+    """CA certificates for client certificates (SASL EXTERNAL); none: not asked for."""
+    require_client_cert: bool = False
+    """Refuse clients without a certificate signed by ``ca_file``."""
+
+
+class ListenerSettings(_Model):
+    """Where the server accepts connections, and how it authenticates them."""
+
+    url: str = "amqp://127.0.0.1:5672"
+    """``amqp://host:port`` or ``amqps://host:port`` (then ``tls`` is required)."""
+    allow_anonymous: bool | None = None
+    """Serve clients that skip SASL or choose ANONYMOUS.  Unset: yes on a loopback
+    address, no elsewhere (a safe default for a listener others can reach)."""
+    tls: TlsSettings | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        if "://" in value and value.split("://", 1)[0].lower() not in ("amqp", "amqps"):
+            raise ValueError("a listener URL starts with amqp:// or amqps://")
+        return value
+
+    @model_validator(mode="after")
+    def _tls_for_amqps(self) -> ListenerSettings:
+        if self.url.lower().startswith("amqps://") and self.tls is None:
+            raise ValueError(f"listener {self.url} is amqps:// but has no [tls] settings")
+        return self
+
+    @property
+    def anonymous_allowed(self) -> bool:
+        """Whether anonymous clients are served here (see ``allow_anonymous``)."""
+        if self.allow_anonymous is not None:
+            return self.allow_anonymous
+        host = self.url.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
+        if host in ("localhost", ""):
+            return host == "localhost"
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
+
+
+class UserSettings(_Model):
+    """A user for SASL PLAIN."""
+
+    name: str = Field(min_length=1)
+    password: str
+
+
+class QueueSettings(_Model):
+    """A queue's policies; the same keys set the defaults for auto-created queues."""
+
+    name: str = ""
+    """The queue's name (for declared queues)."""
+    address: str | None = None
+    """The address that routes to it; defaults to the name."""
+    routing: Literal["anycast", "multicast"] = "anycast"
+    max_messages: int | None = Field(default=None, ge=1)
+    """At most this many messages; then ``full_policy`` applies."""
+    max_bytes: int | None = Field(default=None, ge=1)
+    """At most this many bytes of messages; then ``full_policy`` applies."""
+    full_policy: Literal["block", "reject"] = "block"
+    """``block``: producers get no more credit until there is room.  ``reject``:
+    a message that does not fit is rejected with ``amqp:resource-limit-exceeded``."""
+    max_delivery_attempts: int = Field(default=10, ge=0)
+    """A message delivered this many times without being accepted goes to the
+    dead-letter address (0: no limit)."""
+    dead_letter_address: str | None = None
+    expiry_address: str | None = None
+    """Where expired messages go; none: they are dropped."""
+    default_ttl: float | None = Field(default=None, gt=0)
+    """Seconds to live for messages that carry no TTL of their own."""
+    memory_limit_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
+    """Beyond this many bytes in memory the queue pages message bodies to disk."""
+
+
+class AddressSettings(_Model):
+    """An address declared up front."""
+
+    name: str = Field(min_length=1)
+    routing: Literal["anycast", "multicast"] = "anycast"
+
+
+class LimitSettings(_Model):
+    """Resource limits that protect the server from any one client."""
+
+    max_connections: int = Field(default=10_000, ge=1)
+    max_sessions_per_connection: int = Field(default=256, ge=1)
+    max_links_per_session: int = Field(default=1024, ge=1)
+    max_message_size: int = Field(default=100 * 1024 * 1024, ge=512)
+    max_frame_size: int = Field(default=65536, ge=512)
+    idle_timeout: float = Field(default=60.0, ge=0)
+    """Seconds of silence after which a client is disconnected (0: never)."""
+    sasl_timeout: float = Field(default=10.0, gt=0)
+    """Seconds a client may take from connecting to finishing its open."""
+
+
+class BrokerSettings(_Model):
+    """Everything the broker can be told."""
+
+    container_id: str = "petrel"
+    listeners: list[ListenerSettings] = Field(default_factory=lambda: [ListenerSettings()])
+    auto_create: bool = True
+    """Create a queue (or topic) when a client attaches to an unknown address."""
+    store: Literal["memory", "sqlite", "postgresql"] = "sqlite"
+    store_url: str | None = None
+    """The PostgreSQL connection URL (``postgresql://...``) for ``store = "postgresql"``."""
+    data_dir: str = "petrel-data"
+    users: list[UserSettings] = Field(default_factory=list)
+    addresses: list[AddressSettings] = Field(default_factory=list)
+    queues: list[QueueSettings] = Field(default_factory=list)
+    queue_defaults: QueueSettings = Field(default_factory=QueueSettings)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "info"
+
+    @model_validator(mode="after")
+    def _check(self) -> BrokerSettings:
+        if self.store == "postgresql" and not self.store_url:
+            raise ValueError('store = "postgresql" needs store_url')
+        names = [q.name for q in self.queues]
+        for queue in self.queues:
+            if not queue.name:
+                raise ValueError("every [[queues]] entry needs a name")
+        duplicates = {n for n in names if names.count(n) > 1}
+        if duplicates:
+            raise ValueError(f"queue {sorted(duplicates)[0]!r} is declared twice")
+        return self
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> BrokerSettings:
+    """Read a TOML config file (if given) and apply ``overrides`` (non-``None`` values win).
+
+    Raises :class:`ConfigError` with one readable line.
+    """
+    data: dict[str, Any] = {}
+    source = "command line"
+    if path is not None:
+        source = str(path)
+        try:
+            with open(path, "rb") as handle:
+                data = tomllib.load(handle)
+        except FileNotFoundError:
+            raise ConfigError(f"{path}: no such config file") from None
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    for key, value in overrides.items():
+        if value is not None:
+            data[key] = value
+    try:
+        return BrokerSettings.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {_first_error(exc)}") from None
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    location = ".".join(str(part) for part in error["loc"])
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown setting"
+    more = len(exc.errors()) - 1
+    suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
+    return f"{location}: {message}{suffix}" if location else f"{message}{suffix}"
