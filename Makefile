@@ -14,9 +14,9 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev,fast]'
 	touch $(STAMP)
 
-## run: create .venv, install Petrel and start the main job
+## run: create .venv, install Petrel and start the broker on 127.0.0.1:5672
 run: $(STAMP)
-	$(BIN)/petrel demo
+	$(BIN)/petrel broker
 
 ## test: create .venv if missing, install with the test extras and run the whole suite
 test: $(STAMP)
@@ -29,9 +29,13 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-## bench: the micro-benchmarks (print JSON lines)
+## bench: the benchmarks (print JSON lines); bench/broker.py needs Proton's C examples
 bench: $(STAMP)
 	$(BIN)/python bench/codec.py
+	$(BIN)/python bench/engine.py
+	$(BIN)/python bench/selector.py
+	$(BIN)/python bench/store.py --count 100000
+	$(BIN)/python bench/broker.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist

@@ -277,7 +277,6 @@ def _multiple_checker(f: Field, owner: str) -> Callable[[Any], tuple[Any, ...]]:
     prim = f.primitive
     accepts = _ACCEPTS.get(prim) if prim is not None else None
     where = f"{owner}.{f.spec_name}"
-    mandatory = f.mandatory
 
     def check_multiple(value: Any) -> tuple[Any, ...]:
         items = value.items if type(value) is Array else (value,)
@@ -285,8 +284,6 @@ def _multiple_checker(f: Field, owner: str) -> Callable[[Any], tuple[Any, ...]]:
             for item in items:
                 if type(item) not in accepts:
                     raise DecodeError(f"{where} must be {f.type}, got {type(item).__name__}")
-        if mandatory and not items:
-            raise DecodeError(f"{where} is mandatory and multiple but holds no value")
         return tuple(items)
 
     return check_multiple

@@ -1,0 +1,715 @@
+"""Sessions (part 2.5): begin and end, session flow control, handles and dispositions.
+
+Session flow control follows part 2.5.6 exactly: ``next_outgoing_id`` and
+``next_incoming_id`` count transfer frames, ``remote_incoming_window`` is
+what the peer lets us send (transfers wait in the session while it is zero)
+and ``incoming_window`` is what we let the peer send; a transfer beyond it
+ends the session with ``amqp:session:window-violation``.  We announce a fresh
+window once half of it has been used.
+
+Dispositions and flow frames are not written when a command asks for them:
+they are collected and written at ``data_to_send()`` time (or before a
+detach/end/close), so a burst of settlements becomes a few ranged
+dispositions and one flow frame per link.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from operator import attrgetter
+from typing import TYPE_CHECKING, Any
+
+from ..errors import AmqpError, Condition, LocalProtocolError, RemoteProtocolError
+from ..spec import (
+    Attach,
+    Begin,
+    Detach,
+    Disposition,
+    End,
+    Error,
+    Flow,
+    ReceiverSettleMode,
+    Role,
+    SenderSettleMode,
+    Transfer,
+)
+from .delivery import Delivery
+from .events import DeliveryUpdated, SessionBegun, SessionEnded
+from .faults import SessionFault, as_error, error_of
+from .framing import (
+    HEADER_PLACEHOLDER,
+    TRUE,
+    pack_header,
+    write_transfer_continuation,
+    write_transfer_head,
+)
+from .link import Link
+from .serial import SERIAL_MASK
+from .states import LINK_TRANSITIONS, SESSION_TRANSITIONS, Input, LinkState, SessionState, step
+
+if TYPE_CHECKING:
+    from .connection import Connection
+
+__all__ = ["Session"]
+
+_MAPPED = SessionState.MAPPED
+#: The most a first transfer frame spends before its payload: 8 bytes of frame header,
+#: the descriptor and list8 header (6), handle and delivery-id (5 each), a 32-byte tag
+#: (2 + 32), message-format (5), settled and more (2).
+_TRANSFER_OVERHEAD = 8 + 6 + 5 + 5 + 34 + 5 + 2
+_by_id = attrgetter("delivery_id")
+
+
+class Session:
+    """One session of a connection; made by ``Connection.begin_session()`` or by the peer.
+
+    ``channel`` is ours (the one we send on), ``remote_channel`` the peer's.
+    """
+
+    def __init__(
+        self,
+        connection: Connection,
+        channel: int,
+        *,
+        incoming_window: int,
+        outgoing_window: int,
+        handle_max: int,
+        offered_capabilities: Any = None,
+        desired_capabilities: Any = None,
+        properties: dict[Any, Any] | None = None,
+        remote_initiated: bool = False,
+    ) -> None:
+        self.connection = connection
+        self.channel = channel
+        self.remote_channel: int | None = None
+        self.state = SessionState.UNMAPPED
+        self.remote_initiated = remote_initiated
+        self.offered_capabilities = offered_capabilities
+        self.desired_capabilities = desired_capabilities
+        self.properties = properties
+        self.remote_begin: Begin | None = None
+        self.remote_end: End | None = None
+        # Part 2.5.6 session flow control.
+        self.next_outgoing_id = 0
+        self.outgoing_window = outgoing_window
+        self.incoming_window = incoming_window
+        self.next_incoming_id: int | None = None
+        self.remote_incoming_window = 0
+        self.remote_outgoing_window = 0
+        self.handle_max = handle_max
+        self.remote_handle_max = 0xFFFFFFFF
+        self._window_size = incoming_window
+        self._window_low = incoming_window // 2
+        # Links by our handle and by the peer's; locally attached links awaiting their answer.
+        self._handles: dict[int, Link] = {}
+        self._remote_handles: dict[int, Link] = {}
+        self._awaiting_attach: dict[tuple[str, bool], Link] = {}
+        self._by_name: dict[tuple[str, bool], Link] = {}
+        self._free_handles: list[int] = []
+        self._handle_counter = 0
+        # Deliveries: ids we assign to what we send; unsettled ones both ways by delivery-id.
+        self._next_delivery_id = 0
+        self._unsettled_out: dict[int, Delivery] = {}
+        self._unsettled_in: dict[int, Delivery] = {}
+        # Work collected for the next flush, and transfers waiting for the peer's window.
+        self._disposition_out: list[Delivery] = []
+        self._disposition_in: list[Delivery] = []
+        self._flow_links: list[Link] = []
+        self._flow_session = False
+        self._dirty = False
+        self._blocked: deque[list[Any]] = deque()
+        self._end_reported = False
+
+    # --- public view ------------------------------------------------------------------------
+
+    @property
+    def links(self) -> list[Link]:
+        """The links currently attached (or attaching) on this session."""
+        seen = {id(link): link for link in self._handles.values()}
+        for link in self._remote_handles.values():
+            seen.setdefault(id(link), link)
+        return list(seen.values())
+
+    @property
+    def remote_properties(self) -> dict[Any, Any] | None:
+        """The peer's session ``properties``."""
+        return self.remote_begin.properties if self.remote_begin else None
+
+    @property
+    def remote_offered_capabilities(self) -> tuple[Any, ...] | None:
+        """The peer's ``offered-capabilities`` for this session."""
+        return self.remote_begin.offered_capabilities if self.remote_begin else None
+
+    @property
+    def remote_desired_capabilities(self) -> tuple[Any, ...] | None:
+        """The peer's ``desired-capabilities`` for this session."""
+        return self.remote_begin.desired_capabilities if self.remote_begin else None
+
+    # --- commands ---------------------------------------------------------------------------
+
+    def attach_sender(
+        self,
+        name: str,
+        source: Any = None,
+        target: Any = None,
+        *,
+        snd_settle_mode: int = SenderSettleMode.MIXED,
+        rcv_settle_mode: int = ReceiverSettleMode.FIRST,
+        initial_delivery_count: int = 0,
+        max_message_size: int | None = None,
+        offered_capabilities: Any = None,
+        desired_capabilities: Any = None,
+        properties: dict[Any, Any] | None = None,
+    ) -> Link:
+        """Attach a link on which we send; :class:`LinkAttached` comes with the peer's answer."""
+        link = Link(
+            self,
+            name,
+            Role.SENDER,
+            source=source,
+            target=target,
+            snd_settle_mode=snd_settle_mode,
+            rcv_settle_mode=rcv_settle_mode,
+            initial_delivery_count=initial_delivery_count,
+            max_message_size=max_message_size,
+            offered_capabilities=offered_capabilities,
+            desired_capabilities=desired_capabilities,
+            properties=properties,
+        )
+        return self._attach_new(link)
+
+    def attach_receiver(
+        self,
+        name: str,
+        source: Any = None,
+        target: Any = None,
+        *,
+        snd_settle_mode: int = SenderSettleMode.MIXED,
+        rcv_settle_mode: int = ReceiverSettleMode.FIRST,
+        max_message_size: int | None = None,
+        offered_capabilities: Any = None,
+        desired_capabilities: Any = None,
+        properties: dict[Any, Any] | None = None,
+    ) -> Link:
+        """Attach a link on which we receive; grant credit with ``link.flow()`` to get messages.
+
+        ``max_message_size`` defaults to the connection config's.
+        """
+        if max_message_size is None:
+            max_message_size = self.connection.config.max_message_size
+        link = Link(
+            self,
+            name,
+            Role.RECEIVER,
+            source=source,
+            target=target,
+            snd_settle_mode=snd_settle_mode,
+            rcv_settle_mode=rcv_settle_mode,
+            max_message_size=max_message_size,
+            offered_capabilities=offered_capabilities,
+            desired_capabilities=desired_capabilities,
+            properties=properties,
+        )
+        return self._attach_new(link)
+
+    def end(self, error: Error | AmqpError | None = None) -> None:
+        """End the session (its links go with it); :class:`SessionEnded` follows the peer's end.
+
+        Ending a session that is already ending or over does nothing.
+        """
+        if self.state in (SessionState.END_SENT, SessionState.DISCARDING, SessionState.ENDED):
+            return
+        new_state = step(
+            SESSION_TRANSITIONS, self.state, Input.SEND_END, what="session", remote=False
+        )
+        self._flush()
+        self.connection._write_frame(self.channel, End(error=as_error(error)))
+        self.state = new_state
+        self._links_over()
+        if new_state is SessionState.ENDED:
+            self.connection._session_over(self)
+
+    # --- attach and detach ------------------------------------------------------------------
+
+    def _attach_new(self, link: Link) -> Link:
+        if self.state not in (SessionState.BEGIN_SENT, _MAPPED):
+            raise LocalProtocolError(f"session is {self.state.value}; links need it begun")
+        key = (link.name, link.role)
+        if key in self._by_name:
+            raise LocalProtocolError(f"a link named {link.name!r} with this role is attached")
+        self._send_attach(link)
+        if link.state is LinkState.ATTACH_SENT:
+            self._awaiting_attach[key] = link
+        return link
+
+    def _allocate_handle(self) -> int:
+        if self._free_handles:
+            return heapq.heappop(self._free_handles)
+        handle = self._handle_counter
+        if handle > min(self.remote_handle_max, 0xFFFFFFFF):
+            raise LocalProtocolError(
+                f"no free link handle: the peer's handle-max is {self.remote_handle_max}"
+            )
+        self._handle_counter += 1
+        return handle
+
+    def _release_handle(self, link: Link) -> None:
+        handle = link.handle
+        if handle is not None and self._handles.get(handle) is link:
+            del self._handles[handle]
+            heapq.heappush(self._free_handles, handle)
+        key = (link.name, link.role)
+        if self._by_name.get(key) is link:
+            del self._by_name[key]
+
+    def _send_attach(self, link: Link) -> None:
+        new_state = step(LINK_TRANSITIONS, link.state, Input.SEND_ATTACH, what="link", remote=False)
+        handle = self._allocate_handle()
+        link.handle = handle
+        try:
+            self.connection._write_frame(self.channel, link._attach_frame())
+        except BaseException:
+            link.handle = None
+            heapq.heappush(self._free_handles, handle)
+            raise
+        self._handles[handle] = link
+        self._by_name[link.name, link.role] = link
+        link.state = new_state
+
+    def _send_detach(self, link: Link, error: Error | None, closed: bool) -> None:
+        if link.handle is None:
+            # Refusing the peer's link (or answering one it already detached): attach with a
+            # null terminus on our side, then detach.
+            if link.is_sender:
+                link.source = None
+                link.target = link.remote_target
+            else:
+                link.target = None
+                link.source = link.remote_source
+            self._send_attach(link)
+        new_state = step(LINK_TRANSITIONS, link.state, Input.SEND_DETACH, what="link", remote=False)
+        self._flush()
+        assert link.handle is not None
+        self.connection._write_frame(
+            self.channel, Detach(handle=link.handle, closed=closed, error=error)
+        )
+        # A link detached before the peer answered its attach stays in _awaiting_attach:
+        # the answer is still to come and must find it.
+        link.state = new_state
+        self._forget_link(link)
+        if new_state is LinkState.CLOSED:
+            self._release_handle(link)
+            link._over()
+
+    def _forget_link(self, link: Link) -> None:
+        """Drop the deliveries of a link that is detaching: nothing more is said about them."""
+        if self._blocked:
+            self._blocked = deque(item for item in self._blocked if item[0].link is not link)
+            link._unsent = 0
+        if self._unsettled_out:
+            self._unsettled_out = {
+                k: d for k, d in self._unsettled_out.items() if d.link is not link
+            }
+        if self._unsettled_in:
+            self._unsettled_in = {k: d for k, d in self._unsettled_in.items() if d.link is not link}
+
+    def _links_over(self) -> None:
+        for link in self.links:
+            link._over()
+        self._handles.clear()
+        self._remote_handles.clear()
+        self._awaiting_attach.clear()
+        self._by_name.clear()
+        self._blocked.clear()
+        self._unsettled_out.clear()
+        self._unsettled_in.clear()
+        self._disposition_in.clear()
+        self._disposition_out.clear()
+        self._flow_links.clear()
+
+    # --- begin and end from the peer --------------------------------------------------------
+
+    def _begin_frame(self) -> Begin:
+        return Begin(
+            remote_channel=self.remote_channel if self.remote_initiated else None,
+            next_outgoing_id=self.next_outgoing_id,
+            incoming_window=self.incoming_window,
+            outgoing_window=self.outgoing_window,
+            handle_max=self.handle_max,
+            offered_capabilities=self.offered_capabilities,
+            desired_capabilities=self.desired_capabilities,
+            properties=self.properties,
+        )
+
+    def _send_begin(self) -> None:
+        new_state = step(
+            SESSION_TRANSITIONS, self.state, Input.SEND_BEGIN, what="session", remote=False
+        )
+        self.connection._write_frame(self.channel, self._begin_frame())
+        self.state = new_state
+        if new_state is _MAPPED:
+            self.connection._events.append(SessionBegun(self, self.remote_initiated))
+
+    def _on_begin(self, channel: int, begin: Begin) -> None:
+        self.state = step(
+            SESSION_TRANSITIONS, self.state, Input.RECV_BEGIN, what="session", remote=True
+        )
+        self.remote_channel = channel
+        self.remote_begin = begin
+        self.next_incoming_id = begin.next_outgoing_id
+        # The peer's begin says what it lets us send: our transfers start at next_outgoing_id.
+        self.remote_incoming_window = begin.incoming_window
+        self.remote_outgoing_window = begin.outgoing_window
+        self.remote_handle_max = begin.handle_max
+        if self.state is _MAPPED:
+            self.connection._events.append(SessionBegun(self, self.remote_initiated))
+
+    def _on_end(self, end: End) -> None:
+        state = step(SESSION_TRANSITIONS, self.state, Input.RECV_END, what="session", remote=True)
+        self.remote_end = end
+        by_peer = state is SessionState.END_RCVD
+        self.state = state
+        self._links_over()
+        if by_peer:
+            self.connection._write_frame(self.channel, End())
+            self.state = step(
+                SESSION_TRANSITIONS, state, Input.SEND_END, what="session", remote=False
+            )
+        if not self._end_reported:
+            self._end_reported = True
+            self.connection._events.append(SessionEnded(self, end.error, by_peer))
+        self.connection._session_over(self)
+
+    def _fail(self, condition: str, description: str) -> None:
+        """End the session because the peer broke the protocol within it."""
+        if self.state not in (SessionState.BEGIN_SENT, _MAPPED):
+            return
+        error = error_of(condition, description)
+        self.connection._write_frame(self.channel, End(error=error))
+        self.state = step(SESSION_TRANSITIONS, self.state, Input.FAIL, what="session", remote=False)
+        self._links_over()
+        self._end_reported = True
+        self.connection._events.append(SessionEnded(self, error, False))
+
+    # --- frames on an attached session ------------------------------------------------------
+
+    def _discarding(self, what: str) -> bool:
+        """Whether to drop a frame because we ended the session; raise if it is out of place."""
+        state = self.state
+        if state is _MAPPED:
+            return False
+        if state in (SessionState.END_SENT, SessionState.DISCARDING):
+            return True
+        raise RemoteProtocolError(
+            f"{what} on a session in state {state.value}", condition=Condition.ILLEGAL_STATE
+        )
+
+    def _link_for(self, handle: int, what: str) -> Link:
+        link = self._remote_handles.get(handle)
+        if link is None:
+            raise SessionFault(
+                self,
+                Condition.UNATTACHED_HANDLE,
+                f"{what} on handle {handle}, which is not attached",
+            )
+        return link
+
+    def _on_attach(self, attach: Attach) -> None:
+        if self._discarding("attach"):
+            return
+        handle = attach.handle
+        if handle > self.handle_max:
+            raise RemoteProtocolError(
+                f"attach uses handle {handle}, above our handle-max {self.handle_max}",
+                condition=Condition.FRAMING_ERROR,
+            )
+        if handle in self._remote_handles:
+            raise SessionFault(self, Condition.HANDLE_IN_USE, f"handle {handle} is already in use")
+        our_role = not attach.role
+        link = self._awaiting_attach.pop((attach.name, our_role), None)
+        if link is None:
+            link = Link(self, attach.name, our_role, remote_initiated=True)
+            if not link.is_sender:
+                link.max_message_size = self.connection.config.max_message_size
+        self._remote_handles[handle] = link
+        link._on_attach(attach)
+
+    def _on_detach(self, detach: Detach) -> None:
+        if self._discarding("detach"):
+            return
+        link = self._link_for(detach.handle, "detach")
+        del self._remote_handles[detach.handle]
+        link._on_detach(detach)
+        if link.state is LinkState.CLOSED:
+            self._release_handle(link)
+            link._over()
+
+    def _on_flow(self, flow: Flow) -> None:
+        if self._discarding("flow"):
+            return
+        next_incoming_id = flow.next_incoming_id
+        if next_incoming_id is None:
+            next_incoming_id = 0  # our initial next-outgoing-id
+        # Transfers we sent that the peer had not seen when it sent this flow.
+        in_flight = (self.next_outgoing_id - next_incoming_id) & SERIAL_MASK
+        self.remote_incoming_window = max(0, flow.incoming_window - in_flight)
+        self.remote_outgoing_window = flow.outgoing_window
+        if flow.handle is not None:
+            self._link_for(flow.handle, "flow")._on_flow(flow)
+        elif flow.echo:
+            self._flow_session = True
+            self._touch()
+        if self._blocked and self.remote_incoming_window > 0:
+            self._send_blocked()
+
+    def _on_transfer(self, transfer: Transfer, buf: bytes, start: int, end: int) -> None:
+        if self.state is not _MAPPED and self._discarding("transfer"):
+            return
+        link = self._remote_handles.get(transfer[0])
+        if link is None:
+            raise SessionFault(
+                self,
+                Condition.UNATTACHED_HANDLE,
+                f"transfer on handle {transfer.handle}, which is not attached",
+            )
+        window = self.incoming_window
+        if window <= 0:
+            raise SessionFault(
+                self,
+                Condition.WINDOW_VIOLATION,
+                f"transfer {self.next_incoming_id} arrived with our incoming-window at 0",
+            )
+        self.incoming_window = window = window - 1
+        self.next_incoming_id = (self.next_incoming_id + 1) & SERIAL_MASK  # type: ignore[operator]
+        if self.remote_outgoing_window > 0:
+            self.remote_outgoing_window -= 1
+        if window <= self._window_low and not self._flow_session:
+            self._flow_session = True
+            self._touch()
+        link._on_transfer(transfer, buf, start, end)
+
+    def _on_disposition(self, disposition: Disposition) -> None:
+        if self.state is not _MAPPED and self._discarding("disposition"):
+            return
+        role, first, last, settled, state, _ = disposition
+        # The peer's role tells whose deliveries these are: a receiver speaks of ours.
+        unsettled = self._unsettled_out if role is Role.RECEIVER else self._unsettled_in
+        if not unsettled:
+            return
+        span = 0 if last is None else (last - first) & SERIAL_MASK
+        ids: Any
+        if span < len(unsettled):
+            ids = range(first, first + span + 1)
+        else:
+            # A wide range: walk what we have rather than every number in it.
+            ids = sorted(
+                (i for i in unsettled if ((i - first) & SERIAL_MASK) <= span),
+                key=lambda i: (i - first) & SERIAL_MASK,
+            )
+        append = self.connection._events.append
+        lookup = unsettled.pop if settled else unsettled.get
+        for delivery_id in ids:
+            delivery = lookup(delivery_id & SERIAL_MASK, None)
+            if delivery is None:
+                continue
+            if state is not None:
+                delivery.remote_state = state
+            if settled:
+                delivery.remote_settled = True
+            append(DeliveryUpdated(delivery, state, settled))
+
+    # --- sending ----------------------------------------------------------------------------
+
+    def _send_delivery(self, delivery: Delivery, payload: bytes) -> None:
+        if self._blocked or self.remote_incoming_window <= 0:
+            self._blocked.append([delivery, payload, 0])
+            delivery.link._unsent += 1
+            return
+        conn = self.connection
+        if len(payload) <= conn.remote_max_frame_size - _TRANSFER_OVERHEAD and conn._tracer is None:
+            # The common case, kept short: one frame, the window open, no trace.
+            delivery_id = self._next_delivery_id
+            self._next_delivery_id = (delivery_id + 1) & SERIAL_MASK
+            delivery.delivery_id = delivery_id
+            settled = delivery.settled
+            if not settled:
+                self._unsettled_out[delivery_id] = delivery
+            out = conn._out
+            start = len(out)
+            out += HEADER_PLACEHOLDER
+            write_transfer_head(
+                out,
+                delivery.link.handle,  # type: ignore[arg-type]
+                delivery_id,
+                delivery.tag,
+                delivery.message_format,
+                settled,
+            )
+            out += payload
+            pack_header(out, start, len(out) - start, 2, 0, self.channel)
+            self.next_outgoing_id = (self.next_outgoing_id + 1) & SERIAL_MASK
+            self.remote_incoming_window -= 1
+            return
+        offset = self._transmit(delivery, payload, 0)
+        if offset >= 0:
+            self._blocked.append([delivery, payload, offset])
+            delivery.link._unsent += 1
+
+    def _send_blocked(self) -> None:
+        blocked = self._blocked
+        while blocked and self.remote_incoming_window > 0:
+            item = blocked[0]
+            delivery = item[0]
+            offset = self._transmit(delivery, item[1], item[2])
+            if offset >= 0:
+                item[2] = offset
+                return
+            blocked.popleft()
+            delivery.link._unsent -= 1
+
+    def _transmit(self, delivery: Delivery, payload: bytes, offset: int) -> int:
+        """Write the frames of ``payload[offset:]`` the peer's window allows.
+
+        Returns -1 once the delivery is complete, else the offset to resume at.
+        """
+        conn = self.connection
+        out = conn._out
+        max_frame = conn.remote_max_frame_size
+        handle = delivery.link.handle
+        assert handle is not None
+        size = len(payload)
+        view: Any = None
+        while self.remote_incoming_window > 0:
+            start = len(out)
+            out += HEADER_PLACEHOLDER
+            if delivery.delivery_id is None:
+                delivery_id = self._next_delivery_id
+                self._next_delivery_id = (delivery_id + 1) & SERIAL_MASK
+                delivery.delivery_id = delivery_id
+                if not delivery.settled:
+                    self._unsettled_out[delivery_id] = delivery
+                more_at = write_transfer_head(
+                    out,
+                    handle,
+                    delivery_id,
+                    delivery.tag,
+                    delivery.message_format,
+                    delivery.settled,
+                )
+            else:
+                more_at = write_transfer_continuation(out, handle, delivery.delivery_id)
+            room = max_frame - (len(out) - start)
+            if size - offset <= room:
+                out += payload if offset == 0 else payload[offset:]
+                offset = -1
+            else:
+                if view is None:
+                    view = memoryview(payload)
+                out += view[offset : offset + room]
+                offset += room
+                out[more_at] = TRUE
+            pack_header(out, start, len(out) - start, 2, 0, self.channel)
+            self.next_outgoing_id = (self.next_outgoing_id + 1) & SERIAL_MASK
+            self.remote_incoming_window -= 1
+            if conn._tracer is not None:
+                conn._trace_written(start)
+            if offset < 0:
+                return -1
+        return offset
+
+    # --- the flush --------------------------------------------------------------------------
+
+    def _touch(self) -> None:
+        if not self._dirty:
+            self._dirty = True
+            self.connection._dirty.append(self)
+
+    def _flush(self) -> None:
+        """Write the dispositions and flow frames collected since the last flush."""
+        self._dirty = False
+        if self.state is not _MAPPED and self.state is not SessionState.BEGIN_SENT:
+            return
+        if self._disposition_in:
+            pending = self._disposition_in
+            self._disposition_in = []
+            self._write_dispositions(Role.RECEIVER, pending)
+        if self._disposition_out:
+            pending = self._disposition_out
+            self._disposition_out = []
+            self._write_dispositions(Role.SENDER, pending)
+        if self._flow_links or self._flow_session:
+            self._write_flows()
+
+    def _write_dispositions(self, role: bool, pending: list[Delivery]) -> None:
+        pending.sort(key=_by_id)
+        write = self.connection._write_frame
+        channel = self.channel
+        i = 0
+        n = len(pending)
+        while i < n:
+            delivery = pending[i]
+            delivery._queued = False
+            first = last = delivery.delivery_id
+            assert first is not None
+            state = delivery.state
+            settled = delivery.settled
+            i += 1
+            while i < n:
+                other = pending[i]
+                if (
+                    other.delivery_id != (last + 1) & SERIAL_MASK  # type: ignore[operator]
+                    or other.settled is not settled
+                    or (other.state is not state and other.state != state)
+                ):
+                    break
+                other._queued = False
+                last = other.delivery_id
+                i += 1
+            write(
+                channel,
+                Disposition(
+                    role=role,
+                    first=first,
+                    last=None if last == first else last,
+                    settled=settled,
+                    state=state,
+                ),
+            )
+
+    def _session_fields(self) -> tuple[int | None, int, int, int]:
+        # Every flow we send re-opens our incoming window to its full size.
+        self.incoming_window = self._window_size
+        self._flow_session = False
+        return (
+            self.next_incoming_id,
+            self.incoming_window,
+            self.next_outgoing_id,
+            self.outgoing_window,
+        )
+
+    def _write_flows(self) -> None:
+        fields = self._session_fields()
+        write = self.connection._write_frame
+        links = self._flow_links
+        self._flow_links = []
+        wrote = False
+        for link in links:
+            link._flow_queued = False
+            if link.state is LinkState.ATTACH_SENT or link.state is LinkState.ATTACHED:
+                write(self.channel, link._flow_frame(fields))
+                wrote = True
+        if not wrote:
+            next_incoming_id, incoming_window, next_outgoing_id, outgoing_window = fields
+            write(
+                self.channel,
+                Flow(
+                    next_incoming_id=next_incoming_id,
+                    incoming_window=incoming_window,
+                    next_outgoing_id=next_outgoing_id,
+                    outgoing_window=outgoing_window,
+                ),
+            )
+
+    def __repr__(self) -> str:
+        return f"<Session channel={self.channel} remote={self.remote_channel} {self.state.value}>"
