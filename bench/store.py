@@ -13,7 +13,14 @@ Prints one JSON line per case:
   cyclic GC costs a good part of that time for a million new objects, so one
   case runs with the GC off during recovery, as a broker may choose to.
 
-Usage: ``python bench/store.py [--count N] [--size B] [--writes N] [--producers P] [--dir D]``
+``--store postgresql`` runs the same cases on PostgreSQL: on ``--url`` if given
+(each case in a schema of its own, dropped afterwards), else on a throwaway
+cluster started for the run from Debian's server binaries, with ``fsync`` on
+(see ``tests/helpers/postgres.py``). Its stores take the live lock, as a broker's
+would, so the writes pay for the fencing read too.
+
+Usage: ``python bench/store.py [--store sqlite|postgresql] [--url URL] [--count N]
+[--size B] [--writes N] [--producers P] [--dir D]``
 """
 
 from __future__ import annotations
@@ -29,9 +36,46 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
-from petrel.store import QueueRecord, SqliteStore, StoredMessage
+from petrel.store import MessageStore, QueueRecord, SqliteStore, StoredMessage
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def make_store(kind: str, where: str, **options: object) -> MessageStore:
+    """A store on ``where``: an SQLite directory, or a PostgreSQL URL."""
+    if kind == "sqlite":
+        return SqliteStore(where, **options)  # type: ignore[arg-type]
+    from petrel.store import PostgresStore
+
+    return PostgresStore(where, **options)  # type: ignore[arg-type]
+
+
+@contextmanager
+def fresh(kind: str, where: str) -> Iterator[str]:
+    """An empty database: ``where`` emptied (SQLite), or a new schema there (PostgreSQL)."""
+    if kind == "sqlite":
+        shutil.rmtree(where, ignore_errors=True)
+        yield where
+        return
+    sys.path.insert(0, str(ROOT))
+    from tests.helpers.postgres import fresh_schema
+
+    with fresh_schema(where) as url:
+        yield url
+
+
+def server(url: str | None) -> AbstractContextManager[str]:
+    """The PostgreSQL URL: ``url``, or a throwaway cluster's."""
+    if url is not None:
+        return nullcontext(url)
+    sys.path.insert(0, str(ROOT))
+    from tests.helpers.postgres import postgres_server
+
+    return postgres_server(fsync=True)
 
 
 def emit(**fields: object) -> None:
@@ -43,10 +87,12 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(p * len(ordered)))]
 
 
-async def write_case(directory: Path, producers: int, total: int, size: int, group: bool) -> None:
-    shutil.rmtree(directory, ignore_errors=True)
-    store = SqliteStore(directory, group_commit=group)
+async def write_case(
+    kind: str, where: str, producers: int, total: int, size: int, group: bool
+) -> None:
+    store = make_store(kind, where, group_commit=group)
     await store.open()
+    await store.acquire_live_lock()
     store.save_queue(QueueRecord("bench", "bench", "anycast"))
     await store.commit()
     body = b"x" * size
@@ -62,15 +108,16 @@ async def write_case(directory: Path, producers: int, total: int, size: int, gro
             await store.commit()
             latencies.append(time.perf_counter() - start)
 
-    transactions = store.transactions
+    transactions = store.transactions  # type: ignore[attr-defined]
     start = time.perf_counter()
     await asyncio.gather(*(producer() for _ in range(producers)))
     elapsed = time.perf_counter() - start
-    transactions = store.transactions - transactions
+    transactions = store.transactions - transactions  # type: ignore[attr-defined]
     await store.close()
     done = per_producer * producers
     emit(
         name="write",
+        store=kind,
         mode="group" if group else "naive",
         producers=producers,
         messages=done,
@@ -83,10 +130,10 @@ async def write_case(directory: Path, producers: int, total: int, size: int, gro
     )
 
 
-async def populate(directory: Path, count: int, size: int) -> None:
-    shutil.rmtree(directory, ignore_errors=True)
-    store = SqliteStore(directory)
+async def populate(kind: str, where: str, count: int, size: int) -> None:
+    store = make_store(kind, where)
     await store.open()
+    await store.acquire_live_lock()
     store.save_queue(QueueRecord("bench", "bench", "anycast"))
     body = b"y" * size
     start = time.perf_counter()
@@ -97,14 +144,22 @@ async def populate(directory: Path, count: int, size: int) -> None:
     await store.commit()
     elapsed = time.perf_counter() - start
     await store.close()
-    db = store.path
+    if isinstance(store, SqliteStore):
+        db_mb = store.path.stat().st_size / 2**20
+    else:
+        import psycopg
+
+        with psycopg.connect(where) as con:
+            row = con.execute("SELECT pg_total_relation_size('petrel_messages')").fetchone()
+        db_mb = row[0] / 2**20 if row else 0
     emit(
         name="populate",
+        store=kind,
         messages=count,
         size=size,
         seconds=round(elapsed, 2),
         msgs_per_s=round(count / elapsed),
-        db_mb=round(db.stat().st_size / 2**20, 1),
+        db_mb=round(db_mb, 1),
     )
 
 
@@ -112,12 +167,15 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
-async def recover(directory: Path, with_data: bool, gc_off: bool) -> None:
+async def recover(kind: str, where: str, with_data: bool, gc_off: bool) -> None:
+    if kind == "postgresql":
+        import psycopg  # noqa: F401 - its import is not what recovery costs
+
     rss_before = rss_mb()
     if gc_off:
         gc.disable()  # what a broker may do while it rebuilds its queues
     start = time.perf_counter()
-    store = SqliteStore(directory)
+    store = make_store(kind, where)
     await store.open()
     kept: dict[str, list[StoredMessage]] = {}
     for queue in await store.load_queues():
@@ -133,6 +191,7 @@ async def recover(directory: Path, with_data: bool, gc_off: bool) -> None:
     count = sum(map(len, kept.values()))
     emit(
         name="recover",
+        store=kind,
         with_data=with_data,
         gc="off" if gc_off else "on",
         messages=count,
@@ -146,30 +205,40 @@ async def recover(directory: Path, with_data: bool, gc_off: bool) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--url", help="PostgreSQL URL (default: start a throwaway cluster)")
     parser.add_argument("--count", type=int, default=1_000_000, help="messages to recover")
     parser.add_argument("--size", type=int, default=100, help="message size in bytes")
     parser.add_argument("--writes", type=int, default=5_000, help="messages per write case")
     parser.add_argument("--producers", type=int, default=100, help="concurrent producers")
     parser.add_argument("--dir", type=Path, default=None, help="where to put the databases")
-    parser.add_argument("--recover-only", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--recover-only", help=argparse.SUPPRESS)
     parser.add_argument("--no-data", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--no-gc", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    kind = args.store
 
     if args.recover_only is not None:  # the child process of a recover case
-        asyncio.run(recover(args.recover_only, not args.no_data, args.no_gc))
+        asyncio.run(recover(kind, args.recover_only, not args.no_data, args.no_gc))
         return
 
     root = Path(tempfile.mkdtemp(prefix="petrel-bench-store-", dir=args.dir))
     try:
-        for producers in (1, args.producers):
-            for group in (False, True):
-                writes = args.writes if producers > 1 or group else args.writes // 5
-                asyncio.run(write_case(root / "write", producers, writes, args.size, group))
-        asyncio.run(populate(root / "recover", args.count, args.size))
-        for flags in ([], ["--no-gc"], ["--no-data"]):
-            command = [sys.executable, __file__, "--recover-only", str(root / "recover"), *flags]
-            subprocess.run(command, check=True, env=os.environ)
+        with server(args.url) if kind == "postgresql" else nullcontext(str(root)) as base:
+
+            def place(name: str) -> AbstractContextManager[str]:
+                return fresh(kind, str(root / name) if kind == "sqlite" else base)
+
+            for producers in (1, args.producers):
+                for group in (False, True):
+                    writes = args.writes if producers > 1 or group else args.writes // 5
+                    with place("write") as where:
+                        asyncio.run(write_case(kind, where, producers, writes, args.size, group))
+            with place("recover") as where:
+                asyncio.run(populate(kind, where, args.count, args.size))
+                for flags in ([], ["--no-gc"], ["--no-data"]):
+                    command = [sys.executable, __file__, "--store", kind, "--recover-only", where]
+                    subprocess.run([*command, *flags], check=True, env=os.environ)
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

@@ -7,6 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.postgres import postgres_url
+
+__all__ = ["postgres_url"]
+
 
 @pytest.fixture(scope="session")
 def tls_files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:

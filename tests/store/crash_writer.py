@@ -1,12 +1,14 @@
 """A producer to be killed: the crash test's subprocess.
 
-    python tests/store/crash_writer.py DIR FIRST_SEQ
+    python tests/store/crash_writer.py sqlite DIR FIRST_SEQ
+    python tests/store/crash_writer.py postgresql URL FIRST_SEQ
 
-Opens the SqliteStore in DIR and, with several concurrent producers, adds
-messages to queue ``crash`` numbered from FIRST_SEQ. After a message's commit
-future has resolved it prints ``A <seq>``; every third acknowledged message is
-then removed (a consumer accepted it) and, once that commit resolved, printed
-as ``R <seq>``. Runs until killed. The body of a message is ``body(seq)``.
+Opens the store (SQLite in DIR, or PostgreSQL at URL, taking the live lock) and,
+with several concurrent producers, adds messages to queue ``crash`` numbered
+from FIRST_SEQ. After a message's commit future has resolved it prints
+``A <seq>``; every third acknowledged message is then removed (a consumer
+accepted it) and, once that commit resolved, printed as ``R <seq>``. Runs until
+killed. The body of a message is ``body(seq)``.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import asyncio
 import itertools
 import sys
 
-from petrel.store import QueueRecord, SqliteStore, StoredMessage
+from petrel.store import MessageStore, QueueRecord, SqliteStore, StoredMessage
 
 PRODUCERS = 8
 
@@ -24,9 +26,18 @@ def body(seq: int) -> bytes:
     return seq.to_bytes(8, "big") * (1 + seq % 40)
 
 
-async def main(directory: str, first: int) -> None:
-    store = SqliteStore(directory)
+def make_store(kind: str, where: str) -> MessageStore:
+    if kind == "sqlite":
+        return SqliteStore(where)
+    from petrel.store import PostgresStore
+
+    return PostgresStore(where)
+
+
+async def main(kind: str, where: str, first: int) -> None:
+    store = make_store(kind, where)
     await store.open()
+    await store.acquire_live_lock(poll_interval=0.05)
     store.save_queue(QueueRecord("crash", "crash", "anycast"))
     await store.commit()
     numbers = itertools.count(first)
@@ -50,4 +61,4 @@ async def main(directory: str, first: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], int(sys.argv[2])))
+    asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))

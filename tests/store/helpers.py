@@ -1,12 +1,22 @@
-"""Helpers for the store tests: messages, a statement trace, reading a store back."""
+"""Helpers for the store tests: messages, a statement trace, reading a store back, and
+``store_factory``, the durable stores (SQLite, PostgreSQL) the shared tests run on."""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from petrel.store import MessageStore, QueueRecord, SqliteStore, StoredMessage
+from petrel.store._sql import SqlStore
+from tests.helpers.postgres import fresh_schema
+
+#: The durable stores every test of ``store_factory`` runs on.
+KINDS = ("sqlite", "postgresql")
 
 
 def msg(
@@ -63,9 +73,14 @@ async def read_all(store: MessageStore) -> Contents:
 
 
 async def reopen(path: Path, extra_queues: tuple[str, ...] = ()) -> Contents:
-    """Open the store at ``path``, read everything (also ``extra_queues``' messages,
-    saved or not), close it."""
-    store = SqliteStore(path)
+    """Open the SQLite store at ``path``, read everything (also ``extra_queues``'
+    messages, saved or not), close it."""
+    return await read_back(SqliteStore(path), extra_queues)
+
+
+async def read_back(store: MessageStore, extra_queues: tuple[str, ...] = ()) -> Contents:
+    """Open ``store``, read everything (also ``extra_queues``' messages, saved or
+    not), close it."""
     await store.open()
     try:
         contents = await read_all(store)
@@ -85,3 +100,46 @@ async def pager_idle(store: MessageStore) -> None:
     pager = getattr(store, "_pager", None)
     if pager is not None:
         await pager._committer.drain()
+
+
+@dataclass
+class StoreFactory:
+    """Makes stores of one kind on one database: a fresh directory for SQLite, a
+    fresh schema for PostgreSQL."""
+
+    kind: str
+    where: str
+    """The SQLite data directory, or the PostgreSQL URL."""
+    paging_dir: Path
+
+    def new(self, **options: Any) -> SqlStore:
+        """A store on the database, not open."""
+        if self.kind == "sqlite":
+            return SqliteStore(self.where, **options)
+        from petrel.store import PostgresStore
+
+        return PostgresStore(self.where, paging_dir=self.paging_dir, **options)
+
+    async def open(self, **options: Any) -> SqlStore:
+        """A store on the database, open and writable (live, for PostgreSQL)."""
+        store = self.new(**options)
+        await store.open()
+        await store.acquire_live_lock(poll_interval=0.05)
+        return store
+
+    async def reopen(self, extra_queues: tuple[str, ...] = ()) -> Contents:
+        """What a new store on the database reads back (see :func:`read_back`)."""
+        return await read_back(self.new(), extra_queues)
+
+
+@pytest.fixture(params=KINDS)
+def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreFactory]:
+    """A :class:`StoreFactory` per durable store kind, on an empty database."""
+    paging_dir = tmp_path / "paging"
+    paging_dir.mkdir()
+    if request.param == "sqlite":
+        yield StoreFactory("sqlite", str(tmp_path / "data"), paging_dir)
+        return
+    url: str = request.getfixturevalue("postgres_url")
+    with fresh_schema(url) as schema_url:
+        yield StoreFactory("postgresql", schema_url, paging_dir)

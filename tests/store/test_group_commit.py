@@ -5,17 +5,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import threading
-from pathlib import Path
 
-from petrel.store import SqliteStore
-
-from .helpers import Trace, msg, reopen, seqs
+from .helpers import StoreFactory, Trace, msg, seqs
 
 
-async def test_concurrent_producers_share_transactions(tmp_path: Path) -> None:
+async def test_concurrent_producers_share_transactions(store_factory: StoreFactory) -> None:
     trace = Trace()
-    store = SqliteStore(tmp_path, trace=trace)
-    await store.open()
+    store = await store_factory.open(trace=trace)
     trace.clear()
 
     async def produce(seq: int) -> None:
@@ -28,12 +24,12 @@ async def test_concurrent_producers_share_transactions(tmp_path: Path) -> None:
     assert trace.count("BEGIN") == store.transactions
     assert trace.count("INSERT INTO petrel_messages") == 200
     await store.close()
-    assert seqs((await reopen(tmp_path, extra_queues=("q",))).messages["q"]) == list(range(1, 201))
+    contents = await store_factory.reopen(extra_queues=("q",))
+    assert seqs(contents.messages["q"]) == list(range(1, 201))
 
 
-async def test_writes_gather_while_a_transaction_is_in_flight(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path)
-    await store.open()
+async def test_writes_gather_while_a_transaction_is_in_flight(store_factory: StoreFactory) -> None:
+    store = await store_factory.open()
     numbers = itertools.count(1)
 
     async def producer() -> None:
@@ -46,12 +42,13 @@ async def test_writes_gather_while_a_transaction_is_in_flight(tmp_path: Path) ->
     # and fill the next batch together.
     assert store.transactions < 100
     await store.close()
-    assert len((await reopen(tmp_path, extra_queues=("q",))).messages["q"]) == 1000
+    assert len((await store_factory.reopen(extra_queues=("q",))).messages["q"]) == 1000
 
 
-async def test_without_group_commit_every_message_is_a_transaction(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path, group_commit=False)
-    await store.open()
+async def test_without_group_commit_every_message_is_a_transaction(
+    store_factory: StoreFactory,
+) -> None:
+    store = await store_factory.open(group_commit=False)
 
     async def produce(seq: int) -> None:
         store.add(msg("q", seq))
@@ -62,10 +59,9 @@ async def test_without_group_commit_every_message_is_a_transaction(tmp_path: Pat
     await store.close()
 
 
-async def test_the_loop_thread_never_runs_sql(tmp_path: Path) -> None:
+async def test_the_loop_thread_never_runs_sql(store_factory: StoreFactory) -> None:
     trace = Trace()
-    store = SqliteStore(tmp_path, trace=trace)
-    await store.open()
+    store = await store_factory.open(trace=trace)
     loop_thread = threading.get_ident()
     resumed_on = set()
 

@@ -9,9 +9,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from petrel.store import SqliteStore
+from tests.helpers.postgres import fresh_schema
 
-from .helpers import msg, queue, reopen
+from .helpers import StoreFactory, msg, queue
 
 QUEUES = ("a", "b", "c")
 Key = tuple[str, int]
@@ -34,7 +34,7 @@ operations = st.lists(
 )
 
 
-async def run(path: Path, ops: list[tuple[object, ...]]) -> None:
+async def run(factory: StoreFactory, ops: list[tuple[object, ...]]) -> None:
     saved: dict[str, int] = {}
     durable: dict[Key, tuple[int, int, bytes]] = {}  # key -> priority, delivery count, data
     paged: dict[Key, bytes] = {}
@@ -48,8 +48,7 @@ async def run(path: Path, ops: list[tuple[object, ...]]) -> None:
         keys = sorted(among)
         return keys[int(str(index)) % len(keys)] if keys else None
 
-    store = SqliteStore(path)
-    await store.open()
+    store = await factory.open()
     for op in ops:
         match op:
             case ("save", str(name), int(version)):
@@ -99,7 +98,7 @@ async def run(path: Path, ops: list[tuple[object, ...]]) -> None:
                 assert await store.load_data(name, asked) == expected
     await store.close()
 
-    contents = await reopen(path, extra_queues=QUEUES)
+    contents = await factory.reopen(extra_queues=QUEUES)
     assert {name: record.settings["version"] for name, record in contents.queues.items()} == saved
     for name in QUEUES:
         recovered = [
@@ -112,6 +111,14 @@ async def run(path: Path, ops: list[tuple[object, ...]]) -> None:
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(operations)
-def test_store_matches_model(ops: list[tuple[object, ...]]) -> None:
+def test_sqlite_store_matches_model(ops: list[tuple[object, ...]]) -> None:
     with tempfile.TemporaryDirectory() as directory:
-        asyncio.run(run(Path(directory), ops))
+        factory = StoreFactory("sqlite", str(Path(directory) / "data"), Path(directory))
+        asyncio.run(run(factory, ops))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ops=operations)
+def test_postgres_store_matches_model(postgres_url: str, ops: list[tuple[object, ...]]) -> None:
+    with tempfile.TemporaryDirectory() as directory, fresh_schema(postgres_url) as url:
+        asyncio.run(run(StoreFactory("postgresql", url, Path(directory)), ops))

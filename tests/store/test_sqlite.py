@@ -1,308 +1,42 @@
-"""SqliteStore: what is written is what is recovered, on real database files."""
+"""SqliteStore: what only the SQLite store does (its files and its file lock).
+
+What both durable stores do is tested on each in ``test_durable``.
+"""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
 
-from petrel.store import QueueRecord, SqliteStore, StoredMessage, StoreError
+from petrel.store import SqliteStore, StoreError
 
-from .helpers import Trace, msg, pager_idle, queue, reopen, seqs
-
-
-@pytest.fixture
-def path(tmp_path: Path) -> Path:
-    return tmp_path / "data"
+from .helpers import msg, pager_idle, queue, reopen
 
 
-async def test_queues_and_messages_round_trip(path: Path) -> None:
-    store = SqliteStore(path)
-    await store.open()
-    store.save_queue(queue("orders", max_messages=10, dlq="dead"))
-    store.save_queue(
-        QueueRecord("news/sub1", "news", "multicast", durable_subscription=True, settings={})
-    )
-    # Added out of order, with every field set: recovered in seq order, as stored.
-    for seq in (5, 1, 3, 2, 4):
-        store.add(msg("orders", seq, priority=seq, expiry=1_700_000_000_000 + seq))
-    store.add(msg("news/sub1", 7, b"\x00\xff" * 1000, delivery_count=3))
-    await store.commit()
-    await store.close()
-
-    contents = await reopen(path)
-    assert contents.queues == {
-        "orders": QueueRecord(
-            "orders", "addr/orders", "anycast", False, {"max_messages": 10, "dlq": "dead"}
-        ),
-        "news/sub1": QueueRecord("news/sub1", "news", "multicast", True, {}),
-    }
-    assert contents.messages["orders"] == [
-        msg("orders", seq, priority=seq, expiry=1_700_000_000_000 + seq) for seq in range(1, 6)
-    ]
-    assert contents.messages["news/sub1"] == [
-        msg("news/sub1", 7, b"\x00\xff" * 1000, delivery_count=3)
-    ]
-
-
-async def test_changes_are_recovered(path: Path) -> None:
-    store = SqliteStore(path)
-    await store.open()
-    for name in ("a", "b", "dlq", "gone"):
-        store.save_queue(queue(name))
-    for seq in range(1, 6):
-        store.add(msg("a", seq))
-        store.add(msg("gone", seq))
-    await store.commit()
-
-    store.remove("a", 2)
-    store.set_delivery_count("a", 3, 2)
-    store.move("a", 4, msg("dlq", 1, b"dead-lettered", delivery_count=5))
-    store.delete_queue("gone")
-    store.save_queue(queue("b", max_bytes=100))  # replaced
-    await store.commit()
-    await store.close()
-
-    contents = await reopen(path, extra_queues=("gone",))
-    assert sorted(contents.queues) == ["a", "b", "dlq"]
-    assert contents.queues["b"].settings == {"max_bytes": 100}
-    assert contents.messages["a"] == [msg("a", 1), msg("a", 3, delivery_count=2), msg("a", 5)]
-    assert contents.messages["dlq"] == [msg("dlq", 1, b"dead-lettered", delivery_count=5)]
-    assert contents.messages["gone"] == []
-
-
-async def test_close_writes_what_is_pending(path: Path) -> None:
-    store = SqliteStore(path)
-    await store.open()
-    store.save_queue(queue("q"))
-    store.add(msg("q", 1))
-    await store.close()  # no commit awaited
-    assert (await reopen(path)).messages["q"] == [msg("q", 1)]
-
-
-async def test_add_and_remove_in_one_batch_never_reach_the_disk(path: Path) -> None:
-    trace = Trace()
-    store = SqliteStore(path, trace=trace)
-    await store.open()
-    store.save_queue(queue("q"))
-    await store.commit()
-    trace.clear()
-
-    for seq in range(1, 11):
-        store.add(msg("q", seq))
-    for seq in range(1, 11):
-        store.remove("q", seq)
-    await store.commit()
-    # Nothing was left to write: not even a transaction.
-    assert trace.statements() == []
-
-    for seq in range(11, 21):
-        store.add(msg("q", seq))
-    for seq in range(11, 16):
-        store.remove("q", seq)
-    store.set_delivery_count("q", 20, 9)  # folded into the insert
-    await store.commit()
-    assert trace.count("BEGIN") == 1
-    inserted = trace.statements("INSERT INTO petrel_messages")
-    assert len(inserted) == 5
-    assert trace.count("DELETE") == 0
-    assert trace.count("UPDATE") == 0
-    await store.close()
-    assert seqs((await reopen(path)).messages["q"]) == [16, 17, 18, 19, 20]
-    assert (await reopen(path)).messages["q"][-1].delivery_count == 9
-
-
-async def test_move_is_one_transaction(path: Path) -> None:
-    trace = Trace()
-    store = SqliteStore(path, trace=trace)
-    await store.open()
-    store.add(msg("q", 1))
-    await store.commit()
-    trace.clear()
-    store.move("q", 1, msg("dlq", 1))
-    await store.commit()
-    assert [sql.split()[0] for sql in trace.statements()] == ["BEGIN", "DELETE", "INSERT", "COMMIT"]
-    await store.close()
-
-
-async def test_delete_and_recreate_a_queue_in_one_batch(path: Path) -> None:
-    store = SqliteStore(path)
-    await store.open()
-    store.save_queue(queue("q", version=1))
-    store.add(msg("q", 1, b"old"))
-    store.add(msg("q", 2, b"old"))
-    await store.commit()
-    store.add(msg("q", 3, b"old, pending"))
-    store.delete_queue("q")
-    store.save_queue(queue("q", version=2))
-    store.add(msg("q", 1, b"new"))  # numbering starts afresh in the new queue
-    await store.commit()
-    await store.close()
-    contents = await reopen(path)
-    assert contents.queues["q"].settings == {"version": 2}
-    assert contents.messages["q"] == [msg("q", 1, b"new")]
-
-
-async def test_iter_messages_in_batches_and_without_data(path: Path) -> None:
-    store = SqliteStore(path)
-    await store.open()
-    store.save_queue(queue("q"))
-    store.save_queue(queue("other"))
-    for seq in range(1, 51):
-        store.add(msg("q", seq * 10, b"x" * seq))
-        store.add(msg("other", seq))
-    await store.close()
-
-    store = SqliteStore(path)
-    await store.open()
-    messages = [m async for m in store.iter_messages("q", batch=7)]
-    assert seqs(messages) == [seq * 10 for seq in range(1, 51)]
-    bare = [m async for m in store.iter_messages("q", with_data=False, batch=50)]
-    assert [(m.data, m.size) for m in bare] == [(None, seq) for seq in range(1, 51)]
-    assert await store.load_data("q", [10, 20, 25, 500]) == {10: b"x", 20: b"xx", 500: b"x" * 50}
-    assert await store.max_seq("q") == 500
-    assert await store.max_seq("nothing") is None
-    with pytest.raises(ValueError, match="batch"):
-        [m async for m in store.iter_messages("q", batch=0)]
-    # Leaving early is fine.
-    async for message in store.iter_messages("q", batch=3):
-        assert message.seq == 10
-        break
-    await store.close()
-
-
-async def test_load_data_sees_pending_in_flight_and_committed_writes(path: Path) -> None:
-    store = SqliteStore(path)
-    await store.open()
-    store.add(msg("q", 1))
-    assert await store.load_data("q", [1]) == {1: b"q:1"}  # pending or being written
-    await store.commit()
-    assert await store.load_data("q", [1]) == {1: b"q:1"}  # on disk
-    # A write made while another is in flight.
-    store.add(msg("q", 2))
-    await asyncio.sleep(0)
-    store.add(msg("q", 3))
-    assert await store.load_data("q", [1, 2, 3, 4]) == {1: b"q:1", 2: b"q:2", 3: b"q:3"}
-    await store.close()
-
-
-async def test_page_out_keeps_bodies_until_removed_and_not_after_restart(path: Path) -> None:
-    trace = Trace()
-    store = SqliteStore(path, trace=trace)
-    await store.open()
-    store.save_queue(queue("q"))
-    store.add(msg("q", 1))  # durable
-    for seq in range(2, 6):  # not durable, paged out
-        store.page_out(msg("q", seq, b"paged %d" % seq))
-    store.page_out(msg("q", 6))
-    store.remove("q", 6)  # cancelled before it was written
-    assert await store.load_data("q", range(1, 7)) == {
-        1: b"q:1",
-        **{seq: b"paged %d" % seq for seq in range(2, 6)},
-    }
-    await store.commit()
-    await pager_idle(store)
-    assert await store.load_data("q", [3, 4]) == {3: b"paged 3", 4: b"paged 4"}
-    store.remove("q", 3)
-    store.set_delivery_count("q", 4, 2)  # ignored: not durable
-    store.delete_queue("q")
-    assert await store.load_data("q", [2, 3, 4, 5]) == {}
-    paging_file = store.path.with_name("petrel-paging.db")
-    assert paging_file.exists()
-    # Paging never touched the durable database, and never waited for fsync.
-    assert not [sql for sql in trace.statements("INSERT INTO petrel_messages") if "paged" in sql]
-    await store.close()
-    assert not paging_file.exists()
-
-    store = SqliteStore(path)
-    await store.open()
-    store.save_queue(queue("q"))
-    store.page_out(msg("q", 9))
-    await store.close()
-    contents = await reopen(path)
-    assert contents.messages["q"] == []
-
-
-async def test_backlog_is_what_is_not_yet_written(path: Path) -> None:
-    store = SqliteStore(path, max_backlog_ops=1000, max_backlog_bytes=10_000)
-    await store.open()
-    assert store.backlog.ops == store.backlog.nbytes == 0
-    assert not store.backlog_full
-    for seq in range(1, 12):
-        store.add(msg("q", seq, b"x" * 1000))
-    assert store.backlog.ops == 11
-    assert store.backlog.nbytes == 11_000
-    assert store.backlog_full
-    await store.commit()
-    assert store.backlog.ops == store.backlog.nbytes == 0
-    assert not store.backlog_full
-    await store.close()
-
-
-async def test_each_commit_is_its_own_future(path: Path) -> None:
-    store = SqliteStore(path)
-    await store.open()
-    store.add(msg("q", 1))
-    first, second = store.commit(), store.commit()
-    assert first is not second
-    first.cancel()
-    await second
-    # With nothing pending, commit is already done.
-    assert store.commit().done()
-    await store.close()
-
-
-async def test_a_failed_write_fails_the_store(path: Path) -> None:
-    store = SqliteStore(path)
-    await store.open()
-    store.add(msg("q", 1))
-    await store.commit()
-    store.add(msg("q", 1, b"again"))  # breaks the contract: the insert fails
-    with pytest.raises(StoreError, match="UNIQUE"):
-        await store.commit()
-    store.add(msg("q", 2))
-    with pytest.raises(StoreError, match="has failed"):
-        await store.commit()
-    with pytest.raises(StoreError):
-        await store.close()
-    assert (await reopen(path, extra_queues=("q",))).messages["q"] == [msg("q", 1)]
-
-
-async def test_misuse_is_refused(path: Path) -> None:
-    store = SqliteStore(path)
-    with pytest.raises(StoreError, match="not open"):
-        store.add(msg("q", 1))
-    await store.open()
-    with pytest.raises(ValueError, match="data"):
-        store.add(StoredMessage("q", 1, 4, None, 0, None, 10))
-    with pytest.raises(ValueError, match="twice"):
-        store.add(msg("q", 2))
-        store.add(msg("q", 2))
-    with pytest.raises(ValueError, match="settings"):
-        store.save_queue(queue("q", policy=object()))
-    with pytest.raises(ValueError, match="routing"):
-        store.save_queue(QueueRecord("q", "q", "broadcast"))
-    with pytest.raises(StoreError, match="opened once"):
-        await store.open()
-    await store.close()
-    await store.close()
-    for call in (lambda: store.remove("q", 1), store.commit, lambda: store.page_out(msg("q", 3))):
-        with pytest.raises(StoreError, match="closed"):
-            call()
-    with pytest.raises(StoreError, match="closed"):
-        await store.load_queues()
-
-
-async def test_one_store_per_database(path: Path) -> None:
-    store = SqliteStore(path)
+async def test_one_store_per_database(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path)
     await store.open()
     with pytest.raises(StoreError, match="in use"):
-        await SqliteStore(path).open()
+        await SqliteStore(tmp_path).open()
+    await store.acquire_live_lock()  # nothing to wait for: the file lock is ours
     await store.close()
-    again = SqliteStore(path)
+    again = SqliteStore(tmp_path)
     await again.open()
     await again.close()
+
+
+async def test_paging_file_lives_next_to_the_database_until_close(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path)
+    await store.open()
+    store.save_queue(queue("q"))
+    store.page_out(msg("q", 1))
+    await pager_idle(store)
+    paging_file = store.path.with_name("petrel-paging.db")
+    assert paging_file.exists()
+    await store.close()
+    assert not paging_file.exists()
+    assert (await reopen(tmp_path)).messages["q"] == []
 
 
 async def test_path_is_a_directory_or_a_file(tmp_path: Path) -> None:

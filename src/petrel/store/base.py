@@ -126,6 +126,9 @@ class MessageStore(abc.ABC):
     ) -> None:
         self.max_backlog_ops = max_backlog_ops
         self.max_backlog_bytes = max_backlog_bytes
+        self.lost_lock = asyncio.Event()
+        """Set when a store that several brokers share loses the live lock (see
+        :meth:`acquire_live_lock`): the broker must stop. Never set for the others."""
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -146,6 +149,18 @@ class MessageStore(abc.ABC):
         this last one or an earlier one, did not become durable); the store is
         closed all the same.
         """
+
+    async def acquire_live_lock(self, *, poll_interval: float = 1.0) -> None:
+        """Wait until this broker is the live one, the one that may write.
+
+        Call it after :meth:`open`, before recovery. A store several brokers
+        share (PostgreSQL) waits here, trying every ``poll_interval`` seconds,
+        until the live broker's lock is ours; it then refuses writes from the
+        broker that held it before, and sets :attr:`lost_lock` if it loses the
+        lock later. Stores only one broker can open (memory; SQLite, locked at
+        open) return at once.
+        """
+        return None
 
     # -- recovery ----------------------------------------------------------------------
 
