@@ -1,6 +1,14 @@
-"""Petrel: a complete AMQP 1.0 messaging suite in Python."""
+"""Petrel: a complete AMQP 1.0 messaging suite in Python.
+
+The messaging client (``petrel.connect``, ``petrel.Connection``, ...) and the
+blocking facade (``petrel.blocking``) are imported on first use, so
+``import petrel`` stays cheap for code that needs only the types or the codec.
+"""
 
 from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .errors import AmqpError, DecodeError, EncodeError
@@ -25,27 +33,138 @@ from .types import (
     UShort,
 )
 
+if TYPE_CHECKING:
+    from . import blocking
+    from .client import (
+        ClientError,
+        Connection,
+        ConnectionClosed,
+        ConnectionLost,
+        ConnectionState,
+        Delivery,
+        DeliveryError,
+        InvalidField,
+        LinkClosed,
+        MessageModified,
+        MessageRejected,
+        MessageReleased,
+        MessageSizeExceeded,
+        NotAllowed,
+        NotFound,
+        NotImplementedByPeer,
+        PreconditionFailed,
+        Receiver,
+        Reconnect,
+        ResourceDeleted,
+        ResourceLimitExceeded,
+        ResourceLocked,
+        Responder,
+        Sender,
+        StateChange,
+        Timeout,
+        TlsConfig,
+        Unauthorized,
+        connect,
+    )
+
+#: Names imported from :mod:`petrel.client` on first use.
+_CLIENT_NAMES = frozenset(
+    {
+        "ClientError",
+        "Connection",
+        "ConnectionClosed",
+        "ConnectionLost",
+        "ConnectionState",
+        "Delivery",
+        "DeliveryError",
+        "InvalidField",
+        "LinkClosed",
+        "MessageModified",
+        "MessageRejected",
+        "MessageReleased",
+        "MessageSizeExceeded",
+        "NotAllowed",
+        "NotFound",
+        "NotImplementedByPeer",
+        "PreconditionFailed",
+        "Receiver",
+        "Reconnect",
+        "ResourceDeleted",
+        "ResourceLimitExceeded",
+        "ResourceLocked",
+        "Responder",
+        "Sender",
+        "StateChange",
+        "Timeout",
+        "TlsConfig",
+        "Unauthorized",
+        "connect",
+    }
+)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _CLIENT_NAMES:
+        value = getattr(importlib.import_module(".client", __name__), name)
+    elif name == "blocking":
+        value = importlib.import_module(".blocking", __name__)
+    else:
+        raise AttributeError(f"module 'petrel' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
 __all__ = [
     "AmqpError",
     "Array",
     "Byte",
     "Char",
+    "ClientError",
+    "Connection",
+    "ConnectionClosed",
+    "ConnectionLost",
+    "ConnectionState",
     "Decimal32",
     "Decimal64",
     "Decimal128",
     "DecodeError",
+    "Delivery",
+    "DeliveryError",
     "Described",
     "EncodeError",
     "Float",
     "Int",
+    "InvalidField",
+    "LinkClosed",
     "Long",
     "Message",
+    "MessageModified",
+    "MessageRejected",
+    "MessageReleased",
+    "MessageSizeExceeded",
+    "NotAllowed",
+    "NotFound",
+    "NotImplementedByPeer",
+    "PreconditionFailed",
+    "Receiver",
+    "Reconnect",
+    "ResourceDeleted",
+    "ResourceLimitExceeded",
+    "ResourceLocked",
+    "Responder",
+    "Sender",
     "Short",
+    "StateChange",
     "Symbol",
+    "Timeout",
     "Timestamp",
+    "TlsConfig",
     "UByte",
     "UInt",
     "ULong",
     "UShort",
+    "Unauthorized",
     "__version__",
+    "blocking",
+    "connect",
 ]

@@ -37,6 +37,7 @@ message.
 
 from __future__ import annotations
 
+import datetime as _dt
 import struct
 from collections.abc import Callable
 from dataclasses import KW_ONLY, dataclass, fields
@@ -147,10 +148,15 @@ class Message:
     """An AMQP message: header and properties fields, annotations, application properties, body.
 
     Header fields (``durable`` ... ``delivery_count``) and properties fields
-    (``message_id`` ... ``reply_to_group_id``) use the spec's names and wire
-    units: ``ttl`` is in milliseconds, ``absolute_expiry_time`` and
-    ``creation_time`` are :class:`~petrel.types.Timestamp` milliseconds since
-    the epoch (see ``Timestamp.from_seconds``/``from_datetime``).  An ``int``
+    (``message_id`` ... ``reply_to_group_id``) use the spec's names.  Times
+    are float seconds, as everywhere in Petrel's API: ``ttl`` is a duration in
+    seconds, ``absolute_expiry_time`` and ``creation_time`` are seconds since
+    the epoch (``time.time()``).  On the wire they are exact milliseconds (a
+    ``uint`` and two ``timestamp`` values), rounded to the nearest
+    millisecond when encoding; decoding gives floats again.  The two times
+    also take a :class:`~petrel.types.Timestamp` (taken as the milliseconds
+    it holds) or an aware :class:`~datetime.datetime`.
+    :class:`MessageView` keeps the wire units (milliseconds).  An ``int``
     ``message_id`` or ``correlation_id`` is sent as a ``ulong``.
     ``application_properties`` has ``str`` keys; the annotation maps and the
     footer take ``Symbol`` (a plain ``str`` key is sent as a symbol) or
@@ -163,7 +169,7 @@ class Message:
     # header
     durable: bool = False
     priority: int = 4
-    ttl: int | None = None
+    ttl: float | None = None
     first_acquirer: bool = False
     delivery_count: int = 0
     # properties
@@ -175,8 +181,8 @@ class Message:
     correlation_id: Any = None
     content_type: str | None = None
     content_encoding: str | None = None
-    absolute_expiry_time: int | None = None
-    creation_time: int | None = None
+    absolute_expiry_time: float | None = None
+    creation_time: float | None = None
     group_id: str | None = None
     group_sequence: int | None = None
     reply_to_group_id: str | None = None
@@ -234,7 +240,8 @@ class Message:
         first_acquirer = self.first_acquirer
         delivery_count = self.delivery_count
         if durable or priority != 4 or ttl is not None or first_acquirer or delivery_count:
-            _encode_header(out, (durable, priority, ttl, first_acquirer, delivery_count))
+            ttl_ms = None if ttl is None else _milliseconds(ttl)
+            _encode_header(out, (durable, priority, ttl_ms, first_acquirer, delivery_count))
         if self.delivery_annotations is not None:
             _encode_delivery_annotations(out, self.delivery_annotations)
         if self.message_annotations is not None:
@@ -255,8 +262,13 @@ class Message:
             self.reply_to_group_id,
         )
         if props != _NO_PROPERTIES:
-            if type(props[0]) is int or type(props[5]) is int:
-                props = _ulong_ids(props)
+            if (
+                type(props[0]) is int
+                or type(props[5]) is int
+                or props[8] is not None
+                or props[9] is not None
+            ):
+                props = _wire_properties(props)
             _encode_properties(out, props)
         app = self.application_properties
         if app is not None:
@@ -350,10 +362,12 @@ class Message:
                 (
                     msg.durable,
                     msg.priority,
-                    msg.ttl,
+                    ttl_ms,
                     msg.first_acquirer,
                     msg.delivery_count,
                 ) = section
+                if ttl_ms is not None:
+                    msg.ttl = ttl_ms / 1000
             elif rank == _PROPERTIES:
                 (
                     msg.message_id,
@@ -364,12 +378,16 @@ class Message:
                     msg.correlation_id,
                     msg.content_type,
                     msg.content_encoding,
-                    msg.absolute_expiry_time,
-                    msg.creation_time,
+                    expiry,
+                    created,
                     msg.group_id,
                     msg.group_sequence,
                     msg.reply_to_group_id,
                 ) = section
+                if expiry is not None:
+                    msg.absolute_expiry_time = expiry / 1000
+                if created is not None:
+                    msg.creation_time = created / 1000
             elif rank == _DELIVERY_ANN:
                 msg.delivery_annotations = section.value
             elif rank == _MESSAGE_ANN:
@@ -391,12 +409,33 @@ _REPR_DEFAULTS: Final = tuple(
 _NO_PROPERTIES: Final = (None,) * 13
 
 
-def _ulong_ids(props: tuple[Any, ...]) -> tuple[Any, ...]:
-    """Send a plain ``int`` message-id or correlation-id as the ``ulong`` the spec allows."""
+def _milliseconds(seconds: float) -> int:
+    """A duration in seconds as the whole milliseconds the wire carries."""
+    return round(seconds * 1000)
+
+
+def _timestamp(when: Any) -> Timestamp:
+    """Seconds since the epoch (or a ``Timestamp``, or an aware ``datetime``) as a timestamp."""
+    if type(when) is Timestamp:
+        return when
+    if isinstance(when, _dt.datetime):
+        return Timestamp.from_datetime(when)
+    return Timestamp(round(when * 1000))
+
+
+def _wire_properties(props: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The properties as the wire wants them.
+
+    A plain ``int`` message-id or correlation-id goes as the ``ulong`` the
+    spec allows; the two times go from seconds to millisecond timestamps.
+    """
     values = list(props)
     for i in (0, 5):
         if type(values[i]) is int:
             values[i] = ULong(values[i])
+    for i in (8, 9):
+        if values[i] is not None:
+            values[i] = _timestamp(values[i])
     return tuple(values)
 
 
@@ -654,6 +693,11 @@ class MessageView:
     :meth:`with_header` re-encodes the header (and, if asked, the
     annotations) and splices it in front of the bare message bytes, which
     are passed on exactly as received.
+
+    Unlike :class:`Message`, a view speaks wire units: ``ttl`` is a ``UInt``
+    of milliseconds and ``creation_time``/``absolute_expiry_time`` are
+    :class:`~petrel.types.Timestamp` milliseconds since the epoch, exactly
+    as they were encoded.
     """
 
     __slots__ = (

@@ -18,7 +18,7 @@ from petrel.types import Symbol, Timestamp, UByte, UInt, ULong
 HEADER_FIELDS: dict[str, Any] = {
     "durable": True,
     "priority": 9,
-    "ttl": 30_000,
+    "ttl": 30.0,
     "first_acquirer": True,
     "delivery_count": 3,
 }
@@ -31,8 +31,8 @@ PROPERTIES_FIELDS: dict[str, Any] = {
     "correlation_id": uuid.UUID(int=42),
     "content_type": Symbol("application/json"),
     "content_encoding": Symbol("gzip"),
-    "absolute_expiry_time": Timestamp(1_700_000_060_000),
-    "creation_time": Timestamp(1_700_000_000_000),
+    "absolute_expiry_time": 1_700_000_060.0,
+    "creation_time": 1_700_000_000.25,
     "group_id": "group-a",
     "group_sequence": 7,
     "reply_to_group_id": "group-b",
@@ -44,6 +44,13 @@ OTHER_SECTIONS: dict[str, Any] = {
     "footer": {Symbol("x-opt-hash"): b"\x01\x02"},
 }
 EVERYTHING = {**HEADER_FIELDS, **PROPERTIES_FIELDS, **OTHER_SECTIONS}
+#: Fields whose API value (float seconds) differs from the wire value (milliseconds).
+SECONDS_FIELDS = ("ttl", "absolute_expiry_time", "creation_time")
+
+
+def wire_value(name: str, value: Any) -> Any:
+    """What a Message field's value is on the wire."""
+    return round(value * 1000) if name in SECONDS_FIELDS else value
 
 
 def sections_of(data: bytes) -> list[Any]:
@@ -97,14 +104,53 @@ def test_each_header_field(name: str, value: Any) -> None:
     assert getattr(decoded, name) == value
     header = sections_of(msg.encode())[0]
     assert type(header) is spec.Header
-    assert getattr(header, name) == value
+    assert getattr(header, name) == wire_value(name, value)
 
 
 def test_header_wire_types() -> None:
-    decoded = Message.decode(Message(**HEADER_FIELDS).encode())
+    data = Message(**HEADER_FIELDS).encode()
+    decoded = Message.decode(data)
     assert type(decoded.priority) is UByte
-    assert type(decoded.ttl) is UInt
+    assert type(decoded.ttl) is float
     assert type(decoded.delivery_count) is UInt
+    header = sections_of(data)[0]
+    assert type(header.ttl) is UInt
+    assert header.ttl == 30_000
+
+
+def test_ttl_is_seconds_and_milliseconds_on_the_wire() -> None:
+    header = sections_of(Message(ttl=1.5).encode())[0]
+    assert header.ttl == 1500
+    assert Message.decode(Message(ttl=1.5).encode()).ttl == 1.5
+    # Rounded to the nearest millisecond.
+    assert sections_of(Message(ttl=0.0016).encode())[0].ttl == 2
+    assert Message.decode(Message(ttl=0.0016).encode()).ttl == 0.002
+    assert sections_of(Message(ttl=0).encode())[0].ttl == 0
+
+
+def test_times_are_seconds_since_the_epoch() -> None:
+    import datetime
+
+    msg = Message(creation_time=1_700_000_000.5, absolute_expiry_time=1_700_000_060)
+    props = sections_of(msg.encode())[0]
+    assert type(props.creation_time) is Timestamp
+    assert props.creation_time == 1_700_000_000_500
+    assert props.absolute_expiry_time == 1_700_000_060_000
+    decoded = Message.decode(msg.encode())
+    assert decoded.creation_time == 1_700_000_000.5
+    assert type(decoded.absolute_expiry_time) is float
+    # A Timestamp is taken as the milliseconds it holds; a datetime as its instant.
+    when = datetime.datetime(2023, 11, 14, 22, 13, 20, tzinfo=datetime.UTC)
+    for value in (Timestamp(1_700_000_000_000), when):
+        props = sections_of(Message(creation_time=value).encode())[0]
+        assert props.creation_time == 1_700_000_000_000
+
+
+def test_bad_time_is_an_encode_error() -> None:
+    with pytest.raises(EncodeError):
+        Message(ttl=-1.0).encode()
+    with pytest.raises(EncodeError):
+        Message(creation_time="yesterday").encode()  # type: ignore[arg-type]
 
 
 def test_header_left_out_when_default() -> None:
@@ -120,7 +166,7 @@ def test_each_properties_field(name: str, value: Any) -> None:
     assert type(getattr(decoded, name)) is type(value) or name == "group_sequence"
     props = sections_of(msg.encode())[0]
     assert type(props) is spec.Properties
-    assert getattr(props, name) == value
+    assert getattr(props, name) == wire_value(name, value)
 
 
 def test_properties_wire_types() -> None:
@@ -394,7 +440,7 @@ _scalar = st.none() | st.booleans() | _long | _text | st.binary(max_size=8)
     body=_scalar | st.lists(_scalar, max_size=4) | st.dictionaries(_text, _scalar, max_size=4),
     durable=st.booleans(),
     priority=st.integers(0, 255),
-    ttl=st.none() | _uint,
+    ttl=st.none() | _uint.map(lambda ms: ms / 1000),
     delivery_count=_uint,
     subject=_opt_text,
     to=_opt_text,
@@ -406,7 +452,7 @@ def test_round_trip_property(
     body: Any,
     durable: bool,
     priority: int,
-    ttl: int | None,
+    ttl: float | None,
     delivery_count: int,
     subject: str | None,
     to: str | None,

@@ -25,7 +25,13 @@ from petrel.types import (
     ULong,
 )
 
-from .test_message import EVERYTHING, HEADER_FIELDS, PROPERTIES_FIELDS
+from .test_message import (
+    EVERYTHING,
+    HEADER_FIELDS,
+    PROPERTIES_FIELDS,
+    SECONDS_FIELDS,
+    wire_value,
+)
 
 # --- skip_value -------------------------------------------------------------------------------
 
@@ -124,8 +130,16 @@ def test_view_agrees_with_full_decode(msg: Message) -> None:
     view = MessageView(data)
     full = Message.decode(data)
     for name in (*HEADER_FIELDS, *PROPERTIES_FIELDS):
-        assert getattr(view, name) == getattr(full, name), name
-        assert type(getattr(view, name)) is type(getattr(full, name)) or name in HEADER_FIELDS
+        # The view keeps wire units (milliseconds); Message has float seconds.
+        full_value = getattr(full, name)
+        if full_value is not None and name in SECONDS_FIELDS:
+            full_value = round(full_value * 1000)
+        assert getattr(view, name) == full_value, name
+        assert (
+            type(getattr(view, name)) is type(getattr(full, name))
+            or name in HEADER_FIELDS
+            or name in SECONDS_FIELDS
+        )
     for name in (
         "delivery_annotations",
         "message_annotations",
@@ -159,8 +173,14 @@ def _encoded_footer(msg: Message) -> bytes:
 
 def test_view_sections_are_the_decoded_section_objects() -> None:
     view = MessageView(Message("x", **EVERYTHING).encode())
-    assert view.header == spec.Header(**HEADER_FIELDS)
-    assert view.properties == spec.Properties(**PROPERTIES_FIELDS)
+    assert view.header == spec.Header(
+        **{name: wire_value(name, value) for name, value in HEADER_FIELDS.items()}
+    )
+    assert view.properties == spec.Properties(
+        **{name: wire_value(name, value) for name, value in PROPERTIES_FIELDS.items()}
+    )
+    assert type(view.ttl) is UInt
+    assert type(view.creation_time) is Timestamp
     assert view.header is view.header  # decoded once, kept
 
 
@@ -295,7 +315,7 @@ def test_with_header_keeps_the_bare_message_bytes() -> None:
     assert again.message_annotations == view.message_annotations
     import dataclasses
 
-    expected = dataclasses.replace(msg, delivery_count=4, ttl=1000, durable=False)
+    expected = dataclasses.replace(msg, delivery_count=4, ttl=1.0, durable=False)
     assert again.decode() == expected
 
 

@@ -56,7 +56,12 @@ async def connect(
         engine.open()
         protocol.process()
         if wait_open:
-            await protocol.opened
+            try:
+                await protocol.opened
+            except BaseException:
+                # Timed out, cancelled or refused: do not leave the socket open.
+                protocol.abort_if_open()
+                raise
         return protocol
 
     try:
