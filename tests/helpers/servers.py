@@ -1,4 +1,4 @@
-"""Starting real peers for tests: free ports, subprocesses that print READY, TLS certificates."""
+"""Starting real peers for tests: free ports, READY-line subprocesses, the Petrel broker."""
 
 from __future__ import annotations
 
@@ -7,9 +7,12 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 HELPERS = Path(__file__).parent
 
@@ -63,3 +66,122 @@ def proton_broker(
         args += ["--idle", str(idle)]
     with run_ready_process(args):
         yield port
+
+
+@dataclass
+class BrokerProcess:
+    """A ``petrel broker`` running in a subprocess (see :func:`run_broker`)."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    data_dir: Path
+    log_path: Path
+
+    @property
+    def url(self) -> str:
+        return f"amqp://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def log(self) -> str:
+        """Everything the broker wrote to stderr so far."""
+        return self.log_path.read_text(errors="replace")
+
+    def rss_kb(self) -> int:
+        """The broker's resident set size (VmRSS), in kB."""
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        raise RuntimeError("no VmRSS line")
+
+
+def wait_for_port(
+    port: int, proc: subprocess.Popen[bytes] | None = None, timeout: float = 20.0
+) -> None:
+    """Wait until something accepts TCP connections on 127.0.0.1:``port``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"the process exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1.0):
+                return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nothing listens on port {port} after {timeout} s") from None
+            time.sleep(0.02)
+
+
+@contextlib.contextmanager
+def run_broker(
+    config: str | None = None,
+    *,
+    port: int | None = None,
+    store: str = "memory",
+    data_dir: Path | str | None = None,
+    args: Sequence[str] = (),
+    env: dict[str, str] | None = None,
+    timeout: float = 20.0,
+) -> Iterator[BrokerProcess]:
+    """Run ``petrel broker`` on a free port; yields a :class:`BrokerProcess` once it accepts
+    connections, and stops it (SIGTERM, then SIGKILL) afterwards.
+
+    ``config`` is TOML text.  Without a ``[[listeners]]`` table the broker
+    listens on ``amqp://127.0.0.1:{port}`` (``--listen``); with one, the
+    config's listeners must include ``port``.  ``store`` is ``memory`` or
+    ``sqlite``; ``data_dir`` defaults to a fresh temporary directory (kept only
+    while the broker runs, unless given).  The broker's log (stderr) goes to a
+    file: :meth:`BrokerProcess.log`.
+    """
+    port = port or free_port()
+    with contextlib.ExitStack() as stack:
+        if data_dir is None:
+            data_dir = stack.enter_context(tempfile.TemporaryDirectory(prefix="petrel-broker-"))
+        data = Path(data_dir)
+        data.mkdir(parents=True, exist_ok=True)
+        command = [
+            str(Path(sys.executable).with_name("petrel")),
+            "broker",
+            "--store",
+            store,
+            "--data-dir",
+            str(data),
+        ]
+        if config is not None:
+            config_file = data / f"broker-{port}.toml"
+            config_file.write_text(config)
+            command += ["--config", str(config_file)]
+        if config is None or "[[listeners]]" not in config:
+            command += ["--listen", f"amqp://127.0.0.1:{port}"]
+        command += list(args)
+        log_path = data / f"broker-{port}.log"
+        with open(log_path, "ab") as log_file:
+            proc = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=log_file,
+                env=dict(os.environ, **(env or {})),
+            )
+        broker = BrokerProcess(proc, port, data, log_path)
+        try:
+            try:
+                wait_for_port(port, proc, timeout)
+            except (RuntimeError, TimeoutError) as exc:
+                raise RuntimeError(f"petrel broker did not start: {exc}\n{broker.log()}") from None
+            yield broker
+        finally:
+            stop_process(proc)
+
+
+def stop_process(proc: subprocess.Popen[Any], timeout: float = 10.0) -> int:
+    """SIGTERM ``proc``, SIGKILL it if it is still there after ``timeout`` s; its exit code."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return proc.wait(timeout=timeout)

@@ -24,9 +24,14 @@ def cli() -> None:
 
 
 def _register() -> None:
+    from .bench import bench
+    from .broker import broker
     from .demo import demo
+    from .receive import receive
+    from .send import send
 
-    cli.add_command(demo)
+    for command in (bench, broker, demo, receive, send):
+        cli.add_command(command)
 
 
 def main() -> None:

@@ -1,0 +1,184 @@
+"""Broker throughput: one producer and one consumer through a broker, driven by Proton's C examples.
+
+    python bench/broker.py [--count N] [--runs R] [--peers petrel,proton-c] [--store memory]
+
+Builds Qpid Proton's C ``send``/``receive`` examples and its C ``broker``
+example (Debian's ``libqpid-proton11-dev-examples``; ``broker.c``'s teaching
+credit window of 5 raised to 1000) into ``bench/.build``, starts each broker on
+loopback, and moves ``--count`` small messages from ``send`` to ``receive``
+through it (``send`` waits for every acknowledgement: unsettled, at least once).
+Prints one JSON line per broker and run, then a summary line per broker with
+the median msgs/s and Petrel's ratio to each peer.  The C clients skip SASL.
+
+Benchmarks are not tests: nothing here asserts a speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BUILD = HERE / ".build"
+EXAMPLES = Path("/usr/share/proton/examples/c")
+PETREL = Path(sys.executable).parent / "petrel"
+
+
+def build_c_examples() -> Path:
+    """Compile send, receive and broker (WINDOW=1000) once; return the build directory."""
+    BUILD.mkdir(exist_ok=True)
+    if not (EXAMPLES / "send.c").exists():
+        sys.exit(
+            "Proton's C examples are missing: apt-get install libqpid-proton11-dev-examples "
+            "libqpid-proton11-dev"
+        )
+    for name in ("send", "receive", "broker"):
+        binary = BUILD / name
+        if binary.exists():
+            continue
+        source = (EXAMPLES / f"{name}.c").read_text()
+        if name == "broker":
+            source = source.replace("const int WINDOW=5;", "const int WINDOW=1000;")
+        src = BUILD / f"{name}.c"
+        src.write_text(source)
+        shutil.copy(EXAMPLES / "thread.h", BUILD / "thread.h")
+        flags = subprocess.run(
+            ["pkg-config", "--cflags", "--libs", "libqpid-proton"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split()
+        subprocess.run(["gcc", "-O2", "-o", str(binary), str(src), *flags, "-lpthread"], check=True)
+    return BUILD
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {port}")
+
+
+@contextlib.contextmanager
+def broker(kind: str, store: str) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    port = free_port()
+    with tempfile.TemporaryDirectory() as data:
+        if kind == "petrel":
+            args = [
+                str(PETREL),
+                "broker",
+                "--listen",
+                f"amqp://127.0.0.1:{port}",
+                "--store",
+                store,
+                "--data-dir",
+                data,
+                "--log-level",
+                "warning",
+            ]
+        elif kind == "proton-c":
+            args = [str(BUILD / "broker"), "127.0.0.1", str(port)]
+        else:
+            raise SystemExit(f"unknown broker {kind}")
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            wait_port(port)
+            yield port, proc
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / ticks
+
+
+def run_c_clients(port: int, address: str, count: int) -> float:
+    """Seconds to move ``count`` messages from send to receive."""
+    start = time.perf_counter()
+    receiver = subprocess.Popen(
+        [str(BUILD / "receive"), "127.0.0.1", str(port), address, str(count)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    sender = subprocess.run(
+        [str(BUILD / "send"), "127.0.0.1", str(port), address, str(count)],
+        capture_output=True,
+        check=False,
+    )
+    out, _ = receiver.communicate(timeout=600)
+    elapsed = time.perf_counter() - start
+    if sender.returncode or receiver.returncode or f"{count} messages received" not in out.decode():
+        raise RuntimeError(f"clients failed: {sender.stdout!r} {out!r}")
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--count", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--peers", default="petrel,proton-c")
+    parser.add_argument("--store", default="memory", choices=["memory", "sqlite"])
+    args = parser.parse_args()
+    build_c_examples()
+    medians: dict[str, float] = {}
+    for kind in args.peers.split(","):
+        rates = []
+        with broker(kind, args.store) as (port, proc):
+            run_c_clients(port, "warmup", min(args.count, 10_000))
+            for run in range(args.runs):
+                cpu_before = cpu_seconds(proc.pid)
+                elapsed = run_c_clients(port, f"bench{run}", args.count)
+                cpu = cpu_seconds(proc.pid) - cpu_before
+                rate = args.count / elapsed
+                rates.append(rate)
+                print(
+                    json.dumps(
+                        {
+                            "broker": kind,
+                            "case": "100B unsettled, C send/receive",
+                            "run": run,
+                            "msgs_per_s": round(rate),
+                            "broker_cpu_s": round(cpu, 2),
+                            "broker_cpu_us_per_msg": round(cpu / args.count * 1e6, 1),
+                        }
+                    ),
+                    flush=True,
+                )
+        medians[kind] = statistics.median(rates)
+    summary: dict[str, object] = {"summary": {k: round(v) for k, v in medians.items()}}
+    if "petrel" in medians:
+        summary["petrel_ratio"] = {
+            k: round(medians["petrel"] / v, 2) for k, v in medians.items() if k != "petrel"
+        }
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,557 @@
+"""The broker's address space: addresses, queues, routing, and the store behind them.
+
+:class:`BrokerCore` knows nothing of connections or frames.  The connection
+layer hands it encoded messages (:meth:`BrokerCore.publish`) and consumers
+(:meth:`BrokerCore.subscribe`); it keeps the queues, writes durable messages
+through the :class:`~petrel.store.MessageStore`, dead-letters and expires
+messages, and tells producers when a full queue has room again.
+
+Dispatch is batched: publishing marks a queue *dirty*, and all dirty queues
+are dispatched once at the end of the event-loop turn, so a burst of
+incoming transfers becomes one burst of outgoing ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any, Final
+
+from ..errors import AmqpError, Condition, DecodeError
+from ..message import MessageView
+from ..server.config import BrokerSettings, QueueSettings
+from ..store import MessageStore, QueueRecord, StoredMessage
+from ..types import Symbol
+from .queues import Entry, Queue
+from .selector import Lookup, Selector, SelectorError, compile_selector, make_lookup
+
+__all__ = ["DYNAMIC_PREFIX", "AddressInfo", "BrokerCore", "selector_lookup"]
+
+log = logging.getLogger("petrel.broker")
+
+ANYCAST: Final = "anycast"
+MULTICAST: Final = "multicast"
+
+DEAD_LETTER_REASON = Symbol("x-opt-petrel-dead-letter-reason")
+DEAD_LETTER_DESCRIPTION = Symbol("x-opt-petrel-dead-letter-description")
+ORIGINAL_QUEUE = Symbol("x-opt-petrel-original-queue")
+JMS_TYPE = Symbol("x-opt-jms-type")
+
+#: Addresses of dynamic nodes start with this; they are never auto-created, so a reply
+#: to a temporary queue that has gone is refused rather than kept forever.
+DYNAMIC_PREFIX = "dynamic."
+#: The key under which a subscription's selector is kept in its stored queue settings.
+_SELECTOR_KEY = "selector"
+
+
+def selector_lookup(view: MessageView, priority: int, delivery_count: int) -> Lookup:
+    """The identifiers a JMS selector sees for one message (header fields and properties)."""
+    header = view.header
+    props = view.properties
+    annotations = view.message_annotations
+    if props is None:
+        return make_lookup(
+            view.application_properties,
+            durable=bool(header.durable) if header is not None else False,
+            priority=priority,
+            jms_type=annotations.get(JMS_TYPE) if annotations else None,
+            delivery_count=delivery_count,
+        )
+    return make_lookup(
+        view.application_properties,
+        durable=bool(header.durable) if header is not None else False,
+        priority=priority,
+        message_id=props.message_id,
+        correlation_id=props.correlation_id,
+        creation_time=props.creation_time,
+        absolute_expiry_time=props.absolute_expiry_time,
+        subject=props.subject,
+        jms_type=annotations.get(JMS_TYPE) if annotations else None,
+        delivery_count=delivery_count,
+        group_id=props.group_id,
+        group_sequence=props.group_sequence,
+        user_id=props.user_id,
+    )
+
+
+class AddressInfo:
+    """An address: one queue (anycast) or a set of subscription queues (multicast)."""
+
+    __slots__ = ("declared", "name", "queue", "routing", "subscriptions", "temporary")
+
+    def __init__(self, name: str, routing: str, *, declared: bool = False) -> None:
+        self.name = name
+        self.routing = routing
+        self.declared = declared
+        self.temporary = False
+        self.queue: Queue | None = None
+        self.subscriptions: dict[str, Queue] = {}
+
+    def __repr__(self) -> str:
+        return f"<Address {self.name!r} {self.routing}>"
+
+
+class BrokerCore:
+    """Addresses, queues and the store: everything but the network."""
+
+    def __init__(
+        self,
+        settings: BrokerSettings,
+        store: MessageStore,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.clock = clock
+        self.addresses: dict[str, AddressInfo] = {}
+        self.queues: dict[str, Queue] = {}
+        self._queue_settings = {q.name: q for q in settings.queues}
+        self._dirty: set[Queue] = set()
+        self._dispatch_handle: asyncio.Handle | None = None
+        self._room_waiters: dict[Queue, list[Callable[[], None]]] = {}
+        self._expiry_task: asyncio.Task[None] | None = None
+        self.dead_lettered_total = 0
+        self.expired_total = 0
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the store, recover what it holds, declare the configured addresses."""
+        await self.store.open()
+        for record in await self.store.load_queues():
+            await self._recover_queue(record)
+        for address in self.settings.addresses:
+            info = self._address(address.name, address.routing, declared=True)
+            if info.routing == ANYCAST and info.queue is None:
+                self._create_anycast_queue(info)
+        for queue_settings in self.settings.queues:
+            info = self._address(
+                queue_settings.address or queue_settings.name, queue_settings.routing, declared=True
+            )
+            if info.routing == ANYCAST and info.queue is None:
+                self._create_anycast_queue(info, queue_settings.name)
+        self._expiry_task = asyncio.get_running_loop().create_task(self._expiry_loop())
+
+    async def stop(self) -> None:
+        """Stop timers and close the store (pending writes are finished first)."""
+        if self._expiry_task is not None:
+            self._expiry_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._expiry_task
+            self._expiry_task = None
+        if self._dispatch_handle is not None:
+            self._dispatch_handle.cancel()
+            self._dispatch_handle = None
+        await self.store.close()
+
+    async def _recover_queue(self, record: QueueRecord) -> None:
+        info = self._address(record.address, record.routing, declared=False)
+        saved = dict(record.settings)
+        selector_text = saved.pop(_SELECTOR_KEY, None)
+        settings = self._settings_for(record.name, saved)
+        queue = Queue(record.name, settings, self)
+        queue.durable_subscription = record.durable_subscription
+        if selector_text:
+            try:
+                queue.filter = compile_selector(selector_text)
+                queue.filter_text = selector_text
+            except SelectorError as exc:
+                log.warning("subscription %r: stored selector unusable: %s", record.name, exc)
+        self.queues[record.name] = queue
+        if record.routing == ANYCAST:
+            info.queue = queue
+        else:
+            info.subscriptions[record.name] = queue
+        last = 0
+        count = 0
+        async for stored in self.store.iter_messages(record.name):
+            entry = Entry(
+                stored.seq,
+                stored.data or b"",
+                None,
+                priority=stored.priority,
+                expiry=stored.expiry,
+                durable=True,
+                delivery_count=stored.delivery_count,
+            )
+            entry.header_count = -1  # unknown: re-encode the header when sending
+            entry.stored = True
+            queue.enqueue(entry)
+            last = max(last, stored.seq)
+            count += 1
+        max_seq = await self.store.max_seq(record.name)
+        queue.restore_seq(max(last, max_seq or 0))
+        if count:
+            log.info("recovered %d messages in queue %r", count, record.name)
+
+    # --- addresses and queues -------------------------------------------------------------------
+
+    def _address(self, name: str, routing: str, *, declared: bool) -> AddressInfo:
+        info = self.addresses.get(name)
+        if info is None:
+            info = AddressInfo(name, routing, declared=declared)
+            self.addresses[name] = info
+        elif declared:
+            info.declared = True
+        return info
+
+    def _settings_for(self, name: str, stored: dict[str, Any] | None = None) -> QueueSettings:
+        configured = self._queue_settings.get(name)
+        if configured is not None:
+            return configured
+        if stored:
+            try:
+                return QueueSettings.model_validate(stored)
+            except ValueError:
+                log.warning("queue %r: stored settings unreadable; using defaults", name)
+        return self.settings.queue_defaults.model_copy(update={"name": name})
+
+    def _create_anycast_queue(self, info: AddressInfo, name: str | None = None) -> Queue:
+        name = name or info.name
+        settings = self._settings_for(name)
+        queue = Queue(name, settings, self)
+        self.queues[name] = queue
+        info.queue = queue
+        if not info.temporary:
+            self.store.save_queue(
+                QueueRecord(name, info.name, ANYCAST, settings=settings.model_dump())
+            )
+        return queue
+
+    def lookup(self, name: str) -> AddressInfo | None:
+        """The address called ``name``, if it exists."""
+        return self.addresses.get(name)
+
+    def resolve(self, name: str, routing_hint: str | None = None) -> AddressInfo:
+        """The address called ``name``, created if auto-create is on.
+
+        ``routing_hint`` (from the terminus capabilities ``queue``/``topic``)
+        picks the routing of a new address.  Raises an
+        :class:`~petrel.errors.AmqpError` with ``amqp:not-found`` when the
+        address does not exist and may not be created.
+        """
+        info = self.addresses.get(name)
+        if info is not None:
+            return info
+        if not self.settings.auto_create or name.startswith(DYNAMIC_PREFIX):
+            raise AmqpError(f"no such address: {name!r}", condition=Condition.NOT_FOUND)
+        routing = routing_hint or ANYCAST
+        info = self._address(name, routing, declared=False)
+        if routing == ANYCAST:
+            self._create_anycast_queue(info)
+        log.info("auto-created %s address %r", routing, name)
+        return info
+
+    def create_temporary_queue(self) -> Queue:
+        """A dynamic node: a queue with a new address, that lives as long as the link that
+        asked for it (the caller deletes it)."""
+        info = self._address(f"{DYNAMIC_PREFIX}{uuid.uuid4()}", ANYCAST, declared=False)
+        info.temporary = True
+        return self._create_anycast_queue(info)
+
+    def subscribe(
+        self,
+        info: AddressInfo,
+        name: str,
+        *,
+        durable: bool,
+        selector: Selector | None = None,
+        selector_text: str | None = None,
+    ) -> Queue:
+        """The subscription queue ``name`` of a multicast address, created if needed.
+
+        A subscription's ``selector`` is applied when messages are routed, so
+        what it does not match never enters the queue.  Subscribing again with
+        another selector replaces an idle subscription (JMS: a changed durable
+        subscription is a new one) and is refused while it has consumers.
+        """
+        queue = info.subscriptions.get(name)
+        if queue is not None and queue.filter_text != selector_text:
+            if queue.consumer_count:
+                raise AmqpError(
+                    f"subscription {name!r} is in use with another selector",
+                    condition=Condition.PRECONDITION_FAILED,
+                )
+            self.delete_queue(queue)
+            queue = None
+        if queue is None:
+            settings = self._settings_for(name)
+            queue = Queue(name, settings, self)
+            queue.durable_subscription = durable
+            queue.filter = selector
+            queue.filter_text = selector_text
+            self.queues[name] = queue
+            info.subscriptions[name] = queue
+            if durable:
+                stored = settings.model_dump()
+                if selector_text:
+                    stored[_SELECTOR_KEY] = selector_text
+                self.store.save_queue(
+                    QueueRecord(
+                        name, info.name, MULTICAST, durable_subscription=True, settings=stored
+                    )
+                )
+        return queue
+
+    def delete_queue(self, queue: Queue) -> None:
+        """Remove a queue and its messages (temporary and non-durable subscription queues)."""
+        if self.queues.get(queue.name) is not queue:
+            return
+        del self.queues[queue.name]
+        for info in list(self.addresses.values()):
+            if info.queue is queue:
+                info.queue = None
+                if info.temporary:
+                    del self.addresses[info.name]
+            info.subscriptions.pop(queue.name, None)
+        self._dirty.discard(queue)
+        # Producers waiting for room in it look again: their other queues may have room.
+        for callback in self._room_waiters.pop(queue, ()):
+            asyncio.get_running_loop().call_soon(callback)
+        stored = any(e.stored for e in queue.entries())
+        if stored or queue.durable_subscription:
+            self.store.delete_queue(queue.name)
+
+    # --- publishing -----------------------------------------------------------------------------
+
+    def targets(self, info: AddressInfo) -> list[Queue]:
+        """The queues a message sent to ``info`` lands in (none once a dynamic node is gone)."""
+        if info.routing == ANYCAST:
+            queue = info.queue
+            if queue is None:
+                if info.temporary:
+                    return []
+                queue = self._create_anycast_queue(info)
+            return [queue]
+        return list(info.subscriptions.values())
+
+    def when_room(self, queues: list[Queue], callback: Callable[[], None]) -> None:
+        """Call ``callback`` (soon) once the first of ``queues`` without room for more credit
+        has some again (see :meth:`Queue.credit_room`)."""
+        for queue in queues:
+            room = queue.credit_room()
+            if room is not None and room <= 0:
+                self._room_waiters.setdefault(queue, []).append(callback)
+                queue.want_room()
+                return
+        asyncio.get_running_loop().call_soon(callback)
+
+    def publish(
+        self,
+        info: AddressInfo,
+        data: bytes,
+        *,
+        view: MessageView | None = None,
+        honour_expiry: bool = True,
+        credited: bool = True,
+    ) -> bool:
+        """Put one encoded message into the queues of ``info``.
+
+        Returns ``True`` when it was written to a durable store: the producer's
+        delivery may be settled only once ``store.commit()`` resolves.  Raises
+        :class:`~petrel.errors.DecodeError` for a message whose sections cannot
+        be read, and an ``amqp:resource-limit-exceeded`` error when a queue is
+        full under the ``reject`` policy, or under the ``block`` policy for a
+        message whose producer was not given credit against the queue's limit
+        (``credited`` false: the anonymous relay).
+        """
+        queues = self.targets(info)
+        if not queues:
+            if info.temporary:
+                raise AmqpError(
+                    f"the dynamic node {info.name!r} has gone",
+                    condition=Condition.RESOURCE_DELETED,
+                )
+            return False  # a topic nobody subscribes to
+        if view is None:
+            view = MessageView(data)
+        header = view.header
+        if header is None:
+            durable, priority, ttl, count = False, 4, None, 0
+        else:
+            durable, priority, ttl, _, count = header
+        props = view.properties
+        now_ms = int(self.clock() * 1000)
+        expiry = None
+        if ttl and honour_expiry:
+            expiry = now_ms + ttl
+        if honour_expiry and props is not None and props.absolute_expiry_time:
+            absolute = int(props.absolute_expiry_time)
+            expiry = absolute if expiry is None else min(expiry, absolute)
+        group_id = props.group_id if props is not None else None
+        store = self.store
+        stored = False
+        size = len(data)
+        lookup: Lookup | None = None
+        chosen: list[Queue] = []
+        for queue in queues:
+            selector = queue.filter
+            if selector is not None:
+                try:
+                    if lookup is None:
+                        lookup = selector_lookup(view, priority, count)
+                    if not selector.matches(lookup):
+                        continue
+                except DecodeError:
+                    continue
+            if not queue.has_room(size) and (
+                not credited or queue.settings.full_policy == "reject"
+            ):
+                # Checked for every queue first: a message goes into all of them or none.
+                raise AmqpError(
+                    f"queue {queue.name!r} is full", condition=Condition.RESOURCE_LIMIT_EXCEEDED
+                )
+            chosen.append(queue)
+        for queue in chosen:
+            entry_expiry = expiry
+            if entry_expiry is None and queue.settings.default_ttl:
+                entry_expiry = now_ms + int(queue.settings.default_ttl * 1000)
+            entry = Entry(
+                queue.next_seq(),
+                data,
+                view,
+                priority=priority,
+                expiry=entry_expiry,
+                durable=durable,
+                delivery_count=count,
+                group_id=group_id,
+            )
+            if durable and store.durable:
+                store.add(
+                    StoredMessage(
+                        queue.name, entry.seq, entry.priority, entry_expiry, count, data, size
+                    )
+                )
+                entry.stored = True
+                stored = True
+            queue.enqueue(entry)
+            self.mark_dirty(queue)
+        return stored
+
+    # --- dispatch -------------------------------------------------------------------------------
+
+    def now_ms(self) -> int:
+        """The broker's clock, in ms since the epoch (expiry is absolute time)."""
+        return int(self.clock() * 1000)
+
+    def mark_dirty(self, queue: Queue) -> None:
+        """Dispatch ``queue`` at the end of this loop turn."""
+        self._dirty.add(queue)
+        if self._dispatch_handle is None:
+            self._dispatch_handle = asyncio.get_running_loop().call_soon(self._dispatch_dirty)
+
+    def _dispatch_dirty(self) -> None:
+        self._dispatch_handle = None
+        dirty = self._dirty
+        self._dirty = set()
+        now_ms = int(self.clock() * 1000)
+        for queue in dirty:
+            queue.dispatch(now_ms)
+
+    @staticmethod
+    def payload(entry: Entry) -> bytes:
+        """The bytes to send for ``entry``: its header re-encoded only if the count changed."""
+        if entry.delivery_count != entry.header_count:
+            view = entry.view if entry.view is not None else MessageView(entry.data)
+            entry.data = view.with_header(delivery_count=entry.delivery_count)
+            entry.view = None
+            entry.header_count = entry.delivery_count
+        return entry.data
+
+    @staticmethod
+    def view_of(entry: Entry) -> MessageView:
+        """The lazy view of ``entry``'s message (made on first use after recovery)."""
+        if entry.view is None:
+            entry.view = MessageView(entry.data)
+        return entry.view
+
+    async def _expiry_loop(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            now_ms = int(self.clock() * 1000)
+            for queue in list(self.queues.values()):
+                next_expiry = queue.next_expiry()
+                if next_expiry is not None and next_expiry <= now_ms:
+                    queue.expire(now_ms)
+
+    # --- QueueHooks -----------------------------------------------------------------------------
+
+    def entry_removed(self, queue: Queue, entry: Entry) -> None:
+        if entry.stored:
+            self.store.remove(queue.name, entry.seq)
+            entry.stored = False
+
+    def delivery_count_changed(self, queue: Queue, entry: Entry) -> None:
+        if entry.stored:
+            self.store.set_delivery_count(queue.name, entry.seq, entry.delivery_count)
+        self.mark_dirty(queue)
+
+    def dead_letter(self, queue: Queue, entry: Entry, condition: str, description: str) -> None:
+        self.dead_lettered_total += 1
+        address = queue.settings.dead_letter_address
+        if not address:
+            log.info(
+                "dropped message %d of queue %r (%s: %s; no dead-letter address)",
+                entry.seq,
+                queue.name,
+                condition,
+                description,
+            )
+            return
+        self._forward(
+            queue,
+            entry,
+            address,
+            {
+                DEAD_LETTER_REASON: Symbol(condition),
+                DEAD_LETTER_DESCRIPTION: description,
+                ORIGINAL_QUEUE: queue.name,
+            },
+        )
+
+    def expired(self, queue: Queue, entry: Entry) -> None:
+        self.expired_total += 1
+        address = queue.settings.expiry_address
+        if address:
+            self._forward(queue, entry, address, {ORIGINAL_QUEUE: queue.name}, clear_ttl=True)
+
+    def _forward(
+        self,
+        queue: Queue,
+        entry: Entry,
+        address: str,
+        annotations: dict[Any, Any],
+        *,
+        clear_ttl: bool = False,
+    ) -> None:
+        if address == queue.name:
+            log.warning("queue %r dead-letters to itself; dropping message", queue.name)
+            return
+        try:
+            view = self.view_of(entry)
+            merged = dict(view.message_annotations or {})
+            merged.update(annotations)
+            changes: dict[str, Any] = {
+                "delivery_count": entry.delivery_count,
+                "message_annotations": merged,
+            }
+            if clear_ttl:
+                changes["ttl"] = None
+            data = view.with_header(**changes)
+            target = self.resolve(address)
+            self.publish(target, data, honour_expiry=not clear_ttl)
+        except AmqpError as exc:
+            log.warning(
+                "could not move message %d of %r to %r: %s", entry.seq, queue.name, address, exc
+            )
+
+    def room_available(self, queue: Queue) -> None:
+        waiters = self._room_waiters.pop(queue, None)
+        if waiters:
+            for callback in waiters:
+                callback()

@@ -1,0 +1,354 @@
+"""The broker's two kinds of link: consumers (we send) and producers (we receive).
+
+A :class:`ConsumerLink` is the :class:`~petrel.broker.queues.Consumer` of one
+queue: it turns queue entries into transfers within the link's credit and
+turns the client's outcomes back into queue operations.  A
+:class:`ProducerLink` publishes what arrives, settles each delivery once the
+message is queued (and, when durable, committed to disk), and keeps the
+producer's credit topped up while the queues have room.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from typing import TYPE_CHECKING, Any
+
+from ..engine import Delivery, Link
+from ..errors import AmqpError, Condition, DecodeError
+from ..message import MessageView
+from ..spec import Accepted, Error, Modified, Rejected, Released, SenderSettleMode
+from ..spec.transport import ReceiverSettleMode
+from ..types import Symbol
+from .core import selector_lookup
+from .queues import Entry, Queue
+from .selector import Selector
+
+if TYPE_CHECKING:
+    from .connection import BrokerConnection
+    from .core import AddressInfo, BrokerCore
+
+__all__ = ["ConsumerLink", "ProducerLink"]
+
+log = logging.getLogger("petrel.broker")
+
+_consumer_ids = itertools.count(1)
+_ACCEPTED = Accepted()
+
+
+class ConsumerLink:
+    """A client receiving from a queue (our link is the sender)."""
+
+    __slots__ = (
+        "browse",
+        "browse_cursor",
+        "connection",
+        "core",
+        "id",
+        "link",
+        "owner",
+        "presettled",
+        "queue",
+        "selector",
+        "temporary",
+        "unsettled",
+    )
+
+    def __init__(
+        self,
+        connection: BrokerConnection,
+        link: Link,
+        queue: Queue,
+        *,
+        selector: Selector | None = None,
+        browse: bool = False,
+        temporary: bool = False,
+        owner: bool = False,
+    ) -> None:
+        self.id = next(_consumer_ids)
+        self.connection = connection
+        self.core: BrokerCore = connection.core
+        self.link = link
+        self.queue = queue
+        self.selector = selector
+        self.browse = browse
+        self.browse_cursor = 0
+        #: The queue goes with its last consumer (a non-durable subscription).
+        self.temporary = temporary
+        #: The queue goes with this link, which created it (a dynamic node).
+        self.owner = owner
+        self.presettled = link.snd_settle_mode == SenderSettleMode.SETTLED
+        #: Our deliveries the client has not settled yet, with their entries.
+        self.unsettled: dict[Delivery, Entry] = {}
+
+    @property
+    def credit(self) -> int:
+        credit: int = self.link.credit
+        return credit
+
+    def accepts(self, entry: Entry) -> bool:
+        selector = self.selector
+        if selector is None:
+            return True
+        view = self.core.view_of(entry)
+        try:
+            return selector.matches(selector_lookup(view, entry.priority, entry.delivery_count))
+        except DecodeError:
+            return False
+
+    def deliver(self, entry: Entry) -> None:
+        payload = self.core.payload(entry)
+        if self.browse:
+            self.link.send(payload, settled=self.presettled)
+        elif self.presettled:
+            # At most once: the message is gone the moment it is written.
+            self.link.send(payload, settled=True)
+            self.queue.accept(entry)
+        else:
+            delivery = self.link.send(payload, settled=False)
+            self.unsettled[delivery] = entry
+        self.connection.protocol.flush()
+
+    def outcome(self, delivery: Delivery, state: Any, settled: bool) -> None:
+        """The client said what became of a delivery."""
+        entry = self.unsettled.pop(delivery, None)
+        if entry is None:
+            if settled and not delivery.settled:
+                delivery.settle()
+            return
+        queue = self.queue
+        if state is None or isinstance(state, Accepted):
+            if state is None and not settled:
+                self.unsettled[delivery] = entry  # only a Received or nothing yet
+                return
+            queue.accept(entry)
+        elif isinstance(state, Released):
+            queue.release(entry)
+        elif isinstance(state, Modified):
+            queue.release(
+                entry,
+                delivery_failed=bool(state.delivery_failed),
+                undeliverable_here=bool(state.undeliverable_here),
+            )
+        elif isinstance(state, Rejected):
+            error = state.error
+            queue.reject(
+                entry,
+                str(error.condition) if error is not None else "amqp:rejected",
+                (error.description or "") if error is not None else "rejected by the consumer",
+            )
+        else:
+            # A non-terminal state (received, transactional): wait for the outcome.
+            self.unsettled[delivery] = entry
+            return
+        if not delivery.settled:
+            delivery.settle()
+        self.core.mark_dirty(queue)
+
+    def flowed(self, drain: bool) -> None:
+        """The client changed our credit: send what we can, then answer a drain."""
+        if self.link.credit > 0:
+            self.queue.dispatch(self.core.now_ms())
+        if drain and self.link.credit > 0:
+            self.link.drained()
+        self.connection.protocol.flush()
+
+    def close(self) -> None:
+        """The link is gone: hand unsettled messages back, forget the consumer; a dynamic
+        node goes with the link that made it, a non-durable subscription with its last
+        consumer."""
+        queue = self.queue
+        held = list(self.unsettled.values())
+        self.unsettled.clear()
+        queue.remove_consumer(self, held)
+        if self.owner or (self.temporary and queue.consumer_count == 0):
+            self.core.delete_queue(queue)
+        else:
+            self.core.mark_dirty(queue)
+
+    def __repr__(self) -> str:
+        return f"<ConsumerLink {self.link.name!r} on {self.queue.name!r}>"
+
+
+class ProducerLink:
+    """A client sending to an address (our link is the receiver).
+
+    ``info`` is ``None`` for an anonymous-relay link: each message names its
+    address in ``properties.to``.
+
+    Credit is a window, topped up when half is used, and never more than the
+    queues behind the address can take: a queue with a limit under the
+    ``block`` policy counts the credit producers hold as used
+    (:meth:`~petrel.broker.queues.Queue.credit_room`), so a producer that has
+    credit can always be taken in, and one that has none waits for room.
+    """
+
+    __slots__ = (
+        "blocked",
+        "connection",
+        "core",
+        "info",
+        "link",
+        "reserved",
+        "reserved_in",
+        "temporary",
+        "window",
+    )
+
+    def __init__(
+        self,
+        connection: BrokerConnection,
+        link: Link,
+        info: AddressInfo | None,
+        window: int,
+        *,
+        temporary: Queue | None = None,
+    ) -> None:
+        self.connection = connection
+        self.core: BrokerCore = connection.core
+        self.link = link
+        self.info = info
+        self.window = window
+        self.blocked = False
+        #: Credit this link holds against the limits of ``reserved_in``.
+        self.reserved = 0
+        self.reserved_in: list[Queue] = []
+        #: The dynamic node this link created, deleted with the link.
+        self.temporary = temporary
+
+    def start(self) -> None:
+        """Grant the first credit (or wait until the address has room)."""
+        self.top_up()
+
+    def top_up(self) -> None:
+        """Restore the credit window as far as the queues have room, or wait for room."""
+        link = self.link
+        credit: int = link.credit
+        window = self.window
+        if credit > window // 2 or self.blocked:
+            return
+        info = self.info
+        if info is None:  # anonymous relay: each message is checked as it comes
+            link.flow(window)
+            self.connection.protocol.flush()
+            return
+        queues = self.core.targets(info)
+        # The engine counts transfers as it parses them; those not handed to received()
+        # yet are still covered by the reservation, not by the link's credit.
+        pending = self.reserved - credit if self.reserved > credit else 0
+        self._unreserve()
+        room = window
+        limited = []
+        for queue in queues:
+            queue_room = queue.credit_room()
+            if queue_room is not None:
+                limited.append(queue)
+                room = min(room, queue_room - pending)
+        grant = max(credit, room)  # credit once given is not taken back
+        if grant > credit:
+            link.flow(grant)
+            self.connection.protocol.flush()
+        if limited:
+            self.reserved = reserved = grant + pending
+            self.reserved_in = limited
+            for queue in limited:
+                queue.reserved += reserved
+        if grant == 0:
+            self.blocked = True
+            self.core.when_room(limited, self._unblocked)
+
+    def _unreserve(self) -> None:
+        reserved = self.reserved
+        if reserved:
+            for queue in self.reserved_in:
+                queue.reserved -= reserved
+        self.reserved = 0
+        self.reserved_in = []
+
+    def _unblocked(self) -> None:
+        self.blocked = False
+        if self.connection.is_live(self.link):
+            self.top_up()
+
+    def received(self, delivery: Delivery, payload: bytes) -> None:
+        """One message arrived: route it, settle it, keep credit flowing."""
+        core = self.core
+        settle_now = self.link.rcv_settle_mode != ReceiverSettleMode.SECOND
+        if self.reserved:
+            self.reserved -= 1
+            for queue in self.reserved_in:
+                queue.reserved -= 1
+        try:
+            view = MessageView(payload)
+            info = self.info
+            if info is None:
+                to = view.to
+                if not to:
+                    raise AmqpError(
+                        "an anonymous-relay message needs properties.to",
+                        condition=Condition.NOT_FOUND,
+                    )
+                info = core.resolve(str(to))
+            durable = core.publish(info, payload, view=view, credited=self.info is not None)
+        except AmqpError as exc:
+            if not delivery.remote_settled:
+                delivery.update(
+                    Rejected(
+                        error=Error(
+                            condition=Symbol(exc.condition),
+                            description=exc.description,
+                        )
+                    ),
+                    settled=settle_now,
+                )
+            log.debug("rejected a message on %r: %s", self.link.name, exc)
+        else:
+            if delivery.remote_settled:
+                pass
+            elif durable:
+                core.store.commit().add_done_callback(
+                    lambda fut: self._committed(delivery, fut.exception(), settle_now)
+                )
+            else:
+                delivery.update(_ACCEPTED, settled=settle_now)
+        self.top_up()
+
+    def aborted(self) -> None:
+        """The client aborted a delivery part way: it used a credit, and brought nothing."""
+        if self.reserved:
+            self.reserved -= 1
+            for queue in self.reserved_in:
+                queue.reserved -= 1
+                queue.room_changed()
+        self.top_up()
+
+    def _committed(self, delivery: Delivery, error: BaseException | None, settle: bool) -> None:
+        if not self.connection.is_live(self.link):
+            return  # the client will resend: it never saw the outcome
+        if error is not None:
+            delivery.update(
+                Rejected(
+                    error=Error(
+                        condition=Symbol(Condition.INTERNAL_ERROR),
+                        description=f"the store could not write the message: {error}",
+                    )
+                ),
+                settled=settle,
+            )
+        else:
+            delivery.update(_ACCEPTED, settled=settle)
+        self.connection.protocol.flush()
+
+    def close(self) -> None:
+        """The link is gone (nothing to hand back: messages were queued as they came); the
+        credit it held is free for other producers."""
+        self.blocked = False
+        held = self.reserved_in
+        self._unreserve()
+        for queue in held:
+            queue.room_changed()
+        if self.temporary is not None:
+            self.core.delete_queue(self.temporary)
+
+    def __repr__(self) -> str:
+        return f"<ProducerLink {self.link.name!r} to {self.info.name if self.info else '*'}>"

@@ -1,0 +1,550 @@
+"""Queues: where messages wait for consumers.
+
+A :class:`Queue` holds :class:`Entry` objects — one per message, keeping the
+message's encoded bytes exactly as they arrived plus the few fields the
+broker acts on — in ten priority levels, each in arrival (``seq``) order.
+Consumers (the broker's outgoing links, seen through the small
+:class:`Consumer` protocol) take messages within their credit, round-robin
+among those with credit.  A message is *acquired* by one consumer until that
+consumer settles it:
+
+- accepted: gone for good;
+- released, or the consumer went away: back in its place in the queue
+  (a consumer that vanished counts as a delivery attempt, as does
+  ``modified`` with ``delivery-failed``);
+- ``modified`` with ``undeliverable-here``: back, but never again to that
+  consumer;
+- rejected, or out of delivery attempts: handed to the dead-letter hook.
+
+Expired messages are never delivered: they go to the expiry hook.  Browsing
+consumers see every message in order without acquiring any.  Message groups
+(``group-id``) stick to the first consumer that got one of them while it
+stays attached.
+
+The queue never touches the network or the disk itself; the broker's
+:class:`QueueHooks` do (store writes, dead-letter routing, waking producers).
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import itertools
+from collections import deque
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from ..message import MessageView
+    from ..server.config import QueueSettings
+    from .selector import Selector
+
+__all__ = ["Consumer", "Entry", "Queue", "QueueHooks"]
+
+AVAILABLE = 0
+ACQUIRED = 1
+GONE = 2
+
+
+class Entry:
+    """One message in one queue.
+
+    ``data`` is the message as it will be sent (its header re-encoded only when
+    the broker changed something in it); ``view`` reads its sections lazily.
+    """
+
+    __slots__ = (
+        "consumer",
+        "data",
+        "delivery_count",
+        "durable",
+        "excluded",
+        "expiry",
+        "group_id",
+        "header_count",
+        "priority",
+        "queue",
+        "seq",
+        "size",
+        "state",
+        "stored",
+        "view",
+    )
+
+    def __init__(
+        self,
+        seq: int,
+        data: bytes,
+        view: MessageView | None,
+        *,
+        priority: int = 4,
+        expiry: int | None = None,
+        durable: bool = False,
+        delivery_count: int = 0,
+        group_id: str | None = None,
+    ) -> None:
+        self.seq = seq
+        self.data = data
+        self.view = view
+        self.priority = priority if 0 <= priority <= 9 else (9 if priority > 9 else 0)
+        self.expiry = expiry
+        self.durable = durable
+        self.delivery_count = delivery_count
+        self.header_count = delivery_count
+        self.group_id = group_id
+        self.size = len(data)
+        self.state = AVAILABLE
+        self.consumer: Consumer | None = None
+        self.excluded: set[int] | None = None
+        self.queue: Queue | None = None
+        self.stored = False
+
+    def __repr__(self) -> str:
+        return f"<Entry seq={self.seq} prio={self.priority} count={self.delivery_count}>"
+
+    def __lt__(self, other: Entry) -> bool:
+        return self.seq < other.seq
+
+
+def _seq_of(entry: Entry) -> int:
+    return entry.seq
+
+
+class Consumer(Protocol):
+    """What a queue needs of a consumer (the broker's sending link)."""
+
+    id: int
+    """Unique among the consumers of the broker."""
+
+    @property
+    def credit(self) -> int:
+        """How many more messages it may be given now."""
+
+    browse: bool
+    """Browsers get copies of every message and acquire none."""
+    browse_cursor: int
+    """Browsers: the ``seq`` of the last message they were shown."""
+
+    def accepts(self, entry: Entry) -> bool:
+        """Whether the consumer's selector matches (``True`` without a selector)."""
+
+    def deliver(self, entry: Entry) -> None:
+        """Send ``entry`` now (its credit goes down by one)."""
+
+
+class QueueHooks(Protocol):
+    """How a queue reaches the rest of the broker."""
+
+    def entry_removed(self, queue: Queue, entry: Entry) -> None:
+        """A message left the queue for good (accepted, dead-lettered, expired)."""
+
+    def delivery_count_changed(self, queue: Queue, entry: Entry) -> None:
+        """A message is back in the queue with a higher delivery count."""
+
+    def dead_letter(self, queue: Queue, entry: Entry, condition: str, description: str) -> None:
+        """A message was rejected or ran out of delivery attempts."""
+
+    def expired(self, queue: Queue, entry: Entry) -> None:
+        """A message's time to live ran out."""
+
+    def room_available(self, queue: Queue) -> None:
+        """Producers may get credit for the queue again (see :meth:`Queue.want_room`)."""
+
+
+class Queue:
+    """A FIFO with priorities, competing consumers, browsing and redelivery."""
+
+    def __init__(self, name: str, settings: QueueSettings, hooks: QueueHooks) -> None:
+        self.name = name
+        self.settings = settings
+        self.hooks = hooks
+        self.durable_subscription = False
+        self._levels: list[deque[Entry]] = [deque() for _ in range(10)]
+        self._top = -1  # highest level that may be non-empty
+        self._all: dict[int, Entry] = {}  # every entry still in the queue, in seq order
+        self._expiring: list[tuple[int, int, Entry]] = []  # (expiry, seq, entry)
+        self._expiring_live = 0  # entries in _expiring still in the queue
+        self._consumers: list[Consumer] = []
+        self._browsers: list[Consumer] = []
+        #: While browsers are attached: entries in seq order, GONE ones not yet dropped.
+        self._order: list[Entry] | None = None
+        self._groups: dict[str, Consumer] = {}
+        self._rr = 0
+        self._seq = itertools.count(1)
+        self.available = 0
+        self.bytes = 0
+        self.enqueued_total = 0
+        self.enqueued_bytes = 0
+        self.acknowledged_total = 0
+        #: Credit producers hold for this queue (see :meth:`credit_room`).
+        self.reserved = 0
+        #: Someone waits for :meth:`credit_room` to become positive.
+        self.room_wanted = False
+        #: A subscription's selector, applied when messages are routed here.
+        self.filter: Selector | None = None
+        self.filter_text: str | None = None
+
+    # --- state --------------------------------------------------------------------------------
+
+    def next_seq(self) -> int:
+        """A new sequence number for a message entering this queue."""
+        return next(self._seq)
+
+    def restore_seq(self, last: int) -> None:
+        """After recovery: continue numbering after ``last``."""
+        self._seq = itertools.count(last + 1)
+
+    @property
+    def depth(self) -> int:
+        """Messages in the queue, acquired ones included."""
+        return len(self._all)
+
+    @property
+    def consumer_count(self) -> int:
+        return len(self._consumers) + len(self._browsers)
+
+    def has_room(self, size: int = 0) -> bool:
+        """Whether the queue's limits allow another message (of ``size`` bytes)."""
+        s = self.settings
+        if s.max_messages is not None and len(self._all) >= s.max_messages:
+            return False
+        return s.max_bytes is None or self.bytes + size <= s.max_bytes
+
+    def credit_room(self) -> int | None:
+        """How many more messages producers may be given credit for now, or ``None`` when
+        no limit bounds credit (no limits, or the ``reject`` policy).
+
+        Credit already held by producers (:attr:`reserved`) counts as used, so
+        the queue never holds more than ``max_messages``.  A ``max_bytes``
+        limit is turned into a count with the average message size so far:
+        that bound is approximate (within one credit window of messages).
+        """
+        s = self.settings
+        if s.full_policy != "block":
+            return None
+        room = None
+        if s.max_messages is not None:
+            room = s.max_messages - len(self._all) - self.reserved
+        if s.max_bytes is not None:
+            free = s.max_bytes - self.bytes
+            average = self.enqueued_bytes // self.enqueued_total if self.enqueued_total else 0
+            fits = (free // average if average else 1) if free > 0 else 0
+            by_bytes = fits - self.reserved
+            room = by_bytes if room is None or by_bytes < room else room
+        return room
+
+    def want_room(self) -> None:
+        """Call the ``room_available`` hook once :meth:`credit_room` is positive again."""
+        self.room_wanted = True
+
+    def room_changed(self) -> None:
+        """Messages or reservations went away: wake whoever waits for room, if any now."""
+        if self.room_wanted:
+            room = self.credit_room()
+            if room is None or room > 0:
+                self.room_wanted = False
+                self.hooks.room_available(self)
+
+    def entries(self) -> Iterator[Entry]:
+        """Every message in the queue, in arrival order."""
+        return iter(list(self._all.values()))
+
+    # --- messages in ----------------------------------------------------------------------------
+
+    def enqueue(self, entry: Entry) -> None:
+        """Add a message (its ``seq`` from :meth:`next_seq`) and offer it to consumers."""
+        entry.queue = self
+        self._all[entry.seq] = entry
+        self.bytes += entry.size
+        self.enqueued_total += 1
+        self.enqueued_bytes += entry.size
+        if entry.expiry is not None:
+            heapq.heappush(self._expiring, (entry.expiry, entry.seq, entry))
+            self._expiring_live += 1
+        self._make_available(entry)
+        order = self._order
+        if order is not None:
+            order.append(entry)
+            if len(order) > 2 * len(self._all) + 64:
+                self._order = [e for e in order if e.state != GONE]
+
+    def _make_available(self, entry: Entry) -> None:
+        entry.state = AVAILABLE
+        entry.consumer = None
+        level = self._levels[entry.priority]
+        if level and level[-1].seq > entry.seq:
+            # A message coming back: put it in its place, normally near the head.
+            index = 0
+            for index, other in enumerate(level):  # noqa: B007
+                if other.seq > entry.seq:
+                    break
+            level.insert(index, entry)
+        else:
+            level.append(entry)
+        if entry.priority > self._top:
+            self._top = entry.priority
+        self.available += 1
+
+    # --- consumers ------------------------------------------------------------------------------
+
+    def add_consumer(self, consumer: Consumer) -> None:
+        if consumer.browse:
+            if self._order is None:
+                # Entries are added in seq order, so the dict's order is the queue's.
+                self._order = list(self._all.values())
+            self._browsers.append(consumer)
+        else:
+            self._consumers.append(consumer)
+
+    def remove_consumer(self, consumer: Consumer, held: list[Entry]) -> None:
+        """Forget a consumer; ``held`` are the entries it had not settled: they come back."""
+        for group in [g for g, c in self._groups.items() if c is consumer]:
+            del self._groups[group]
+        if consumer.browse:
+            if consumer in self._browsers:
+                self._browsers.remove(consumer)
+                if not self._browsers:
+                    self._order = None
+            return
+        if consumer in self._consumers:
+            self._consumers.remove(consumer)
+        for entry in sorted(held):
+            if entry.state == ACQUIRED and entry.consumer is consumer:
+                self.release(entry, delivery_failed=True)
+
+    # --- dispatch -------------------------------------------------------------------------------
+
+    def dispatch(self, now_ms: int) -> int:
+        """Give available messages to consumers with credit; return how many were sent."""
+        sent = 0
+        if self._browsers:
+            sent += self._dispatch_browsers(now_ms)
+        consumers = self._consumers
+        if not consumers or not self.available:
+            return sent
+        count = len(consumers)
+        idle = 0  # consumers in a row that could take nothing
+        while self.available and idle < count:
+            if self._rr >= count:
+                self._rr = 0
+            consumer = consumers[self._rr]
+            self._rr += 1
+            if consumer.credit <= 0:
+                idle += 1
+                continue
+            entry = self._take_for(consumer, now_ms)
+            if entry is None:
+                idle += 1
+                continue
+            idle = 0
+            entry.state = ACQUIRED
+            entry.consumer = consumer
+            consumer.deliver(entry)
+            sent += 1
+        return sent
+
+    def _take_for(self, consumer: Consumer, now_ms: int) -> Entry | None:
+        """Remove and return the first available entry ``consumer`` may have."""
+        levels = self._levels
+        level_no = self._top
+        while level_no >= 0:
+            level = levels[level_no]
+            if not level:
+                if level_no == self._top:
+                    self._top -= 1
+                level_no -= 1
+                continue
+            head = level[0]
+            # Fast path: a plain message at the head for any consumer.
+            if (
+                head.group_id is None
+                and head.excluded is None
+                and (head.expiry is None or head.expiry > now_ms)
+                and consumer.accepts(head)
+            ):
+                level.popleft()
+                self.available -= 1
+                return head
+            index = 0
+            while index < len(level):
+                entry = level[index]
+                if entry.expiry is not None and entry.expiry <= now_ms:
+                    del level[index]
+                    self.available -= 1
+                    self._expire(entry)
+                    continue
+                if self._eligible(entry, consumer):
+                    del level[index]
+                    self.available -= 1
+                    if entry.group_id is not None:
+                        self._groups.setdefault(entry.group_id, consumer)
+                    return entry
+                index += 1
+            level_no -= 1
+        return None
+
+    def _eligible(self, entry: Entry, consumer: Consumer) -> bool:
+        if entry.excluded is not None and consumer.id in entry.excluded:
+            return False
+        if entry.group_id is not None:
+            owner = self._groups.get(entry.group_id)
+            if owner is not None and owner is not consumer:
+                return False
+        return consumer.accepts(entry)
+
+    def _dispatch_browsers(self, now_ms: int) -> int:
+        sent = 0
+        order = self._order
+        if order is None:
+            return 0
+        for browser in self._browsers:
+            if browser.credit <= 0:
+                continue
+            # Start after the last message this browser saw: no rescan of the whole queue.
+            index = bisect.bisect_right(order, browser.browse_cursor, key=_seq_of)
+            while index < len(order) and browser.credit > 0:
+                entry = order[index]
+                index += 1
+                if entry.state == GONE:
+                    continue
+                browser.browse_cursor = entry.seq
+                if entry.expiry is not None and entry.expiry <= now_ms:
+                    continue
+                if browser.accepts(entry):
+                    browser.deliver(entry)
+                    sent += 1
+        return sent
+
+    # --- outcomes -------------------------------------------------------------------------------
+
+    def accept(self, entry: Entry) -> None:
+        """The consumer accepted the message: it leaves the queue."""
+        if entry.state == GONE:
+            return
+        self.acknowledged_total += 1
+        self._remove(entry)
+
+    def release(
+        self, entry: Entry, *, delivery_failed: bool = False, undeliverable_here: bool = False
+    ) -> None:
+        """Put an acquired message back (``released``/``modified``, or its consumer left)."""
+        if entry.state != ACQUIRED:
+            return
+        consumer = entry.consumer
+        if undeliverable_here and consumer is not None:
+            if entry.excluded is None:
+                entry.excluded = set()
+            entry.excluded.add(consumer.id)
+        if delivery_failed:
+            entry.delivery_count += 1
+            limit = self.settings.max_delivery_attempts
+            if limit and entry.delivery_count >= limit:
+                self._remove(entry)
+                self.hooks.dead_letter(
+                    self,
+                    entry,
+                    "petrel:delivery-attempts-exceeded",
+                    f"delivered {entry.delivery_count} times without being accepted",
+                )
+                return
+            self.hooks.delivery_count_changed(self, entry)
+        self._make_available(entry)
+
+    def reject(self, entry: Entry, condition: str, description: str) -> None:
+        """The consumer rejected the message: it goes to the dead-letter hook."""
+        if entry.state == GONE:
+            return
+        self._remove(entry)
+        self.hooks.dead_letter(self, entry, condition, description)
+
+    def _remove(self, entry: Entry) -> None:
+        if entry.state == AVAILABLE:
+            level = self._levels[entry.priority]
+            level.remove(entry)
+            self.available -= 1
+        entry.state = GONE
+        entry.consumer = None
+        del self._all[entry.seq]
+        self.bytes -= entry.size
+        if entry.expiry is not None:
+            self._expiry_gone()
+        self.hooks.entry_removed(self, entry)
+        if self.room_wanted:
+            self.room_changed()
+
+    def remove(self, entry: Entry) -> None:
+        """Take a message out of the queue (management, or it was moved elsewhere)."""
+        if entry.state != GONE:
+            self._remove(entry)
+
+    def purge(self) -> int:
+        """Remove every available message; return how many."""
+        count = 0
+        for level in self._levels:
+            while level:
+                self._remove(level[0])
+                count += 1
+        return count
+
+    # --- time -----------------------------------------------------------------------------------
+
+    def expire(self, now_ms: int) -> int:
+        """Expire every available message whose time is up; return how many."""
+        count = 0
+        heap = self._expiring
+        with_consumers = []
+        while heap and heap[0][0] <= now_ms:
+            item = heapq.heappop(heap)
+            entry = item[2]
+            if entry.state == AVAILABLE:
+                self._levels[entry.priority].remove(entry)
+                self.available -= 1
+                self._expire(entry)
+                count += 1
+            elif entry.state == ACQUIRED:
+                # With a consumer now: it expires if it comes back (checked again then).
+                with_consumers.append(item)
+        for item in with_consumers:
+            heapq.heappush(heap, item)
+        return count
+
+    def _expire(self, entry: Entry) -> None:
+        entry.state = GONE
+        del self._all[entry.seq]
+        self.bytes -= entry.size
+        self._expiry_gone()
+        self.hooks.entry_removed(self, entry)
+        self.hooks.expired(self, entry)
+        if self.room_wanted:
+            self.room_changed()
+
+    def _expiry_gone(self) -> None:
+        """An entry with an expiry left the queue.  Its heap item stays until its time comes,
+        holding the message; once most items are such leftovers (messages consumed long
+        before their TTL), the heap is rebuilt, so memory follows what the queue holds."""
+        self._expiring_live -= 1
+        heap = self._expiring
+        if len(heap) > 2 * self._expiring_live + 64:
+            self._expiring = [item for item in heap if item[2].state != GONE]
+            heapq.heapify(self._expiring)
+
+    def next_expiry(self) -> int | None:
+        """When the next message may expire (ms since the epoch), if any has a TTL."""
+        return self._expiring[0][0] if self._expiring else None
+
+    # --- introspection --------------------------------------------------------------------------
+
+    def stats(self) -> dict[str, Any]:
+        """Figures for management and metrics."""
+        return {
+            "name": self.name,
+            "depth": self.depth,
+            "available": self.available,
+            "bytes": self.bytes,
+            "consumers": self.consumer_count,
+            "enqueued": self.enqueued_total,
+            "acknowledged": self.acknowledged_total,
+        }
+
+    def __repr__(self) -> str:
+        return f"<Queue {self.name!r} depth={self.depth} consumers={self.consumer_count}>"
