@@ -135,6 +135,11 @@ class Broker:
         self.connections[protocol] = connection
         self._listener_of[protocol] = listener
         protocol.closed.add_done_callback(lambda _: self._forget(protocol))
+        # A client must finish SASL and its open in time, or it is dropped.
+        deadline = protocol.loop.call_later(
+            self.settings.limits.sasl_timeout, self._open_overdue, protocol
+        )
+        protocol.opened.add_done_callback(lambda _: deadline.cancel())
         if len(self.connections) > self.settings.limits.max_connections:
             protocol.engine.close(
                 AmqpError(
@@ -145,6 +150,15 @@ class Broker:
             )
             protocol.flush()
         return connection
+
+    def _open_overdue(self, protocol: AmqpProtocol) -> None:
+        if not protocol.opened.done():
+            log.info(
+                "dropping %s: no open within %.1f s",
+                protocol.peername,
+                self.settings.limits.sasl_timeout,
+            )
+            protocol.abort_if_open()
 
     def _forget(self, protocol: AmqpProtocol) -> None:
         self.connections.pop(protocol, None)

@@ -52,6 +52,7 @@ class BrokerConnection:
         self.consumers: dict[Link, ConsumerLink] = {}
         self.producers: dict[Link, ProducerLink] = {}
         self.links_per_session: dict[Session, int] = {}
+        protocol.on_writable = self._writable_again
         self._handlers: dict[type, Callable[[Any], None]] = {
             ev.SaslCompleted: self._on_sasl,
             ev.ConnectionOpened: self._on_opened,
@@ -72,6 +73,11 @@ class BrokerConnection:
         handler = self._handlers.get(type(event))
         if handler is not None:
             handler(event)
+
+    def _writable_again(self) -> None:
+        """The client's socket drained: its consumers may take messages again."""
+        for consumer in self.consumers.values():
+            self.core.mark_dirty(consumer.queue)
 
     def is_live(self, link: Link) -> bool:
         """Whether ``link`` still belongs to this live connection."""

@@ -83,6 +83,10 @@ class ConsumerLink:
 
     @property
     def credit(self) -> int:
+        # A client that does not read its socket gets nothing more until the write
+        # buffer drains, whatever credit it gave: the broker's memory stays bounded.
+        if not self.connection.protocol.writable:
+            return 0
         credit: int = self.link.credit
         return credit
 

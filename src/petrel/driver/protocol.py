@@ -77,6 +77,9 @@ class AmqpProtocol(asyncio.Protocol):
         self._processing = False
         self._writable = asyncio.Event()
         self._writable.set()
+        #: Called when the socket's write buffer drains below its low-water mark again
+        #: (after the transport paused writing), so producers of data can resume.
+        self.on_writable: Callable[[], None] | None = None
         self._read_pauses = 0
         self._lost = False
         self.engine.handle_timer(self.loop.time())
@@ -118,6 +121,9 @@ class AmqpProtocol(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._writable.set()
+        callback = self.on_writable
+        if callback is not None:
+            callback()
 
     # --- the flush point ----------------------------------------------------------------------
 
