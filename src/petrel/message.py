@@ -680,6 +680,45 @@ def _scan(buf: bytes) -> tuple[list[int], Any]:
     return bounds, body_kind
 
 
+# Distinct header encodings -> their (immutable) Header, bounded.
+_HEADER_CACHE: dict[bytes, Any] = {}
+_HEADER_CACHE_MAX = 1024
+
+# Properties fields read on their own (field index -> the types a valid value has);
+# any other type falls back to decoding the whole section, which reports the error.
+_FAST_PROPERTY_TYPES: Final[dict[int, frozenset[type]]] = {
+    2: frozenset({str}),  # to (an address string)
+    8: frozenset({Timestamp}),  # absolute-expiry-time
+    10: frozenset({str}),  # group-id
+}
+
+
+def _read_field(buf: bytes, at: int, index: int) -> Any:
+    """Field ``index`` of the list encoded at ``at`` (``None`` past its end), decoding only
+    that field; ``_UNSET`` when the list is not in a form this fast path reads."""
+    if at < 0:
+        return None
+    code = buf[at]
+    if code == 0x45:
+        return None
+    try:
+        if code == 0xC0:
+            count = buf[at + 2]
+            pos = at + 3
+        elif code == 0xD0:
+            count = _u32(buf, at + 5)[0]
+            pos = at + 9
+        else:
+            return _UNSET
+        if index >= count:
+            return None
+        for _ in range(index):
+            pos = skip_value(buf, pos)
+        return codec.decode_from(buf, pos)[0]
+    except (DecodeError, IndexError, struct.error):
+        return _UNSET
+
+
 class MessageView:
     """Encoded message bytes, read lazily: the broker's and router's view of a message.
 
@@ -750,9 +789,23 @@ class MessageView:
     @property
     def header(self) -> Header | None:
         """The decoded header section, or ``None`` when there is none."""
-        if self._header is _UNSET:
-            self._header = self._section(_HEADER)
-        return self._header  # type: ignore[no-any-return]
+        header = self._header
+        if header is _UNSET:
+            bounds = self._bounds
+            start = bounds[0]
+            if start < 0:
+                header = None
+            else:
+                # Headers repeat endlessly (a few flag and count combinations), and a
+                # Header is immutable: decode each distinct encoding once.
+                raw = self._data[start : bounds[2]]
+                header = _HEADER_CACHE.get(raw)
+                if header is None:
+                    header = self._section(_HEADER)
+                    if len(raw) <= 32 and len(_HEADER_CACHE) < _HEADER_CACHE_MAX:
+                        _HEADER_CACHE[raw] = header
+            self._header = header
+        return header  # type: ignore[no-any-return]
 
     @property
     def delivery_annotations(self) -> dict[Any, Any] | None:
@@ -858,8 +911,17 @@ class MessageView:
     # --- properties fields --------------------------------------------------------------
 
     def _prop(self, index: int) -> Any:
-        p = self.properties
-        return None if p is None else p[index]
+        props = self._props
+        if props is _UNSET:
+            accepts = _FAST_PROPERTY_TYPES.get(index)
+            if accepts is not None:
+                # Read just this field, skipping the others undecoded (the broker's
+                # routing reads one or two fields of every message).
+                value = _read_field(self._data, self._bounds[3 * _PROPERTIES + 1], index)
+                if value is not _UNSET and (value is None or type(value) in accepts):
+                    return value
+            props = self.properties
+        return None if props is None else props[index]
 
     @property
     def message_id(self) -> Any:

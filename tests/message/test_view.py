@@ -371,3 +371,44 @@ def test_with_header_on_a_foreign_header_encoding() -> None:
     new = view.with_header(delivery_count=3)
     assert new.endswith(PROPS + DATA)
     assert MessageView(new).delivery_count == 3
+
+
+def test_single_property_reads_agree_with_a_full_decode() -> None:
+    message = Message(
+        b"body",
+        message_id="id-1",
+        to="orders",
+        subject="s",
+        absolute_expiry_time=1_700_000_000.5,
+        group_id="g1",
+    )
+    view = MessageView(message.encode())
+    # Read one field at a time first (the broker's fast path), then all of them.
+    assert view.absolute_expiry_time == 1_700_000_000_500
+    assert view.group_id == "g1"
+    assert view.to == "orders"
+    full = MessageView(message.encode()).properties
+    assert full is not None
+    assert (full.absolute_expiry_time, full.group_id, full.to) == (
+        view.absolute_expiry_time,
+        view.group_id,
+        view.to,
+    )
+
+
+def test_a_mistyped_property_read_alone_still_raises_decode_error() -> None:
+    # properties with absolute-expiry-time (field 8) holding a string, not a timestamp
+    fields = [None] * 8 + ["not a timestamp"]
+    data = codec.encode(spec.Data(b"x"))
+    props = bytearray(b"\x00\x53\x73")
+    codec.encode_into(props, fields)
+    view = MessageView(bytes(props) + data)
+    with pytest.raises(DecodeError, match="absolute-expiry-time"):
+        _ = view.absolute_expiry_time
+
+
+def test_equal_headers_share_one_decoded_header() -> None:
+    one = MessageView(Message("a", durable=True, priority=7).encode())
+    two = MessageView(Message("b", durable=True, priority=7).encode())
+    assert one.header is two.header
+    assert one.header is not None and one.header.priority == 7

@@ -117,12 +117,51 @@ class BrokerCore:
         self._expiry_task: asyncio.Task[None] | None = None
         self.dead_lettered_total = 0
         self.expired_total = 0
+        #: Set when the broker must stop: the store failed or lost the live lock.
+        self.failed = asyncio.Event()
+        #: Why :attr:`failed` was set (one line).
+        self.failure: str | None = None
+
+    def fail(self, reason: str) -> None:
+        """The broker cannot go on safely (the store failed, or another broker is live):
+        log ``reason`` and set :attr:`failed`; whoever runs the broker stops it."""
+        if self.failure is None:
+            self.failure = reason
+            log.error("%s; stopping", reason)
+            self.failed.set()
+
+    def commit(self) -> asyncio.Future[None]:
+        """``store.commit()``, watched: a store that cannot write stops the broker (the
+        producers of the batch are rejected by whoever waits on the future)."""
+        future = self.store.commit()
+        future.add_done_callback(self._check_commit)
+        return future
+
+    def _check_commit(self, future: asyncio.Future[None]) -> None:
+        if not future.cancelled():
+            error = future.exception()
+            if error is not None:
+                reason = error.description if isinstance(error, AmqpError) else str(error)
+                self.fail(f"the store failed: {reason}")
 
     # --- lifecycle ------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Open the store, recover what it holds, declare the configured addresses."""
-        await self.store.open()
+        """Open the store, wait until this broker is the live one (a store shared by a
+        live/backup pair), recover what the store holds, declare the configured addresses."""
+        store = self.store
+        await store.open()
+        lock = asyncio.ensure_future(store.acquire_live_lock())
+        try:
+            done, _ = await asyncio.wait({lock}, timeout=0.5)
+            if not done:  # a backup: said once, then it waits (without listening)
+                log.info("waiting to become live")
+                await lock
+                log.info("live")
+            lock.result()
+        except BaseException:
+            lock.cancel()
+            raise
         for record in await self.store.load_queues():
             await self._recover_queue(record)
         for address in self.settings.addresses:
@@ -375,15 +414,15 @@ class BrokerCore:
             durable, priority, ttl, count = False, 4, None, 0
         else:
             durable, priority, ttl, _, count = header
-        props = view.properties
         now_ms = int(self.clock() * 1000)
         expiry = None
         if ttl and honour_expiry:
             expiry = now_ms + ttl
-        if honour_expiry and props is not None and props.absolute_expiry_time:
-            absolute = int(props.absolute_expiry_time)
-            expiry = absolute if expiry is None else min(expiry, absolute)
-        group_id = props.group_id if props is not None else None
+        # Only the two properties routing needs are read, not the whole section.
+        absolute = view.absolute_expiry_time if honour_expiry else None
+        if absolute:
+            expiry = int(absolute) if expiry is None else min(expiry, int(absolute))
+        group_id = view.group_id
         store = self.store
         stored = False
         size = len(data)
