@@ -55,7 +55,7 @@ from ..types import Symbol
 from .config import ConnectionConfig
 from .events import ConnectionClosed, ConnectionOpened, Event, LinkDetached
 from .faults import LinkFault, SessionFault, as_error, error_of
-from .framing import HEADER_PLACEHOLDER, pack_header
+from .framing import HEADER_PLACEHOLDER, pack_header, read_transfer
 from .handshake import Handshake
 from .session import Session
 from .states import (
@@ -388,7 +388,11 @@ class Connection:
                 if self._tracer is not None:
                     self._tracer.frame("<-", channel, None)
                 return
-            frame, off = decode_from(buf, body)
+            fast = read_transfer(buf, body, end)
+            if fast is None:
+                frame, off = decode_from(buf, body)
+            else:
+                frame, off = fast
             if off > end:
                 raise RemoteProtocolError(
                     f"the {type(frame).__name__} runs past the end of its frame",

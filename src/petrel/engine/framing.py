@@ -13,15 +13,18 @@ not depend on ``more``, which is patched in once the payload is placed.
 from __future__ import annotations
 
 import struct
-from typing import Final
+from typing import Any, Final
 
+from ..spec import Transfer
 from ..spec.framing import FRAME_HEADER
+from ..types import UInt
 
 __all__ = [
     "HEADER_PLACEHOLDER",
     "MAX_TAG_LENGTH",
     "describe_header",
     "pack_header",
+    "read_transfer",
     "write_transfer_continuation",
     "write_transfer_head",
 ]
@@ -92,3 +95,89 @@ def describe_header(data: bytes) -> str:
     if len(data) == 8 and data[:4] == b"AMQP":
         return f"AMQP protocol id {data[4]} version {data[5]}.{data[6]}.{data[7]}"
     return f"non-AMQP bytes {data!r}"
+
+
+# --- reading transfers ---------------------------------------------------------------------------
+
+_TRANSFER_DESCRIPTOR: Final = b"\x00\x53\x14"
+_u32 = struct.Struct(">I").unpack_from
+_u32u32 = struct.Struct(">II").unpack_from
+_SMALL_UINT: Final = [UInt(i) for i in range(256)]
+_UINT0: Final = _SMALL_UINT[0]
+_NOT_FAST: Final = object()
+
+
+def _uint_at(buf: bytes, pos: int) -> tuple[Any, int]:
+    code = buf[pos]
+    if code == 0x52:
+        return _SMALL_UINT[buf[pos + 1]], pos + 2
+    if code == 0x43:
+        return _UINT0, pos + 1
+    if code == 0x70:
+        return UInt(_u32(buf, pos + 1)[0]), pos + 5
+    if code == 0x40:
+        return None, pos + 1
+    return _NOT_FAST, pos
+
+
+def _bool_at(buf: bytes, pos: int) -> tuple[Any, int]:
+    code = buf[pos]
+    if code == 0x42:
+        return False, pos + 1
+    if code == 0x41:
+        return True, pos + 1
+    if code == 0x40:
+        return None, pos + 1
+    return _NOT_FAST, pos
+
+
+def read_transfer(buf: bytes, at: int, end: int) -> tuple[Transfer, int] | None:
+    """Decode the transfer performative at ``at`` the quick way, or ``None`` to say "use the
+    generic decoder".
+
+    Handles the encodings every implementation uses for the leading fields
+    (``handle``, ``delivery-id``, ``delivery-tag``, ``message-format``,
+    ``settled``, ``more``); anything unusual (a delivery state, wide
+    constructors in odd places, fields beyond ``more``) falls back, so the
+    generic decoder stays the single judge of malformed input.
+    """
+    if buf[at : at + 3] != _TRANSFER_DESCRIPTOR:
+        return None
+    try:
+        pos = at + 3
+        code = buf[pos]
+        if code == 0xC0:
+            size = buf[pos + 1]
+            count = buf[pos + 2]
+            stop = pos + 2 + size
+            pos += 3
+        elif code == 0xD0:
+            size, count = _u32u32(buf, pos + 1)
+            stop = pos + 5 + size
+            pos += 9
+        else:
+            return None
+        if count > 6 or stop > end:
+            return None
+        values: list[Any] = [None] * 11
+        for index in range(count):
+            if index == 2:  # delivery-tag
+                code = buf[pos]
+                if code == 0xA0:
+                    n = buf[pos + 1]
+                    values[2] = buf[pos + 2 : pos + 2 + n]
+                    pos += 2 + n
+                    continue
+                if code == 0x40:
+                    pos += 1
+                    continue
+                return None
+            value, pos = (_bool_at if index >= 4 else _uint_at)(buf, pos)
+            if value is _NOT_FAST:
+                return None
+            values[index] = value
+        if pos != stop:
+            return None
+        return Transfer.from_fields(values), stop
+    except (IndexError, struct.error):
+        return None
