@@ -1,0 +1,354 @@
+"""``Message``: a whole AMQP message as plain Python values."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import struct
+from dataclasses import KW_ONLY, dataclass, fields
+from typing import Any, Final
+
+from .. import codec
+from ..errors import DecodeError, EncodeError
+from ..spec import REGISTRY
+from ..spec.messaging import (
+    AmqpValue,
+    Data,
+)
+from ..types import Timestamp, ULong
+from ._sections import (
+    _APP_PROPS,
+    _BODY,
+    _BYTES_LIKE,
+    _DELIVERY_ANN,
+    _FACTORY,
+    _HEADER,
+    _MESSAGE_ANN,
+    _PROPERTIES,
+    _RANK,
+    BodyType,
+    Sections,
+    _check_next_body,
+    _describe,
+    _encode_application_properties,
+    _encode_data,
+    _encode_delivery_annotations,
+    _encode_footer,
+    _encode_header,
+    _encode_message_annotations,
+    _encode_properties,
+    _encode_sequence,
+    _encode_value,
+    _name_of,
+    _order_error,
+    _section_at,
+)
+
+
+@dataclass(slots=True, repr=False)
+class Message:
+    """An AMQP message: header and properties fields, annotations, application properties, body.
+
+    Header fields (``durable`` ... ``delivery_count``) and properties fields
+    (``message_id`` ... ``reply_to_group_id``) use the spec's names.  Times
+    are float seconds, as everywhere in Petrel's API: ``ttl`` is a duration in
+    seconds, ``absolute_expiry_time`` and ``creation_time`` are seconds since
+    the epoch (``time.time()``).  On the wire they are exact milliseconds (a
+    ``uint`` and two ``timestamp`` values), rounded to the nearest
+    millisecond when encoding; decoding gives floats again.  The two times
+    also take a :class:`~petrel.types.Timestamp` (taken as the milliseconds
+    it holds) or an aware :class:`~datetime.datetime`.
+    :class:`MessageView` keeps the wire units (milliseconds).  An ``int``
+    ``message_id`` or ``correlation_id`` is sent as a ``ulong``.
+    ``application_properties`` has ``str`` keys; the annotation maps and the
+    footer take ``Symbol`` (a plain ``str`` key is sent as a symbol) or
+    ``ULong`` keys.  See the module docstring for ``body`` and ``body_type``.
+    """
+
+    body: Any = None
+    _: KW_ONLY
+    body_type: BodyType | None = None
+    # header
+    durable: bool = False
+    priority: int = 4
+    ttl: float | None = None
+    first_acquirer: bool = False
+    delivery_count: int = 0
+    # properties
+    message_id: Any = None
+    user_id: bytes | None = None
+    to: str | None = None
+    subject: str | None = None
+    reply_to: str | None = None
+    correlation_id: Any = None
+    content_type: str | None = None
+    content_encoding: str | None = None
+    absolute_expiry_time: float | None = None
+    creation_time: float | None = None
+    group_id: str | None = None
+    group_sequence: int | None = None
+    reply_to_group_id: str | None = None
+    # other sections
+    delivery_annotations: dict[Any, Any] | None = None
+    message_annotations: dict[Any, Any] | None = None
+    application_properties: dict[str, Any] | None = None
+    footer: dict[Any, Any] | None = None
+
+    def __repr__(self) -> str:
+        parts = [] if self.body is None else [repr(self.body)]
+        for name, default in _REPR_DEFAULTS:
+            value = getattr(self, name)
+            if value is not default and value != default:
+                parts.append(f"{name}={value!r}")
+        return f"Message({', '.join(parts)})"
+
+    # --- encoding -------------------------------------------------------------------------
+
+    def encode(self) -> bytes:
+        """The message's sections, encoded in spec order.
+
+        The header goes out only when a header field differs from its
+        default, the properties only when one of them is set, each map
+        section only when it is not ``None``.  Raises
+        :class:`~petrel.errors.EncodeError` when a field cannot be encoded.
+        """
+        out = bytearray()
+        self.encode_into(out)
+        return bytes(out)
+
+    def encode_into(self, out: bytearray) -> None:
+        """Append the encoded message to ``out`` (after a transfer performative, say)."""
+        start = len(out)
+        try:
+            self._encode(out)
+        except EncodeError:
+            del out[start:]
+            raise
+        except (
+            struct.error,
+            OverflowError,
+            UnicodeEncodeError,
+            TypeError,
+            AttributeError,
+            ValueError,
+        ) as exc:
+            del out[start:]
+            raise EncodeError(f"cannot encode message: {exc}") from None
+
+    def _encode(self, out: bytearray) -> None:
+        durable = self.durable
+        priority = self.priority
+        ttl = self.ttl
+        first_acquirer = self.first_acquirer
+        delivery_count = self.delivery_count
+        if durable or priority != 4 or ttl is not None or first_acquirer or delivery_count:
+            ttl_ms = None if ttl is None else _milliseconds(ttl)
+            _encode_header(out, (durable, priority, ttl_ms, first_acquirer, delivery_count))
+        if self.delivery_annotations is not None:
+            _encode_delivery_annotations(out, self.delivery_annotations)
+        if self.message_annotations is not None:
+            _encode_message_annotations(out, self.message_annotations)
+        props = (
+            self.message_id,
+            self.user_id,
+            self.to,
+            self.subject,
+            self.reply_to,
+            self.correlation_id,
+            self.content_type,
+            self.content_encoding,
+            self.absolute_expiry_time,
+            self.creation_time,
+            self.group_id,
+            self.group_sequence,
+            self.reply_to_group_id,
+        )
+        if props != _NO_PROPERTIES:
+            if (
+                type(props[0]) is int
+                or type(props[5]) is int
+                or props[8] is not None
+                or props[9] is not None
+            ):
+                props = _wire_properties(props)
+            _encode_properties(out, props)
+        app = self.application_properties
+        if app is not None:
+            for key in app:
+                if type(key) is not str:
+                    raise EncodeError(
+                        f"application-properties keys must be str, got {type(key).__name__}"
+                    )
+            _encode_application_properties(out, app)
+        self._encode_body(out)
+        if self.footer is not None:
+            _encode_footer(out, self.footer)
+
+    def _encode_body(self, out: bytearray) -> None:
+        body = self.body
+        kind = self.body_type
+        if kind is None:
+            if isinstance(body, _BYTES_LIKE):
+                _encode_data(out, body)
+                return
+            if type(body) is Sections:
+                kind = "data" if body and isinstance(body[0], _BYTES_LIKE) else "sequence"
+            else:
+                _encode_value(out, body)
+                return
+        if kind == "value":
+            _encode_value(out, body)
+        elif kind == "data":
+            parts = body if isinstance(body, (list, tuple)) else (body,)
+            if not parts:
+                raise EncodeError("a data body needs at least one section")
+            for part in parts:
+                if not isinstance(part, _BYTES_LIKE):
+                    raise EncodeError(f"a data section holds bytes, got {type(part).__name__}")
+                _encode_data(out, part)
+        elif kind == "sequence":
+            parts = body if type(body) is Sections else (body,)
+            if not parts:
+                raise EncodeError("a sequence body needs at least one section")
+            for part in parts:
+                if not isinstance(part, (list, tuple)):
+                    raise EncodeError(f"an amqp-sequence holds a list, got {type(part).__name__}")
+                _encode_sequence(out, part)
+        else:
+            raise EncodeError(f"unknown body_type {kind!r} (value, data or sequence)")
+
+    # --- decoding -------------------------------------------------------------------------
+
+    @classmethod
+    def decode(cls, data: bytes | bytearray | memoryview) -> Message:
+        """Decode a whole encoded message.
+
+        Raises :class:`~petrel.errors.DecodeError` when the data is not a
+        valid message: a value that is not a message section, sections out of
+        order or repeated, body sections of mixed kinds, a section with
+        fields of the wrong type, or bytes left over.
+        """
+        buf = data if type(data) is bytes else bytes(data)
+        end = len(buf)
+        msg = cls()
+        decode_from = codec.decode_from
+        registry = REGISTRY
+        last = -1
+        body_kind: Any = None
+        body_parts: list[Any] = []
+        off = 0
+        while off < end:
+            if buf[off] == 0x00 and off + 2 < end and buf[off + 1] == 0x53:
+                code = buf[off + 2]
+                if code not in _FACTORY:
+                    raise DecodeError(f"not a message section: {_name_of(code)}", offset=off)
+                section, nxt = _section_at(buf, off, off + 3, code)
+            else:
+                # Symbolic or 8-byte descriptors, or no section at all.
+                section, nxt = decode_from(buf, off, registry=registry)
+            kind = type(section)
+            rank = _RANK.get(kind, -1)
+            if rank < 0:
+                raise DecodeError(f"not a message section: {_describe(section)}", offset=off)
+            if rank == _BODY:
+                if body_kind is None:
+                    if last > _BODY:
+                        raise _order_error(rank, last, off)
+                    body_kind = kind
+                else:
+                    _check_next_body(kind, body_kind, last, off)
+                body_parts.append(section.value)
+            elif rank <= last:
+                raise _order_error(rank, last, off)
+            elif rank == _HEADER:
+                (
+                    msg.durable,
+                    msg.priority,
+                    ttl_ms,
+                    msg.first_acquirer,
+                    msg.delivery_count,
+                ) = section
+                if ttl_ms is not None:
+                    msg.ttl = ttl_ms / 1000
+            elif rank == _PROPERTIES:
+                (
+                    msg.message_id,
+                    msg.user_id,
+                    msg.to,
+                    msg.subject,
+                    msg.reply_to,
+                    msg.correlation_id,
+                    msg.content_type,
+                    msg.content_encoding,
+                    expiry,
+                    created,
+                    msg.group_id,
+                    msg.group_sequence,
+                    msg.reply_to_group_id,
+                ) = section
+                if expiry is not None:
+                    msg.absolute_expiry_time = expiry / 1000
+                if created is not None:
+                    msg.creation_time = created / 1000
+            elif rank == _DELIVERY_ANN:
+                msg.delivery_annotations = section.value
+            elif rank == _MESSAGE_ANN:
+                msg.message_annotations = section.value
+            elif rank == _APP_PROPS:
+                msg.application_properties = section.value
+            else:
+                msg.footer = section.value
+            last = rank
+            off = nxt
+        if body_kind is not None:
+            msg.body, msg.body_type = _body_from_parts(body_kind, body_parts)
+        return msg
+
+
+_REPR_DEFAULTS: Final = tuple(
+    (f.name, f.default) for f in fields(Message) if f.name not in ("body", "_")
+)
+_NO_PROPERTIES: Final = (None,) * 13
+
+
+def _milliseconds(seconds: float) -> int:
+    """A duration in seconds as the whole milliseconds the wire carries."""
+    return round(seconds * 1000)
+
+
+def _timestamp(when: Any) -> Timestamp:
+    """Seconds since the epoch (or a ``Timestamp``, or an aware ``datetime``) as a timestamp."""
+    if type(when) is Timestamp:
+        return when
+    if isinstance(when, _dt.datetime):
+        return Timestamp.from_datetime(when)
+    return Timestamp(round(when * 1000))
+
+
+def _wire_properties(props: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The properties as the wire wants them.
+
+    A plain ``int`` message-id or correlation-id goes as the ``ulong`` the
+    spec allows; the two times go from seconds to millisecond timestamps.
+    """
+    values = list(props)
+    for i in (0, 5):
+        if type(values[i]) is int:
+            values[i] = ULong(values[i])
+    for i in (8, 9):
+        if values[i] is not None:
+            values[i] = _timestamp(values[i])
+    return tuple(values)
+
+
+def _body_from_parts(kind: type, parts: list[Any]) -> tuple[Any, BodyType | None]:
+    """The ``body`` and ``body_type`` of decoded body sections (see the module docstring)."""
+    if kind is AmqpValue:
+        body = parts[0]
+        return body, ("value" if isinstance(body, bytes) else None)
+    if kind is Data:
+        if len(parts) == 1:
+            return parts[0], None
+        return Sections(*parts), None
+    if len(parts) == 1:
+        return parts[0], "sequence"
+    return Sections(*parts), None

@@ -1,0 +1,334 @@
+"""What Message and MessageView share: section ranks, factories, scanning and skipping."""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable
+from typing import Any, Final, Literal, Self
+
+from .. import codec
+from ..codec.constructors import NAMES as _CONSTRUCTOR_NAMES
+from ..errors import DecodeError
+from ..spec import ALL_TYPES, REGISTRY
+from ..spec.messaging import (
+    AmqpSequence,
+    AmqpValue,
+    ApplicationProperties,
+    Data,
+    DeliveryAnnotations,
+    Footer,
+    Header,
+    MessageAnnotations,
+    Properties,
+)
+from ..types import Symbol, ULong
+
+BodyType = Literal["value", "data", "sequence"]
+
+_BYTES_LIKE = (bytes, bytearray, memoryview)
+
+
+class Sections(tuple[Any, ...]):
+    """A body of several sections: ``data`` sections (``bytes``) or ``amqp-sequence`` (lists)::
+
+        Message(Sections(b"part one", b"part two"))   # two data sections
+        Message(Sections([1, 2], [3]))                # two amqp-sequence sections
+
+    A single section needs no wrapper: ``Message(b"...")`` is one data section
+    and ``Message([1, 2], body_type="sequence")`` one amqp-sequence section.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, *parts: Any) -> Self:
+        return tuple.__new__(cls, parts)
+
+    def __getnewargs__(self) -> tuple[Any, ...]:
+        return tuple(self)
+
+    def __repr__(self) -> str:
+        return f"Sections({', '.join(repr(p) for p in self)})"
+
+
+# Section order: the rank of each section type; body sections share one rank.
+_HEADER, _DELIVERY_ANN, _MESSAGE_ANN, _PROPERTIES, _APP_PROPS, _BODY, _FOOTER = range(7)
+
+_RANK: Final[dict[Any, int]] = {
+    Header: _HEADER,
+    DeliveryAnnotations: _DELIVERY_ANN,
+    MessageAnnotations: _MESSAGE_ANN,
+    Properties: _PROPERTIES,
+    ApplicationProperties: _APP_PROPS,
+    Data: _BODY,
+    AmqpSequence: _BODY,
+    AmqpValue: _BODY,
+    Footer: _FOOTER,
+}
+_RANK_NAMES = (
+    "header",
+    "delivery-annotations",
+    "message-annotations",
+    "properties",
+    "application-properties",
+    "body",
+    "footer",
+)
+
+# The usual encoding of a section starts ``00 53 <code>``; for those the
+# decoders below read the descriptor themselves and build the section from its
+# value directly, saving the codec's generic described-value path.
+_FACTORY: Final[dict[int, Callable[[Any], Any]]] = {
+    cls.DESCRIPTOR: REGISTRY[ULong(cls.DESCRIPTOR)] for cls in _RANK
+}
+
+
+def _section_at(buf: bytes, off: int, value_at: int, code: int) -> tuple[Any, int]:
+    """Decode the section whose value starts at ``value_at`` (descriptor already read)."""
+    value, nxt = codec.decode_from(buf, value_at, registry=REGISTRY)
+    try:
+        return _FACTORY[code](value), nxt
+    except DecodeError as exc:
+        if exc.offset is None:
+            raise DecodeError(exc.description, offset=off) from None
+        raise
+
+
+_encode_header = Header.encode_fields
+_encode_properties = Properties.encode_fields
+_encode_delivery_annotations = DeliveryAnnotations.encode_value
+_encode_message_annotations = MessageAnnotations.encode_value
+_encode_application_properties = ApplicationProperties.encode_value
+_encode_data = Data.encode_value
+_encode_sequence = AmqpSequence.encode_value
+_encode_value = AmqpValue.encode_value
+_encode_footer = Footer.encode_value
+
+
+def _order_error(rank: int, last: int, off: int) -> DecodeError:
+    if rank == last:
+        return DecodeError(f"repeated {_RANK_NAMES[rank]} section", offset=off)
+    return DecodeError(
+        f"{_RANK_NAMES[rank]} section after the {_RANK_NAMES[last]} section", offset=off
+    )
+
+
+def _check_next_body(kind: Any, first: Any, last: int, off: int) -> None:
+    """Check a body section that follows the first one."""
+    if last != _BODY:
+        raise _order_error(_BODY, last, off)
+    if kind is not first or kind is AmqpValue:
+        raise DecodeError(f"a {kind.NAME} section cannot follow a {first.NAME} section", offset=off)
+
+
+def _name_of(descriptor: int | bytes) -> str:
+    """What a descriptor (a code, or a symbolic name as bytes) names, for error messages."""
+    for cls in ALL_TYPES:
+        known: Any = cls
+        if descriptor in (known.DESCRIPTOR, known.NAME.encode("ascii")):
+            return str(known.NAME)
+    if isinstance(descriptor, bytes):
+        return f"unknown descriptor {Symbol(descriptor.decode('ascii', 'replace'))!r}"
+    return f"unknown descriptor {ULong(descriptor)!r}"
+
+
+def _describe(value: Any) -> str:
+    name = getattr(type(value), "NAME", None)
+    if name is not None:
+        return str(name)
+    descriptor = getattr(value, "descriptor", None)
+    if descriptor is not None:
+        return f"unknown descriptor {descriptor!r}"
+    return f"a bare {type(value).__name__}"
+
+
+# --- skipping encoded values --------------------------------------------------------------------
+#
+# The width of a value follows from its constructor's category (part 1, the
+# high nibble of the format code): fixed 0/1/2/4/8/16 bytes, variable with a
+# 1- or 4-byte size, compound or array with a 1- or 4-byte size.  Only the
+# constructors the spec defines are accepted, as the decoder does.
+
+_u32 = struct.Struct(">I").unpack_from
+_u64 = struct.Struct(">Q").unpack_from
+
+# constructor -> (bytes of the size field, fixed width, smallest legal size)
+_FIXED = {0x4: 0, 0x5: 1, 0x6: 2, 0x7: 4, 0x8: 8, 0x9: 16}
+_SIZED = {0xA: (1, 0), 0xB: (4, 0), 0xC: (1, 1), 0xD: (4, 4), 0xE: (1, 2), 0xF: (4, 5)}
+
+
+def _widths() -> list[tuple[int, int, int] | None]:
+    widths: list[tuple[int, int, int] | None] = [None] * 256
+    for code in _CONSTRUCTOR_NAMES:
+        category = code >> 4
+        if code == 0x00:
+            continue
+        if category in _FIXED:
+            widths[code] = (0, _FIXED[category], 0)
+        else:
+            size_bytes, least = _SIZED[category]
+            widths[code] = (size_bytes, 0, least)
+    return widths
+
+
+_WIDTH: Final = _widths()
+_DESCRIPTOR_CODES = frozenset((0x80, 0x53, 0x44, 0xA3, 0xB3))
+
+
+def skip_value(data: bytes, offset: int = 0) -> int:
+    """The offset just past the one encoded value at ``offset``, without decoding it.
+
+    Reads only the constructor and the size field (and a described value's
+    descriptor); the contents of strings, binaries, lists, maps and arrays
+    are not looked at.  Raises :class:`~petrel.errors.DecodeError` for an
+    unknown constructor or a value that runs past the end of ``data``.
+    """
+    try:
+        code = data[offset]
+        if code == 0x00:
+            desc_code = data[offset + 1]
+            if desc_code not in _DESCRIPTOR_CODES:
+                raise DecodeError(
+                    "a descriptor must be a ulong or a symbol, got "
+                    + _CONSTRUCTOR_NAMES.get(desc_code, f"0x{desc_code:02x}"),
+                    offset=offset + 1,
+                )
+            offset = skip_value(data, offset + 1)
+            code = data[offset]
+            if code == 0x00:
+                raise DecodeError("a described value cannot itself be described", offset=offset)
+        width = _WIDTH[code]
+        if width is None:
+            raise DecodeError(f"unknown constructor 0x{code:02x}", offset=offset)
+        size_bytes, fixed, least = width
+        if size_bytes == 0:
+            end = offset + 1 + fixed
+        elif size_bytes == 1:
+            size = data[offset + 1]
+            end = offset + 2 + size
+        else:
+            size = _u32(data, offset + 1)[0]
+            end = offset + 5 + size
+    except (IndexError, struct.error):
+        raise DecodeError("truncated value: the data ends before it does", offset=offset) from None
+    if size_bytes and size < least:
+        raise DecodeError(f"{_CONSTRUCTOR_NAMES[code]} size {size} is too small", offset=offset)
+    if end > len(data):
+        raise DecodeError(
+            f"{_CONSTRUCTOR_NAMES[code]} runs {end - len(data)} bytes past the end of the data",
+            offset=offset,
+        )
+    return end
+
+
+# --- the lazy view --------------------------------------------------------------------------------
+
+# Section descriptor (code or symbolic name) -> rank.
+_SECTION_RANK: Final[dict[Any, int]] = {}
+_BODY_CLASS: Final[dict[Any, Any]] = {}
+
+
+def _index_sections() -> None:
+    for cls, rank in _RANK.items():
+        section: Any = cls
+        for key in (section.DESCRIPTOR, section.NAME.encode("ascii")):
+            _SECTION_RANK[key] = rank
+            if rank == _BODY:
+                _BODY_CLASS[key] = section
+
+
+_index_sections()
+
+# Rank -> descriptor code, for the sections that are alone in their rank.
+_CODE_OF_RANK: Final[dict[int, int]] = {
+    rank: cls.DESCRIPTOR for cls, rank in _RANK.items() if rank != _BODY
+}
+
+_BODY_TYPE_NAMES: Final[dict[type, BodyType]] = {
+    Data: "data",
+    AmqpSequence: "sequence",
+    AmqpValue: "value",
+}
+
+
+class _Keep:
+    """The default of :meth:`MessageView.with_header` arguments: leave the value as it is."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "KEEP"
+
+
+KEEP: Final = _Keep()
+_UNSET: Final[Any] = object()
+
+
+def _scan(buf: bytes) -> tuple[list[int], Any]:
+    """Section bounds and the body section class.
+
+    ``bounds[3 * rank : 3 * rank + 3]`` are the start, value offset and end of
+    the section of that rank (``-1`` when absent); for the body, from the
+    first body section to the end of the last.
+    """
+    bounds = [-1] * 21
+    end = len(buf)
+    last = -1
+    body_kind: Any = None
+    off = 0
+    while off < end:
+        if buf[off] != 0x00:
+            raise DecodeError("a message section must be a described value", offset=off)
+        try:
+            desc = buf[off + 1]
+            if desc == 0x53:
+                key: Any = buf[off + 2]
+                value_at = off + 3
+            elif desc == 0x80:
+                key = _u64(buf, off + 2)[0]
+                value_at = off + 10
+            elif desc == 0xA3:
+                value_at = off + 3 + buf[off + 2]
+                key = buf[off + 3 : value_at]
+            elif desc == 0xB3:
+                value_at = off + 6 + _u32(buf, off + 2)[0]
+                key = buf[off + 6 : value_at]
+            elif desc == 0x44:
+                key = 0
+                value_at = off + 2
+            else:
+                raise DecodeError(
+                    "a descriptor must be a ulong or a symbol, got "
+                    + _CONSTRUCTOR_NAMES.get(desc, f"0x{desc:02x}"),
+                    offset=off + 1,
+                )
+        except (IndexError, struct.error):
+            raise DecodeError("truncated section descriptor", offset=off) from None
+        if value_at >= end:
+            raise DecodeError("truncated section: no value after the descriptor", offset=off)
+        rank = _SECTION_RANK.get(key, -1)
+        if rank < 0:
+            raise DecodeError(f"not a message section: {_name_of(key)}", offset=off)
+        nxt = skip_value(buf, value_at)
+        if rank == _BODY:
+            kind = _BODY_CLASS[key]
+            if body_kind is None:
+                if last > _BODY:
+                    raise _order_error(rank, last, off)
+                body_kind = kind
+                bounds[15] = off
+                bounds[16] = value_at
+            else:
+                _check_next_body(kind, body_kind, last, off)
+            bounds[17] = nxt
+        elif rank <= last:
+            raise _order_error(rank, last, off)
+        else:
+            bounds[3 * rank] = off
+            bounds[3 * rank + 1] = value_at
+            bounds[3 * rank + 2] = nxt
+        last = rank
+        off = nxt
+    return bounds, body_kind
+
+
+# Distinct header encodings -> their (immutable) Header, bounded.

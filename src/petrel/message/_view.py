@@ -1,0 +1,401 @@
+"""``MessageView``: encoded message bytes, read lazily (the broker's hot path)."""
+
+from __future__ import annotations
+
+import struct
+from typing import Any, Final
+
+from .. import codec
+from ..errors import DecodeError, EncodeError
+from ..spec.messaging import (
+    Header,
+    Properties,
+)
+from ..types import Symbol, Timestamp
+from ._message import Message
+from ._sections import (
+    _APP_PROPS,
+    _BODY,
+    _BODY_TYPE_NAMES,
+    _CODE_OF_RANK,
+    _DELIVERY_ANN,
+    _FOOTER,
+    _HEADER,
+    _MESSAGE_ANN,
+    _PROPERTIES,
+    _RANK_NAMES,
+    _UNSET,
+    KEEP,
+    BodyType,
+    _encode_delivery_annotations,
+    _encode_header,
+    _encode_message_annotations,
+    _Keep,
+    _scan,
+    _section_at,
+    _u32,
+    skip_value,
+)
+
+_HEADER_CACHE: dict[bytes, Any] = {}
+_HEADER_CACHE_MAX = 1024
+
+# Properties fields read on their own (field index -> the types a valid value has);
+# any other type falls back to decoding the whole section, which reports the error.
+_FAST_PROPERTY_TYPES: Final[dict[int, frozenset[type]]] = {
+    2: frozenset({str}),  # to (an address string)
+    8: frozenset({Timestamp}),  # absolute-expiry-time
+    10: frozenset({str}),  # group-id
+}
+
+
+def _read_field(buf: bytes, at: int, index: int) -> Any:
+    """Field ``index`` of the list encoded at ``at`` (``None`` past its end), decoding only
+    that field; ``_UNSET`` when the list is not in a form this fast path reads."""
+    if at < 0:
+        return None
+    code = buf[at]
+    if code == 0x45:
+        return None
+    try:
+        if code == 0xC0:
+            count = buf[at + 2]
+            pos = at + 3
+        elif code == 0xD0:
+            count = _u32(buf, at + 5)[0]
+            pos = at + 9
+        else:
+            return _UNSET
+        if index >= count:
+            return None
+        for _ in range(index):
+            pos = skip_value(buf, pos)
+        return codec.decode_from(buf, pos)[0]
+    except (DecodeError, IndexError, struct.error):
+        return _UNSET
+
+
+class MessageView:
+    """Encoded message bytes, read lazily: the broker's and router's view of a message.
+
+    Building a view only finds where each section starts and ends (from the
+    constructors' size fields); nothing is decoded.  The header, annotations,
+    properties, application-properties and footer are decoded the first time
+    they are read, and kept; the body is never decoded here.  Reading a field
+    of a malformed section raises :class:`~petrel.errors.DecodeError`; a
+    malformed section *structure* already raises when the view is built.
+
+    :meth:`with_header` re-encodes the header (and, if asked, the
+    annotations) and splices it in front of the bare message bytes, which
+    are passed on exactly as received.
+
+    Unlike :class:`Message`, a view speaks wire units: ``ttl`` is a ``UInt``
+    of milliseconds and ``creation_time``/``absolute_expiry_time`` are
+    :class:`~petrel.types.Timestamp` milliseconds since the epoch, exactly
+    as they were encoded.
+    """
+
+    __slots__ = (
+        "_ann",
+        "_app",
+        "_body_kind",
+        "_bounds",
+        "_dann",
+        "_data",
+        "_footer",
+        "_header",
+        "_props",
+    )
+
+    def __init__(self, data: bytes | bytearray | memoryview) -> None:
+        buf = data if type(data) is bytes else bytes(data)
+        self._data = buf
+        self._bounds, self._body_kind = _scan(buf)
+        self._header: Any = _UNSET
+        self._dann: Any = _UNSET
+        self._ann: Any = _UNSET
+        self._props: Any = _UNSET
+        self._app: Any = _UNSET
+        self._footer: Any = _UNSET
+
+    def _section(self, rank: int) -> Any:
+        bounds = self._bounds
+        start = bounds[3 * rank]
+        if start < 0:
+            return None
+        return _section_at(self._data, start, bounds[3 * rank + 1], _CODE_OF_RANK[rank])[0]
+
+    def __repr__(self) -> str:
+        present = [_RANK_NAMES[r] for r in range(7) if self._bounds[3 * r] >= 0]
+        return f"<MessageView {len(self._data)} bytes: {', '.join(present)}>"
+
+    def __bytes__(self) -> bytes:
+        return self._data
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    @property
+    def data(self) -> bytes:
+        """The whole encoded message, as given."""
+        return self._data
+
+    # --- sections -----------------------------------------------------------------------
+
+    @property
+    def header(self) -> Header | None:
+        """The decoded header section, or ``None`` when there is none."""
+        header = self._header
+        if header is _UNSET:
+            bounds = self._bounds
+            start = bounds[0]
+            if start < 0:
+                header = None
+            else:
+                # Headers repeat endlessly (a few flag and count combinations), and a
+                # Header is immutable: decode each distinct encoding once.
+                raw = self._data[start : bounds[2]]
+                header = _HEADER_CACHE.get(raw)
+                if header is None:
+                    header = self._section(_HEADER)
+                    if len(raw) <= 32 and len(_HEADER_CACHE) < _HEADER_CACHE_MAX:
+                        _HEADER_CACHE[raw] = header
+            self._header = header
+        return header  # type: ignore[no-any-return]
+
+    @property
+    def delivery_annotations(self) -> dict[Any, Any] | None:
+        """The delivery-annotations map, or ``None``."""
+        if self._dann is _UNSET:
+            section = self._section(_DELIVERY_ANN)
+            self._dann = None if section is None else section.value
+        return self._dann  # type: ignore[no-any-return]
+
+    @property
+    def message_annotations(self) -> dict[Any, Any] | None:
+        """The message-annotations map, or ``None``."""
+        if self._ann is _UNSET:
+            section = self._section(_MESSAGE_ANN)
+            self._ann = None if section is None else section.value
+        return self._ann  # type: ignore[no-any-return]
+
+    @property
+    def properties(self) -> Properties | None:
+        """The decoded properties section, or ``None`` when there is none."""
+        if self._props is _UNSET:
+            self._props = self._section(_PROPERTIES)
+        return self._props  # type: ignore[no-any-return]
+
+    @property
+    def application_properties(self) -> dict[str, Any] | None:
+        """The application-properties map, or ``None``."""
+        if self._app is _UNSET:
+            section = self._section(_APP_PROPS)
+            self._app = None if section is None else section.value
+        return self._app  # type: ignore[no-any-return]
+
+    @property
+    def footer(self) -> dict[Any, Any] | None:
+        """The footer map, or ``None``."""
+        if self._footer is _UNSET:
+            section = self._section(_FOOTER)
+            self._footer = None if section is None else section.value
+        return self._footer  # type: ignore[no-any-return]
+
+    @property
+    def body_type(self) -> BodyType | None:
+        """Which kind of body sections the message has (``None`` if it has none)."""
+        kind = self._body_kind
+        return None if kind is None else _BODY_TYPE_NAMES[kind]
+
+    @property
+    def body_bytes(self) -> bytes:
+        """The encoded body sections, undecoded (empty if there is no body)."""
+        start, end = self._bounds[15], self._bounds[17]
+        return b"" if start < 0 else self._data[start:end]
+
+    @property
+    def bare_message(self) -> bytes:
+        """The encoded bare message: properties through body, exactly as received."""
+        start = self._bare_start()
+        end = self._bare_end()
+        return self._data[start:end]
+
+    def _bare_start(self) -> int:
+        """Where the bare message starts: the first section after the annotations."""
+        bounds = self._bounds
+        for rank in (_PROPERTIES, _APP_PROPS, _BODY, _FOOTER):
+            if bounds[3 * rank] >= 0:
+                return bounds[3 * rank]
+        return len(self._data)
+
+    def _bare_end(self) -> int:
+        bounds = self._bounds
+        for rank in (_BODY, _APP_PROPS, _PROPERTIES):
+            if bounds[3 * rank] >= 0:
+                return bounds[3 * rank + 2]
+        return self._bare_start()
+
+    # --- header fields ------------------------------------------------------------------
+
+    @property
+    def durable(self) -> bool:
+        h = self.header
+        return False if h is None else bool(h[0])
+
+    @property
+    def priority(self) -> int:
+        h = self.header
+        return 4 if h is None else int(h[1])
+
+    @property
+    def ttl(self) -> int | None:
+        """Time to live in milliseconds, or ``None``."""
+        h = self.header
+        return None if h is None else h[2]
+
+    @property
+    def first_acquirer(self) -> bool:
+        h = self.header
+        return False if h is None else bool(h[3])
+
+    @property
+    def delivery_count(self) -> int:
+        h = self.header
+        return 0 if h is None else int(h[4])
+
+    # --- properties fields --------------------------------------------------------------
+
+    def _prop(self, index: int) -> Any:
+        props = self._props
+        if props is _UNSET:
+            accepts = _FAST_PROPERTY_TYPES.get(index)
+            if accepts is not None:
+                # Read just this field, skipping the others undecoded (the broker's
+                # routing reads one or two fields of every message).
+                value = _read_field(self._data, self._bounds[3 * _PROPERTIES + 1], index)
+                if value is not _UNSET and (value is None or type(value) in accepts):
+                    return value
+            props = self.properties
+        return None if props is None else props[index]
+
+    @property
+    def message_id(self) -> Any:
+        return self._prop(0)
+
+    @property
+    def user_id(self) -> bytes | None:
+        return self._prop(1)  # type: ignore[no-any-return]
+
+    @property
+    def to(self) -> Any:
+        return self._prop(2)
+
+    @property
+    def subject(self) -> str | None:
+        return self._prop(3)  # type: ignore[no-any-return]
+
+    @property
+    def reply_to(self) -> Any:
+        return self._prop(4)
+
+    @property
+    def correlation_id(self) -> Any:
+        return self._prop(5)
+
+    @property
+    def content_type(self) -> Symbol | None:
+        return self._prop(6)  # type: ignore[no-any-return]
+
+    @property
+    def content_encoding(self) -> Symbol | None:
+        return self._prop(7)  # type: ignore[no-any-return]
+
+    @property
+    def absolute_expiry_time(self) -> Timestamp | None:
+        return self._prop(8)  # type: ignore[no-any-return]
+
+    @property
+    def creation_time(self) -> Timestamp | None:
+        return self._prop(9)  # type: ignore[no-any-return]
+
+    @property
+    def group_id(self) -> str | None:
+        return self._prop(10)  # type: ignore[no-any-return]
+
+    @property
+    def group_sequence(self) -> int | None:
+        return self._prop(11)  # type: ignore[no-any-return]
+
+    @property
+    def reply_to_group_id(self) -> str | None:
+        return self._prop(12)  # type: ignore[no-any-return]
+
+    # --- re-encoding --------------------------------------------------------------------
+
+    def with_header(
+        self,
+        *,
+        durable: bool | _Keep = KEEP,
+        priority: int | _Keep = KEEP,
+        ttl: int | _Keep | None = KEEP,
+        first_acquirer: bool | _Keep = KEEP,
+        delivery_count: int | _Keep = KEEP,
+        delivery_annotations: dict[Any, Any] | _Keep | None = KEEP,
+        message_annotations: dict[Any, Any] | _Keep | None = KEEP,
+    ) -> bytes:
+        """The message with a new header in front of the untouched rest.
+
+        Each argument left out keeps its current value; ``ttl=None`` removes
+        the TTL.  ``delivery_annotations`` and ``message_annotations`` replace
+        those sections (``None`` drops one); left out, their bytes are copied
+        as they are.  The properties, application-properties, body and footer
+        bytes are never re-encoded.  A header whose fields all hold their
+        defaults is left out.
+        """
+        h = self.header
+        old = (False, 4, None, False, 0) if h is None else h
+        values = (
+            old[0] if durable is KEEP else durable,
+            old[1] if priority is KEEP else priority,
+            old[2] if ttl is KEEP else ttl,
+            old[3] if first_acquirer is KEEP else first_acquirer,
+            old[4] if delivery_count is KEEP else delivery_count,
+        )
+        out = bytearray()
+        if values[0] or values[1] != 4 or values[2] is not None or values[3] or values[4]:
+            try:
+                _encode_header(out, values)
+            except (struct.error, OverflowError, TypeError, ValueError) as exc:
+                raise EncodeError(f"cannot encode header: {exc}") from None
+        data = self._data
+        bounds = self._bounds
+        for rank, given, encode in (
+            (_DELIVERY_ANN, delivery_annotations, _encode_delivery_annotations),
+            (_MESSAGE_ANN, message_annotations, _encode_message_annotations),
+        ):
+            if given is KEEP:
+                if bounds[3 * rank] >= 0:
+                    out += data[bounds[3 * rank] : bounds[3 * rank + 2]]
+            elif given is not None:
+                start = len(out)
+                try:
+                    encode(out, given)
+                except (
+                    struct.error,
+                    OverflowError,
+                    TypeError,
+                    ValueError,
+                    AttributeError,
+                ) as e:
+                    del out[start:]
+                    raise EncodeError(f"cannot encode {_RANK_NAMES[rank]}: {e}") from None
+        rest = self._bare_start()
+        if rest == 0 and not out:
+            return data
+        # One copy of the bare message, straight into the result.
+        return b"".join((out, memoryview(data)[rest:]))
+
+    def decode(self) -> Message:
+        """The whole message, decoded (body included)."""
+        return Message.decode(self._data)
