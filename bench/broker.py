@@ -10,12 +10,22 @@ through it (``send`` waits for every acknowledgement: unsettled, at least once).
 Prints one JSON line per broker and run, then a summary line per broker with
 the median msgs/s and Petrel's ratio to each peer.  The C clients skip SASL.
 
+With ``--durable`` it measures durable messages instead, sent with the Petrel
+client (the C ``send`` example sends non-durable ones): 100-byte and 10 KiB
+messages, one and four producers each waiting for every acceptance
+(``--window`` sends in flight, 1 by default), through the sqlite store and,
+with ``--store-url`` or PostgreSQL's binaries installed (a throwaway cluster
+with fsync on), the postgresql store.  It prints msgs/s and the p50/p99 latency
+from send to acceptance (that is, to the commit): several producers share one
+commit (group commit), so four go much faster than one.
+
 Benchmarks are not tests: nothing here asserts a speed.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import json
 import os
@@ -28,6 +38,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 BUILD = HERE / ".build"
@@ -80,7 +91,9 @@ def wait_port(port: int, timeout: float = 15.0) -> None:
 
 
 @contextlib.contextmanager
-def broker(kind: str, store: str) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+def broker(
+    kind: str, store: str, store_url: str | None = None
+) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     port = free_port()
     with tempfile.TemporaryDirectory() as data:
         if kind == "petrel":
@@ -96,6 +109,8 @@ def broker(kind: str, store: str) -> Iterator[tuple[int, subprocess.Popen[bytes]
                 "--log-level",
                 "warning",
             ]
+            if store_url:
+                args += ["--store-url", store_url]
         elif kind == "proton-c":
             args = [str(BUILD / "broker"), "127.0.0.1", str(port)]
         else:
@@ -139,13 +154,107 @@ def run_c_clients(port: int, address: str, count: int) -> float:
     return elapsed
 
 
+async def _durable_case(
+    port: int, size: int, producers: int, count: int, window: int
+) -> dict[str, Any]:
+    """``producers`` Petrel clients send ``count`` durable messages each (``window`` in
+    flight) while one consumer takes them; rate and send-to-acceptance latency."""
+    import petrel
+
+    url = f"amqp://127.0.0.1:{port}"
+    address = f"durable-{size}-{producers}-{time.monotonic_ns()}"
+    latencies: list[float] = []
+    total = producers * count
+
+    async def produce(index: int) -> None:
+        async with await petrel.connect(url) as conn:
+            sender = await conn.open_sender(address)
+            body = b"x" * size
+            pending: set[asyncio.Future[None]] = set()
+            for _ in range(count):
+                if len(pending) >= window:
+                    _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                sent = time.perf_counter()
+                future = await sender.send(petrel.Message(body, durable=True), wait=False)
+                future.add_done_callback(
+                    lambda _, t=sent: latencies.append(time.perf_counter() - t)
+                )
+                pending.add(future)
+            await asyncio.gather(*pending)
+
+    async def consume() -> None:
+        async with await petrel.connect(url) as conn:
+            receiver = await conn.open_receiver(address, credit=500)
+            for _ in range(total):
+                delivery = await receiver.receive(timeout=120)
+                await delivery.accept()
+
+    consumer = asyncio.create_task(consume())
+    start = time.perf_counter()
+    await asyncio.gather(*(produce(i) for i in range(producers)))
+    sent_s = time.perf_counter() - start
+    await consumer
+    latencies.sort()
+    return {
+        "msgs_per_s": round(total / sent_s),
+        "p50_ms": round(latencies[len(latencies) // 2] * 1000, 2),
+        "p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1000, 2),
+    }
+
+
+@contextlib.contextmanager
+def _postgres(url: str | None) -> Iterator[str | None]:
+    """``url``, else a throwaway cluster with fsync on (None without PostgreSQL binaries)."""
+    if url:
+        yield url
+        return
+    sys.path.insert(0, str(HERE.parent))
+    from tests.helpers.postgres import fresh_schema, postgres_server
+
+    try:
+        with postgres_server(fsync=True) as server, fresh_schema(server) as schema:
+            yield schema
+    except LookupError as exc:
+        print(json.dumps({"skipped": "postgresql", "why": str(exc)}), flush=True)
+        yield None
+
+
+def durable(args: argparse.Namespace) -> None:
+    """The ``--durable`` runs (see the module docstring)."""
+    stores = args.stores.split(",")
+    with contextlib.ExitStack() as stack:
+        urls: dict[str, str | None] = {"sqlite": None}
+        if "postgresql" in stores:
+            urls["postgresql"] = stack.enter_context(_postgres(args.store_url))
+        for store in stores:
+            if store == "postgresql" and urls["postgresql"] is None:
+                continue
+            with broker("petrel", store, urls.get(store)) as (port, _):
+                asyncio.run(_durable_case(port, 100, 1, 200, args.window))  # warm up
+                for size in (100, 10 * 1024):
+                    for producers in (1, 4):
+                        result = asyncio.run(
+                            _durable_case(port, size, producers, args.durable_count, args.window)
+                        )
+                        case = {"store": store, "size": size, "producers": producers}
+                        print(json.dumps({**case, "window": args.window, **result}), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--durable", action="store_true", help="durable runs (Petrel client)")
+    parser.add_argument("--stores", default="sqlite,postgresql", help="--durable: stores")
+    parser.add_argument("--store-url", help="--durable: a PostgreSQL URL (else a throwaway one)")
+    parser.add_argument("--durable-count", type=int, default=2000, help="per producer")
+    parser.add_argument("--window", type=int, default=1, help="--durable: sends in flight")
     parser.add_argument("--count", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--peers", default="petrel,proton-c")
     parser.add_argument("--store", default="memory", choices=["memory", "sqlite"])
     args = parser.parse_args()
+    if args.durable:
+        durable(args)
+        return
     build_c_examples()
     medians: dict[str, float] = {}
     for kind in args.peers.split(","):

@@ -1,7 +1,7 @@
 """Crash harness: durable messages through a broker that is killed with SIGKILL again and again.
 
     python bench/crash.py [--rounds 20] [--producers 2] [--consumers 2] [--count 2000]
-                          [--store sqlite] [--seed 1]
+                          [--store sqlite|postgresql --store-url URL] [--seed 1]
 
 Producers send durable messages at least once (each send waits for the
 broker's acceptance; the client resends what was unsettled when the
@@ -45,7 +45,10 @@ def free_port() -> int:
 class BrokerProcess:
     """The broker under test: started, killed and restarted on one port and data directory."""
 
-    def __init__(self, port: int, data_dir: str, store: str, log: Path) -> None:
+    def __init__(
+        self, port: int, data_dir: str, store: str, log: Path, store_url: str | None = None
+    ) -> None:
+        self.store_url = store_url
         self.port = port
         self.data_dir = data_dir
         self.store = store
@@ -56,6 +59,8 @@ class BrokerProcess:
     async def start(self) -> None:
         args = [PETREL, "broker", "--listen", f"amqp://127.0.0.1:{self.port}"]
         args += ["--store", self.store, "--data-dir", self.data_dir, "--log-level", "warning"]
+        if self.store_url:
+            args += ["--store-url", self.store_url]
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(args, stdout=log, stderr=log)
         self.starts += 1
@@ -146,7 +151,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="petrel-crash-") as data_dir:
         log = Path(data_dir) / "broker.log"
-        broker = BrokerProcess(port, os.path.join(data_dir, "store"), args.store, log)
+        store_dir = os.path.join(data_dir, "store")
+        broker = BrokerProcess(port, store_dir, args.store, log, args.store_url)
         await broker.start()
         url = f"amqp://127.0.0.1:{port}"
         accepted: set[str] = set()
@@ -205,7 +211,8 @@ def main() -> None:
     parser.add_argument("--consumers", type=int, default=2)
     parser.add_argument("--count", type=int, default=2000, help="messages per producer")
     parser.add_argument("--window", type=int, default=50, help="sends in flight per producer")
-    parser.add_argument("--store", default="sqlite", choices=["sqlite"])
+    parser.add_argument("--store", default="sqlite", choices=["sqlite", "postgresql"])
+    parser.add_argument("--store-url", help="PostgreSQL URL for --store postgresql")
     parser.add_argument("--min-interval", type=float, default=0.2)
     parser.add_argument("--max-interval", type=float, default=1.0)
     parser.add_argument("--timeout", type=float, default=120.0)

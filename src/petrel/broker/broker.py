@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 from ..driver import AmqpProtocol, Listener, TlsConfig
 from ..engine import ConnectionConfig, SaslConfig
 from ..errors import AmqpError, Condition
 from ..server.config import BrokerSettings, ListenerSettings
-from ..store import MemoryStore, MessageStore, SqliteStore
+from ..store import MemoryStore, MessageStore, SqliteStore, StoreError
 from .connection import ANONYMOUS_RELAY, BrokerConnection
 from .core import BrokerCore
 
@@ -23,12 +25,23 @@ log = logging.getLogger("petrel.broker")
 DEFAULT_CREDIT_WINDOW = 1000
 
 
-def make_store(settings: BrokerSettings) -> MessageStore:
-    """The store ``settings.store`` names."""
+def make_store(
+    settings: BrokerSettings, *, on_lost_lock: Callable[[StoreError], None] | None = None
+) -> MessageStore:
+    """The store ``settings.store`` names; ``on_lost_lock`` is called if a shared store
+    (PostgreSQL) loses the live lock."""
     if settings.store == "memory":
         return MemoryStore(paging_dir=Path(settings.data_dir))
     if settings.store == "sqlite":
         return SqliteStore(Path(settings.data_dir))
+    if settings.store == "postgresql" and settings.store_url:
+        try:
+            from ..store.postgresql import PostgresStore
+        except ImportError as exc:
+            raise StoreError(f"the postgresql store needs psycopg: {exc}") from None
+        return PostgresStore(
+            settings.store_url, paging_dir=Path(settings.data_dir), on_lost_lock=on_lost_lock
+        )
     raise AmqpError(
         f"the {settings.store} store is not available in this version",
         condition=Condition.NOT_IMPLEMENTED,
@@ -51,19 +64,42 @@ class Broker:
         credit_window: int = DEFAULT_CREDIT_WINDOW,
     ) -> None:
         self.settings = settings
-        self.core = BrokerCore(settings, store or make_store(settings))
+        if store is None:
+            store = make_store(settings, on_lost_lock=self._lost_lock)
+        self.core = BrokerCore(settings, store)
         self.credit_window = credit_window
         self.listeners: list[tuple[ListenerSettings, Listener]] = []
         self.connections: dict[AmqpProtocol, BrokerConnection] = {}
         self._listener_of: dict[AmqpProtocol, ListenerSettings] = {}
         self._users = {user.name: user.password for user in settings.users}
         self._stopping = False
+        self._watch: asyncio.Task[None] | None = None
+
+    @property
+    def failed(self) -> asyncio.Event:
+        """Set when the broker must stop: its store failed or lost the live lock.
+        :attr:`failure` says why; the caller stops the broker and exits non-zero."""
+        return self.core.failed
+
+    @property
+    def failure(self) -> str | None:
+        """Why :attr:`failed` was set (one line), else None."""
+        return self.core.failure
 
     # --- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Recover the store, then listen.  Raises ``OSError`` if an address is in use."""
-        await self.core.start()
+        """Open the store, wait to be the live broker (PostgreSQL: a backup waits here,
+        not listening, so clients go to the live one), recover, then listen.  Raises
+        ``OSError`` if an address is in use, :class:`~petrel.store.StoreError` if the
+        store cannot be opened."""
+        try:
+            await self.core.start()
+        except BaseException:
+            with contextlib.suppress(StoreError):
+                await self.core.stop()
+            raise
+        self._watch = asyncio.get_running_loop().create_task(self._watch_lock())
         try:
             for listener_settings in self.settings.listeners:
                 listener = Listener(
@@ -77,6 +113,15 @@ class Broker:
         except BaseException:
             await self._shutdown(timeout=0)
             raise
+
+    async def _watch_lock(self) -> None:
+        store = self.core.store
+        await store.lost_lock.wait()
+        self._lost_lock(None)
+
+    def _lost_lock(self, error: StoreError | None) -> None:
+        reason = error.description if error is not None else "this broker lost the live lock"
+        self.core.fail(f"{reason} (another broker may be live now)")
 
     @property
     def bound(self) -> list[tuple[str, int]]:
@@ -107,7 +152,15 @@ class Broker:
                 await asyncio.wait(pending, timeout=timeout)
         for protocol in protocols:
             protocol.abort_if_open()
-        await self.core.stop()
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
+        try:
+            await self.core.stop()
+        except StoreError as exc:
+            if self.core.failure is None:
+                raise
+            log.debug("closing the failed store: %s", exc)
 
     # --- connections --------------------------------------------------------------------------
 

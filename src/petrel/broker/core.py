@@ -18,7 +18,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from typing import Any, Final
 
 from ..errors import AmqpError, Condition, DecodeError
@@ -26,7 +26,7 @@ from ..message import MessageView
 from ..server.config import BrokerSettings, QueueSettings
 from ..store import MessageStore, QueueRecord, StoredMessage
 from ..types import Symbol
-from .queues import Entry, Queue
+from .queues import GONE, Entry, Queue
 from .selector import Lookup, Selector, SelectorError, compile_selector, make_lookup
 
 __all__ = ["DYNAMIC_PREFIX", "AddressInfo", "BrokerCore", "selector_lookup"]
@@ -44,6 +44,9 @@ JMS_TYPE = Symbol("x-opt-jms-type")
 #: Addresses of dynamic nodes start with this; they are never auto-created, so a reply
 #: to a temporary queue that has gone is refused rather than kept forever.
 DYNAMIC_PREFIX = "dynamic."
+#: A page-in loads at most this many messages, and about this many bytes, per read.
+PAGE_IN_COUNT = 1000
+PAGE_IN_BYTES = 4 * 1024 * 1024
 #: The key under which a subscription's selector is kept in its stored queue settings.
 _SELECTOR_KEY = "selector"
 
@@ -117,6 +120,9 @@ class BrokerCore:
         self._expiry_task: asyncio.Task[None] | None = None
         self.dead_lettered_total = 0
         self.expired_total = 0
+        #: Expired paged entries whose bodies are being loaded to be forwarded.
+        self._forwarding: set[Entry] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         #: Set when the broker must stop: the store failed or lost the live lock.
         self.failed = asyncio.Event()
         #: Why :attr:`failed` was set (one line).
@@ -186,6 +192,10 @@ class BrokerCore:
         if self._dispatch_handle is not None:
             self._dispatch_handle.cancel()
             self._dispatch_handle = None
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.store.close()
 
     async def _recover_queue(self, record: QueueRecord) -> None:
@@ -208,21 +218,25 @@ class BrokerCore:
             info.subscriptions[record.name] = queue
         last = 0
         count = 0
-        async for stored in self.store.iter_messages(record.name):
+        # Bodies up to the memory limit come back with the index; the rest stay paged.
+        async for stored in self.store.iter_messages(record.name, with_data=False):
             entry = Entry(
                 stored.seq,
-                stored.data or b"",
+                None,
                 None,
                 priority=stored.priority,
                 expiry=stored.expiry,
                 durable=True,
                 delivery_count=stored.delivery_count,
+                size=stored.size,
             )
             entry.header_count = -1  # unknown: re-encode the header when sending
             entry.stored = True
             queue.enqueue(entry)
+            queue.paged.append(entry)
             last = max(last, stored.seq)
             count += 1
+        await self._load(queue, queue.memory_limit)
         max_seq = await self.store.max_seq(record.name)
         queue.restore_seq(max(last, max_seq or 0))
         if count:
@@ -352,7 +366,7 @@ class BrokerCore:
         # Producers waiting for room in it look again: their other queues may have room.
         for callback in self._room_waiters.pop(queue, ()):
             asyncio.get_running_loop().call_soon(callback)
-        stored = any(e.stored for e in queue.entries())
+        stored = any(e.stored or e.spilled for e in queue.entries())
         if stored or queue.durable_subscription:
             self.store.delete_queue(queue.name)
 
@@ -469,6 +483,8 @@ class BrokerCore:
                 entry.stored = True
                 stored = True
             queue.enqueue(entry)
+            if queue.resident > queue.memory_limit:
+                self._page_out(queue, entry)
             self.mark_dirty(queue)
         return stored
 
@@ -495,17 +511,20 @@ class BrokerCore:
     @staticmethod
     def payload(entry: Entry) -> bytes:
         """The bytes to send for ``entry``: its header re-encoded only if the count changed."""
+        data = entry.data
+        assert data is not None, "a paged entry is loaded before it is sent"
         if entry.delivery_count != entry.header_count:
-            view = entry.view if entry.view is not None else MessageView(entry.data)
-            entry.data = view.with_header(delivery_count=entry.delivery_count)
+            view = entry.view if entry.view is not None else MessageView(data)
+            entry.data = data = view.with_header(delivery_count=entry.delivery_count)
             entry.view = None
             entry.header_count = entry.delivery_count
-        return entry.data
+        return data
 
     @staticmethod
     def view_of(entry: Entry) -> MessageView:
         """The lazy view of ``entry``'s message (made on first use after recovery)."""
         if entry.view is None:
+            assert entry.data is not None, "a paged entry is loaded before it is read"
             entry.view = MessageView(entry.data)
         return entry.view
 
@@ -521,9 +540,11 @@ class BrokerCore:
     # --- QueueHooks -----------------------------------------------------------------------------
 
     def entry_removed(self, queue: Queue, entry: Entry) -> None:
-        if entry.stored:
+        if entry.stored or entry.spilled:
+            if entry.data is None and entry in self._forwarding:
+                return  # removed from the store once its body is loaded and forwarded
             self.store.remove(queue.name, entry.seq)
-            entry.stored = False
+            entry.stored = entry.spilled = False
 
     def delivery_count_changed(self, queue: Queue, entry: Entry) -> None:
         if entry.stored:
@@ -556,8 +577,89 @@ class BrokerCore:
     def expired(self, queue: Queue, entry: Entry) -> None:
         self.expired_total += 1
         address = queue.settings.expiry_address
-        if address:
-            self._forward(queue, entry, address, {ORIGINAL_QUEUE: queue.name}, clear_ttl=True)
+        if not address:
+            return
+        if entry.data is None:  # paged: load it, then forward it
+            self._forwarding.add(entry)
+            self._spawn(self._forward_paged(queue, entry, address))
+            return
+        self._forward(queue, entry, address, {ORIGINAL_QUEUE: queue.name}, clear_ttl=True)
+
+    async def _forward_paged(self, queue: Queue, entry: Entry, address: str) -> None:
+        try:
+            found = await self.store.load_data(queue.name, [entry.seq])
+            data = found.get(entry.seq)
+            if data is not None:
+                entry.data = data
+                self._forward(queue, entry, address, {ORIGINAL_QUEUE: queue.name}, clear_ttl=True)
+        finally:
+            self._forwarding.discard(entry)
+            entry.data = None
+            self.entry_removed(queue, entry)
+
+    # --- paging ---------------------------------------------------------------------------------
+
+    def _page_out(self, queue: Queue, entry: Entry) -> None:
+        """Keep ``entry``'s body on disk only: the queue is over its memory limit."""
+        if not entry.stored:
+            data = entry.data
+            assert data is not None
+            self.store.page_out(
+                StoredMessage(
+                    queue.name,
+                    entry.seq,
+                    entry.priority,
+                    entry.expiry,
+                    entry.delivery_count,
+                    data,
+                    entry.size,
+                )
+            )
+            entry.spilled = True
+        queue.page(entry)
+
+    def page_in(self, queue: Queue) -> None:
+        queue.loading = True
+        self._spawn(self._page_in(queue))
+
+    async def _page_in(self, queue: Queue) -> None:
+        try:
+            # One batch for the head, then on while the loaded bodies fit the limit.
+            budget = max(queue.memory_limit // 4, 1)
+            await self._load(queue, min(budget, PAGE_IN_BYTES))
+            while (
+                queue.paged
+                and queue.resident + PAGE_IN_BYTES <= queue.memory_limit
+                and self.queues.get(queue.name) is queue
+            ):
+                self.mark_dirty(queue)
+                await self._load(queue, PAGE_IN_BYTES)
+        except AmqpError as exc:
+            self.fail(f"cannot load paged messages of queue {queue.name!r}: {exc.description}")
+        finally:
+            queue.loading = False
+            self.mark_dirty(queue)
+
+    async def _load(self, queue: Queue, max_bytes: int) -> None:
+        """Load the next paged bodies of ``queue``, about ``max_bytes`` of them."""
+        while queue.paged and max_bytes > 0:
+            batch = queue.next_to_load(PAGE_IN_COUNT, max_bytes)
+            if not batch:
+                return
+            found = await self.store.load_data(queue.name, [e.seq for e in batch])
+            for entry in batch:
+                data = found.get(entry.seq)
+                if data is not None:
+                    queue.loaded(entry, data)
+                    max_bytes -= entry.size
+                elif entry.state != GONE:
+                    log.error("queue %r: paged message %d is missing", queue.name, entry.seq)
+                    queue.remove(entry)
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _forward(
         self,

@@ -310,7 +310,7 @@ class ProducerLink:
             if delivery.remote_settled:
                 pass
             elif durable:
-                core.store.commit().add_done_callback(
+                core.commit().add_done_callback(
                     lambda fut: self._committed(delivery, fut.exception(), settle_now)
                 )
             else:

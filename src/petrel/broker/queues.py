@@ -51,6 +51,10 @@ class Entry:
 
     ``data`` is the message as it will be sent (its header re-encoded only when
     the broker changed something in it); ``view`` reads its sections lazily.
+    While the queue is over its memory limit, ``data`` (and ``view``) of new
+    entries are None: the body is *paged*, in the store (``stored``: a durable
+    message; ``spilled``: a non-durable one given to ``store.page_out``), and
+    is loaded back before the entry is handed to a consumer.
     """
 
     __slots__ = (
@@ -66,6 +70,7 @@ class Entry:
         "queue",
         "seq",
         "size",
+        "spilled",
         "state",
         "stored",
         "view",
@@ -74,7 +79,7 @@ class Entry:
     def __init__(
         self,
         seq: int,
-        data: bytes,
+        data: bytes | None,
         view: MessageView | None,
         *,
         priority: int = 4,
@@ -82,6 +87,7 @@ class Entry:
         durable: bool = False,
         delivery_count: int = 0,
         group_id: str | None = None,
+        size: int | None = None,
     ) -> None:
         self.seq = seq
         self.data = data
@@ -92,12 +98,13 @@ class Entry:
         self.delivery_count = delivery_count
         self.header_count = delivery_count
         self.group_id = group_id
-        self.size = len(data)
+        self.size = size if size is not None else len(data or b"")
         self.state = AVAILABLE
         self.consumer: Consumer | None = None
         self.excluded: set[int] | None = None
         self.queue: Queue | None = None
         self.stored = False
+        self.spilled = False
 
     def __repr__(self) -> str:
         return f"<Entry seq={self.seq} prio={self.priority} count={self.delivery_count}>"
@@ -150,6 +157,10 @@ class QueueHooks(Protocol):
     def room_available(self, queue: Queue) -> None:
         """Producers may get credit for the queue again (see :meth:`Queue.want_room`)."""
 
+    def page_in(self, queue: Queue) -> None:
+        """Dispatch reached a paged entry: load the next bodies of :attr:`Queue.paged`
+        (asynchronously), then dispatch the queue again."""
+
 
 class Queue:
     """A FIFO with priorities, competing consumers, browsing and redelivery."""
@@ -183,6 +194,13 @@ class Queue:
         #: A subscription's selector, applied when messages are routed here.
         self.filter: Selector | None = None
         self.filter_text: str | None = None
+        #: Bytes of message bodies held in memory; past ``memory_limit`` new ones are paged.
+        self.resident = 0
+        self.memory_limit = settings.memory_limit_bytes or (1 << 62)
+        #: Entries whose bodies are paged, in the order they were paged (seq order).
+        self.paged: deque[Entry] = deque()
+        #: A page-in is under way.
+        self.loading = False
 
     # --- state --------------------------------------------------------------------------------
 
@@ -256,6 +274,8 @@ class Queue:
         entry.queue = self
         self._all[entry.seq] = entry
         self.bytes += entry.size
+        if entry.data is not None:
+            self.resident += entry.size
         self.enqueued_total += 1
         self.enqueued_bytes += entry.size
         if entry.expiry is not None:
@@ -358,6 +378,7 @@ class Queue:
             # Fast path: a plain message at the head for any consumer.
             if (
                 head.group_id is None
+                and head.data is not None
                 and head.excluded is None
                 and (head.expiry is None or head.expiry > now_ms)
                 and consumer.accepts(head)
@@ -368,6 +389,11 @@ class Queue:
             index = 0
             while index < len(level):
                 entry = level[index]
+                if entry.data is None:
+                    # Paged: nothing further in this queue goes out before it is loaded.
+                    if not self.loading:
+                        self.hooks.page_in(self)
+                    return None
                 if entry.expiry is not None and entry.expiry <= now_ms:
                     del level[index]
                     self.available -= 1
@@ -407,6 +433,10 @@ class Queue:
                 index += 1
                 if entry.state == GONE:
                     continue
+                if entry.data is None:
+                    if not self.loading:
+                        self.hooks.page_in(self)
+                    break
                 browser.browse_cursor = entry.seq
                 if entry.expiry is not None and entry.expiry <= now_ms:
                     continue
@@ -466,6 +496,8 @@ class Queue:
         entry.consumer = None
         del self._all[entry.seq]
         self.bytes -= entry.size
+        if entry.data is not None:
+            self.resident -= entry.size
         if entry.expiry is not None:
             self._expiry_gone()
         self.hooks.entry_removed(self, entry)
@@ -476,6 +508,34 @@ class Queue:
         """Take a message out of the queue (management, or it was moved elsewhere)."""
         if entry.state != GONE:
             self._remove(entry)
+
+    # --- paging -------------------------------------------------------------------------------
+
+    def page(self, entry: Entry) -> None:
+        """``entry``'s body is now kept in the store only (the caller saw to that): drop it."""
+        entry.data = None
+        entry.view = None
+        self.resident -= entry.size
+        self.paged.append(entry)
+
+    def next_to_load(self, max_count: int, max_bytes: int) -> list[Entry]:
+        """The next paged entries to load (in seq order), at most ``max_count`` of them and
+        about ``max_bytes``; entries that left the queue meanwhile are skipped."""
+        batch: list[Entry] = []
+        nbytes = 0
+        paged = self.paged
+        while paged and len(batch) < max_count and nbytes < max_bytes:
+            entry = paged.popleft()
+            if entry.state != GONE and entry.data is None:
+                batch.append(entry)
+                nbytes += entry.size
+        return batch
+
+    def loaded(self, entry: Entry, data: bytes) -> None:
+        """A paged body is back in memory."""
+        if entry.state != GONE and entry.data is None:
+            entry.data = data
+            self.resident += entry.size
 
     def purge(self) -> int:
         """Remove every available message; return how many."""
@@ -512,9 +572,12 @@ class Queue:
         entry.state = GONE
         del self._all[entry.seq]
         self.bytes -= entry.size
+        if entry.data is not None:
+            self.resident -= entry.size
         self._expiry_gone()
-        self.hooks.entry_removed(self, entry)
+        # The hook first: a paged body must still be in the store when it forwards it.
         self.hooks.expired(self, entry)
+        self.hooks.entry_removed(self, entry)
         if self.room_wanted:
             self.room_changed()
 
@@ -541,6 +604,8 @@ class Queue:
             "depth": self.depth,
             "available": self.available,
             "bytes": self.bytes,
+            "resident_bytes": self.resident,
+            "paged": sum(1 for e in self.paged if e.data is None and e.state != GONE),
             "consumers": self.consumer_count,
             "enqueued": self.enqueued_total,
             "acknowledged": self.acknowledged_total,
