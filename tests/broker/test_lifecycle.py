@@ -215,3 +215,19 @@ def test_durable_subscription_survives_a_restart(tmp_path: Path) -> None:
         publisher.close()
         assert bodies(drain(subscriber, rx)) == ["another tick"]
         subscriber.close()
+
+
+def test_a_multicast_queue_entry_is_a_config_error(tmp_path: Path) -> None:
+    config = tmp_path / "broker.toml"
+    config.write_text('[[queues]]\nname = "prices"\nrouting = "multicast"\n')
+    result = subprocess.run(
+        [PETREL, "broker", "--config", str(config), "--store", "memory"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "declare a topic in [[addresses]]" in lines[0]

@@ -127,7 +127,8 @@ class QueueSettings(_Model):
     default_ttl: float | None = Field(default=None, gt=0)
     """Seconds to live for messages that carry no TTL of their own."""
     memory_limit_bytes: int = Field(default=64 * 1024 * 1024, ge=0)
-    """Beyond this many bytes in memory the queue pages message bodies to disk."""
+    """Beyond this many bytes of message bodies in memory the queue pages new bodies to
+    disk and reads them back ahead of its consumers (0: never page)."""
 
 
 class AddressSettings(_Model):
@@ -177,6 +178,11 @@ class BrokerSettings(_Model):
         for queue in self.queues:
             if not queue.name:
                 raise ValueError("every [[queues]] entry needs a name")
+            if queue.routing != "anycast":
+                raise ValueError(
+                    f"queue {queue.name!r}: a [[queues]] entry is a queue (anycast); declare a "
+                    'topic in [[addresses]] with routing = "multicast"'
+                )
         duplicates = {n for n in names if names.count(n) > 1}
         if duplicates:
             raise ValueError(f"queue {sorted(duplicates)[0]!r} is declared twice")
