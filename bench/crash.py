@@ -56,7 +56,8 @@ class BrokerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
 
-    async def start(self) -> None:
+    async def start(self, *, wait_listening: bool = True) -> None:
+        """Start the broker; wait until it listens unless it is to wait as a backup."""
         args = [PETREL, "broker", "--listen", f"amqp://127.0.0.1:{self.port}"]
         args += ["--store", self.store, "--data-dir", self.data_dir, "--log-level", "warning"]
         if self.store_url:
@@ -64,6 +65,8 @@ class BrokerProcess:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(args, stdout=log, stderr=log)
         self.starts += 1
+        if not wait_listening:
+            return
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -78,6 +81,17 @@ class BrokerProcess:
                 await writer.wait_closed()
             return
         raise TimeoutError("the broker did not start")
+
+    async def listening(self) -> bool:
+        """Whether this broker accepts connections (the live one of a pair does)."""
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", self.port)
+        except OSError:
+            return False
+        writer.close()
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return True
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -97,7 +111,7 @@ class BrokerProcess:
 RECONNECT = petrel.Reconnect(initial_delay=0.02, max_delay=0.3, max_attempts=None)
 
 
-async def produce(url: str, index: int, count: int, accepted: set[str], window: int) -> None:
+async def produce(url: str | list[str], index: int, count: int, accepted: set[str], window: int) -> None:
     conn = await petrel.connect(url, reconnect=RECONNECT, container_id=f"producer-{index}")
     try:
         sender = await conn.open_sender("crash")
@@ -124,7 +138,7 @@ async def produce(url: str, index: int, count: int, accepted: set[str], window: 
 
 
 async def consume(
-    url: str, index: int, received: dict[str, int], idle: asyncio.Event, delay: float
+    url: str | list[str], index: int, received: dict[str, int], idle: asyncio.Event, delay: float
 ) -> None:
     conn = await petrel.connect(url, reconnect=RECONNECT, container_id=f"consumer-{index}")
     try:
@@ -154,7 +168,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         store_dir = os.path.join(data_dir, "store")
         broker = BrokerProcess(port, store_dir, args.store, log, args.store_url)
         await broker.start()
-        url = f"amqp://127.0.0.1:{port}"
+        brokers = [broker]
+        if args.failover:
+            # A backup on the same database: it takes over when the live one dies.
+            backup_dir = os.path.join(data_dir, "backup")
+            backup = BrokerProcess(free_port(), backup_dir, args.store, log, args.store_url)
+            await backup.start(wait_listening=False)
+            brokers.append(backup)
+        url: str | list[str] = [f"amqp://127.0.0.1:{b.port}" for b in brokers]
         accepted: set[str] = set()
         received: dict[str, int] = {}
         idle = [asyncio.Event() for _ in range(args.consumers)]
@@ -171,6 +192,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         try:
             for _ in range(args.rounds):
                 await asyncio.sleep(rng.uniform(args.min_interval, args.max_interval))
+                if args.failover:
+                    # Kill whichever is live; it comes back as the new backup.
+                    live = [b for b in brokers if await b.listening()]
+                    victim = live[0] if live else brokers[0]
+                    victim.kill()
+                    kills += 1
+                    await asyncio.sleep(rng.uniform(0.0, 0.2))
+                    await victim.start(wait_listening=False)
+                    continue
                 broker.kill()
                 kills += 1
                 await asyncio.sleep(rng.uniform(0.0, 0.2))
@@ -186,13 +216,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             for task in producers + consumers:
                 task.cancel()
             await asyncio.gather(*producers, *consumers, return_exceptions=True)
-            broker.stop()
+            for each in brokers:
+                each.stop()
         lost = sorted(accepted - received.keys())
         return {
             "case": "crash",
             "store": args.store,
             "kills": kills,
-            "broker_starts": broker.starts,
+            "failover": args.failover,
+            "broker_starts": sum(b.starts for b in brokers),
             "producers": args.producers,
             "consumers": args.consumers,
             "sent_accepted": len(accepted),
@@ -213,6 +245,11 @@ def main() -> None:
     parser.add_argument("--window", type=int, default=50, help="sends in flight per producer")
     parser.add_argument("--store", default="sqlite", choices=["sqlite", "postgresql"])
     parser.add_argument("--store-url", help="PostgreSQL URL for --store postgresql")
+    parser.add_argument(
+        "--failover",
+        action="store_true",
+        help="a live/backup pair on --store postgresql: kill the live one each round",
+    )
     parser.add_argument("--min-interval", type=float, default=0.2)
     parser.add_argument("--max-interval", type=float, default=1.0)
     parser.add_argument("--timeout", type=float, default=120.0)
@@ -221,6 +258,8 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args()
+    if args.failover and args.store != "postgresql":
+        parser.error("--failover needs --store postgresql --store-url URL")
     result = asyncio.run(run(args))
     print(json.dumps(result), flush=True)
     sys.exit(1 if result["lost"] else 0)

@@ -35,3 +35,27 @@ def test_no_accepted_message_is_lost_across_kill_9() -> None:
     assert report["lost"] == 0, report
     assert report["received_unique"] == 800
     assert result.returncode == 0
+
+
+@pytest.mark.slow
+def test_no_accepted_message_is_lost_when_the_live_broker_of_a_pair_is_killed(
+    postgres_url: str,
+) -> None:
+    from tests.helpers.postgres import fresh_schema
+
+    with fresh_schema(postgres_url) as url:
+        result = subprocess.run(
+            [
+                sys.executable, str(HARNESS), "--store", "postgresql", "--store-url", url,
+                "--failover", "--rounds", "3", "--count", "300",
+                "--min-interval", "0.5", "--max-interval", "1.0", "--timeout", "90",
+            ],
+            capture_output=True, text=True, timeout=300, check=False,
+        )  # fmt: skip
+    assert result.stdout, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["failover"] is True
+    assert report["kills"] == 3
+    assert report["sent_accepted"] == 600, report
+    assert report["lost"] == 0, report
+    assert result.returncode == 0
