@@ -111,7 +111,9 @@ class BrokerProcess:
 RECONNECT = petrel.Reconnect(initial_delay=0.02, max_delay=0.3, max_attempts=None)
 
 
-async def produce(url: str | list[str], index: int, count: int, accepted: set[str], window: int) -> None:
+async def produce(
+    url: str | list[str], index: int, count: int, accepted: set[str], window: int
+) -> None:
     conn = await petrel.connect(url, reconnect=RECONNECT, container_id=f"producer-{index}")
     try:
         sender = await conn.open_sender("crash")

@@ -170,6 +170,9 @@ def test_durable_messages_survive_kill_9(tmp_path: Path) -> None:
         settle(taken["durable consumed"], "accept")
         settle(taken["durable retried"], "modify", failed=True)
         rx.close()  # the rest go back, unsettled
+        # The store writes batches in order, so once this durable send is accepted the
+        # removal and the count above are on disk too (they were in an earlier batch).
+        send_all(tx, [Message(body="sync", durable=True)])
         conn.close()
         broker.proc.kill()
         broker.proc.wait()
@@ -177,11 +180,11 @@ def test_durable_messages_survive_kill_9(tmp_path: Path) -> None:
     with run_broker(port=port, store="sqlite", data_dir=tmp_path) as broker:
         conn = connect(broker.url)
         got = drain(conn, receiver(conn, "orders"))
-        assert bodies(got) == ["durable 2", "durable 1", "durable 3", "durable retried"]
+        assert bodies(got) == ["durable 2", "durable 1", "durable 3", "durable retried", "sync"]
         assert got[2][0].properties == {"k": "v"}
         # Each failed once: three were with a consumer that left, one was modified (failed)
         # and so was not with the consumer any more when it left.
-        assert [m.delivery_count for m, _ in got] == [1, 1, 1, 1]
+        assert [m.delivery_count for m, _ in got] == [1, 1, 1, 1, 0]
         for _, delivery in got:
             settle(delivery)
         conn.close()

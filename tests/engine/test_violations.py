@@ -335,6 +335,34 @@ def test_transfer_beyond_credit(raw_server: MakeServer) -> None:
     detached_with(peer, Condition.TRANSFER_LIMIT_EXCEEDED)
 
 
+def test_a_senders_flow_counting_transfers_still_on_the_way_is_not_a_violation(
+    raw_server: MakeServer,
+) -> None:
+    # RabbitMQ answers a credit top-up with a flow whose delivery-count already counts
+    # transfers it writes after that flow; they are within the credit we granted.
+    peer = raw_server()
+    link = attach_sender(peer, credit=4)
+    flow = Flow(
+        next_incoming_id=0,
+        incoming_window=100,
+        next_outgoing_id=0,
+        outgoing_window=100,
+        handle=0,
+        delivery_count=4,
+        link_credit=0,
+    )
+    transfers = [
+        frame(Transfer(handle=0, delivery_id=i, delivery_tag=b"t"), 0, b"x") for i in range(4)
+    ]
+    peer.send(frame(flow), *transfers)
+    assert len([e for e in peer.events if isinstance(e, DeliveryReceived)]) == 4
+    assert link.state is LinkState.ATTACHED
+    assert link.delivery_count == 4 and link.credit == 0
+    # A fifth transfer is beyond what we granted.
+    peer.send(frame(Transfer(handle=0, delivery_id=4, delivery_tag=b"t"), 0, b"x"))
+    detached_with(peer, Condition.TRANSFER_LIMIT_EXCEEDED)
+
+
 def test_message_larger_than_max_message_size(raw_server: MakeServer) -> None:
     peer = raw_server(ConnectionConfig(container_id="s", max_message_size=10))
     assert attach_sender(peer, credit=1).max_message_size == 10
@@ -388,3 +416,51 @@ def test_random_bytes_never_raise() -> None:
         engine.data_to_send()
         while engine.next_event() is not None:
             pass
+
+
+def _client_receiver(credit: int) -> tuple[RawPeer, Any]:
+    """A client engine with one receiving link, answered by a hand-played server."""
+    engine = Connection(ConnectionConfig(container_id="client"))
+    engine.open()
+    session = engine.begin_session()
+    link = session.attach_receiver("r", source=Source(address="q"), target=Target())
+    peer = RawPeer(engine)
+    peer.send(
+        AMQP_HEADER,
+        frame(Open(container_id="raw-server", max_frame_size=65536)),
+        frame(
+            Begin(remote_channel=0, next_outgoing_id=0, incoming_window=100, outgoing_window=100)
+        ),
+        frame(
+            Attach(
+                name="r",
+                handle=0,
+                role=Role.SENDER,
+                source=Source(address="q"),
+                target=Target(),
+                initial_delivery_count=0,
+            )
+        ),
+    )
+    link.flow(credit)
+    peer.collect()
+    return peer, link
+
+
+def test_a_client_tolerates_a_sender_overshooting_its_credit_a_little() -> None:
+    # RabbitMQ 3.x sends one delivery past the credit after some credit updates.
+    peer, link = _client_receiver(credit=2)
+    peer.send(
+        *[frame(Transfer(handle=0, delivery_id=i, delivery_tag=b"t"), 0, b"x") for i in range(3)]
+    )
+    assert len([e for e in peer.events if isinstance(e, DeliveryReceived)]) == 3
+    assert link.state is LinkState.ATTACHED
+
+
+def test_a_client_still_refuses_a_sender_that_ignores_credit() -> None:
+    peer, _ = _client_receiver(credit=2)
+    transfers = [
+        frame(Transfer(handle=0, delivery_id=i, delivery_tag=b"t"), 0, b"x") for i in range(20)
+    ]
+    peer.send(*transfers)
+    detached_with(peer, Condition.TRANSFER_LIMIT_EXCEEDED)

@@ -7,6 +7,7 @@ peer does arrives through the session and comes out as events.
 
 from __future__ import annotations
 
+import logging
 import struct
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,12 @@ _pack_tag = struct.Struct(">I").pack
 _UNSET: Any = object()
 _ATTACHED = LinkState.ATTACHED
 
+#: How many deliveries beyond its credit a client tolerates from a sender (see
+#: ``Link._over_credit``); a server tolerates none.
+CLIENT_CREDIT_SLACK = 8
+
+log = logging.getLogger("petrel.engine")
+
 
 class Link:
     """One end of a link: ``role`` is ``Role.SENDER`` (False) or ``Role.RECEIVER`` (True).
@@ -54,6 +61,7 @@ class Link:
         "_incoming",
         "_limit",
         "_next_tag",
+        "_overshoot_logged",
         "_peer_max_message_size",
         "_size",
         "_unsent",
@@ -125,6 +133,7 @@ class Link:
         self._limit = 0
         self._flow_queued = False
         self._next_tag = 0
+        self._overshoot_logged = False
         self._unsent = 0
         self._peer_max_message_size = 0
         self._incoming: Delivery | None = None
@@ -447,7 +456,13 @@ class Link:
             self.drain = flow.drain
         else:
             their_count = flow.delivery_count
-            if their_count is not None:
+            if their_count is not None and self.drain:
+                # Draining: the sender advances its delivery-count past the credit it
+                # will not use.  (Outside a drain we keep counting the transfers that
+                # arrive: some senders, RabbitMQ among them, send a flow whose
+                # delivery-count already includes transfers still on their way, and
+                # taking that count early would make those transfers look like they
+                # came without credit.)
                 ahead = serial_diff(their_count, self.delivery_count)
                 if ahead > 0:
                     self.delivery_count = their_count
@@ -481,11 +496,7 @@ class Link:
                 )
             count = self.delivery_count
             if not 0 < ((self._limit - count) & SERIAL_MASK) < 0x80000000:
-                raise LinkFault(
-                    self,
-                    Condition.TRANSFER_LIMIT_EXCEEDED,
-                    f"delivery {delivery_id} arrived without link credit",
-                )
+                self._over_credit(delivery_id, count)
             self.delivery_count = (count + 1) & SERIAL_MASK
             credit = self.credit
             if credit > 0:
@@ -545,6 +556,31 @@ class Link:
         if self.is_sender:
             raise LinkFault(self, Condition.NOT_ALLOWED, "a transfer arrived on our sending link")
         raise LinkFault(self, Condition.TRANSFER_LIMIT_EXCEEDED, "transfer before attach")
+
+    def _over_credit(self, delivery_id: int, count: int) -> None:
+        """A delivery arrived beyond the credit we granted.
+
+        A server refuses it (``amqp:link:transfer-limit-exceeded``): credit is
+        what bounds its memory.  A client lets a sender overshoot by up to
+        ``CLIENT_CREDIT_SLACK`` deliveries, as Proton does without limit:
+        RabbitMQ 3.x sends one delivery too many after some credit updates,
+        and refusing it would make that broker unusable.  The next flow we
+        send brings both sides back in step.
+        """
+        over = (count - self._limit) & SERIAL_MASK
+        if self.session.connection.server or over >= CLIENT_CREDIT_SLACK:
+            raise LinkFault(
+                self,
+                Condition.TRANSFER_LIMIT_EXCEEDED,
+                f"delivery {delivery_id} arrived without link credit",
+            )
+        if not self._overshoot_logged:
+            self._overshoot_logged = True
+            log.warning(
+                "link %r: the peer sent delivery %d beyond the credit granted; tolerated",
+                self.name,
+                delivery_id,
+            )
 
     def _check_size(self, size: int) -> None:
         limit = self.max_message_size
