@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench bench-compare clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ bench: $(STAMP)
 	$(BIN)/python bench/selector.py
 	$(BIN)/python bench/store.py --count 100000
 	$(BIN)/python bench/broker.py
+
+## bench-compare: Petrel's broker vs RabbitMQ and Proton's C broker (installs rabbitmq-server
+##                if missing; needs g++ and Debian's Proton C/C++ example packages)
+bench-compare: $(STAMP)
+	$(BIN)/python bench/compare.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist

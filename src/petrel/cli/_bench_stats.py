@@ -47,7 +47,7 @@ class Tally:
 
     received: int = 0
     duplicates: int = 0
-    bytes: int = 0
+    received_bytes: int = 0
     max_us: int = 0
     first_ns: int = 0
     last_ns: int = 0
@@ -75,7 +75,7 @@ class Tally:
         histogram = self.histogram
         histogram[key] = histogram.get(key, 0) + 1
         self.received += 1
-        self.bytes += len(body)
+        self.received_bytes += len(body)
         if not self.first_ns:
             self.first_ns = now_ns
         self.last_ns = now_ns
@@ -84,7 +84,7 @@ class Tally:
         return {
             "received": self.received,
             "duplicates": self.duplicates,
-            "bytes": self.bytes,
+            "bytes": self.received_bytes,
             "max_us": self.max_us,
             "first_ns": self.first_ns,
             "last_ns": self.last_ns,

@@ -102,7 +102,11 @@ class _AsyncCommands:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.go = asyncio.Event()
         self.stop = asyncio.Event()
-        self.commands = Commands(lambda: loop.call_soon_threadsafe(self._sync))
+
+        def wake() -> None:
+            loop.call_soon_threadsafe(self._sync)
+
+        self.commands = Commands(wake)
         self.commands.start()
 
     def _sync(self) -> None:
@@ -180,6 +184,7 @@ async def petrel_receive(config: WorkerConfig) -> None:
 
     commands = _AsyncCommands(asyncio.get_running_loop())
     tally = Tally()
+    errors: list[str] = []
     reporter = asyncio.create_task(_report(lambda: tally.received))
     try:
         if config.listen:
@@ -191,13 +196,18 @@ async def petrel_receive(config: WorkerConfig) -> None:
             )
             emit(event="ready")
             consuming = asyncio.create_task(_consume(receiver, tally, config.presettled))
-            await commands.stop.wait()
+            stopping = asyncio.create_task(commands.stop.wait())
+            await asyncio.wait((consuming, stopping), return_when=asyncio.FIRST_COMPLETED)
+            if consuming.done() and consuming.exception() is not None:
+                # The link failed: say so (the parent reports it), then wait for "stop".
+                errors.append(f"receiver {config.id}: {consuming.exception()}")
+            await stopping
             consuming.cancel()
             await asyncio.gather(consuming, return_exceptions=True)
             await conn.close()
     finally:
         reporter.cancel()
-    emit(event="done", cpu_s=cpu_seconds(), **tally.to_json())
+    emit(event="done", cpu_s=cpu_seconds(), errors=errors, **tally.to_json())
 
 
 async def _consume(receiver: Any, tally: Tally, presettled: bool) -> None:
@@ -267,7 +277,7 @@ def proton_send(config: WorkerConfig) -> None:
     _, make = body_for(config)
     count = config.count
 
-    class Send(MessagingHandler):  # type: ignore[misc]
+    class Send(MessagingHandler):
         def __init__(self) -> None:
             super().__init__(auto_settle=True)
             self.sent = 0
@@ -371,7 +381,7 @@ def proton_receive(config: WorkerConfig) -> None:
     record = tally.record
     now = time.time_ns
 
-    class Receive(MessagingHandler):  # type: ignore[misc]
+    class Receive(MessagingHandler):
         def __init__(self) -> None:
             super().__init__(prefetch=config.credit, auto_accept=not config.presettled)
             self.connections: list[Any] = []

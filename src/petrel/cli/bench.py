@@ -11,13 +11,14 @@ check that every message arrived exactly once.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import math
 import socket
 import sys
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -108,8 +109,12 @@ class Worker:
 )
 @click.option("--address", help="The queue or topic [default: a fresh bench-XXXXXXXX].")
 @click.option("--count", type=click.IntRange(min=1), help="Messages in all [default: 100000].")
-@click.option("--duration", type=click.FloatRange(min=0, min_open=True), help="Or: seconds to send.")
-@click.option("--size", default=100, show_default=True, type=click.IntRange(min=20), help="Body bytes.")
+@click.option(
+    "--duration", type=click.FloatRange(min=0, min_open=True), help="Or: seconds to send."
+)
+@click.option(
+    "--size", default=100, show_default=True, type=click.IntRange(min=20), help="Body bytes."
+)
 @click.option("--senders", default=1, show_default=True, type=click.IntRange(min=1))
 @click.option("--receivers", default=1, show_default=True, type=click.IntRange(min=1))
 @click.option(
@@ -160,12 +165,12 @@ def bench(
 ) -> None:
     """Measure message throughput and latency through an AMQP peer (or peer to peer)."""
     if count is not None and duration is not None:
-        fail("bench", "give --count or --duration, not both")
+        fail("bench", BenchError("give --count or --duration, not both"))
     if plot is not None:
         try:
             import matplotlib  # noqa: F401
         except ImportError:
-            fail("bench", "--plot needs matplotlib: pip install 'petrel[plot]'")
+            fail("bench", BenchError("--plot needs matplotlib: pip install 'petrel[plot]'"))
     options = Options(
         url=url,
         address=address or f"bench-{uuid.uuid4().hex[:8]}",
@@ -191,11 +196,11 @@ def bench(
         click.echo(format_report(result))
     if plot is not None:
         draw(result, plot)
-    if not options.presettled and (result["missing"] or result["unexpected"]):
+    if result["errors"] or (not options.presettled and (result["missing"] or result["unexpected"])):
         sys.exit(1)
 
 
-# --- running ---------------------------------------------------------------------------------------
+# --- running --------------------------------------------------------------------------------------
 
 
 def _free_port(host: str) -> int:
@@ -252,8 +257,10 @@ def _split(total: int, parts: int) -> list[int]:
 
 async def run_bench(options: Options) -> dict[str, Any]:
     credit = max(10, min(1000, (64 << 20) // options.size))
-    common = dict(
+    base = WorkerConfig(
+        role="receive",
         client=options.client,
+        url="",
         address=options.address,
         size=options.size,
         presettled=options.presettled,
@@ -271,9 +278,7 @@ async def run_bench(options: Options) -> dict[str, Any]:
         receivers = [
             await _spawn(
                 f"receiver {i}",
-                WorkerConfig(
-                    role="receive", url=urls[i], id=i, listen=options.peer_to_peer, **common
-                ),
+                replace(base, url=urls[i], id=i, listen=options.peer_to_peer),
             )
             for i in range(options.receivers)
         ]
@@ -282,13 +287,13 @@ async def run_bench(options: Options) -> dict[str, Any]:
         senders = [
             await _spawn(
                 f"sender {i}",
-                WorkerConfig(
+                replace(
+                    base,
                     role="send",
                     url=urls[i % len(urls)],
                     id=i,
                     count=counts[i],
                     duration=options.duration,
-                    **common,
                 ),
             )
             for i in range(options.senders)
@@ -401,6 +406,7 @@ def summarize(
         "unexpected": accounting.unexpected,
         "exactly_once": accounting.exactly_once,
         "rejected": sum(int(d.get("failed", 0)) for d in sent_done),
+        "errors": [str(e) for d in got for e in d.get("errors", [])],
         "duration_s": round(elapsed, 3),
         "msgs_per_s": round(rate, 1),
         "mb_per_s": round(received_bytes / elapsed / 1e6, 3) if elapsed > 0 else math.nan,
@@ -415,7 +421,7 @@ def summarize(
     }
 
 
-# --- reporting -------------------------------------------------------------------------------------
+# --- reporting ------------------------------------------------------------------------------------
 
 
 def format_report(result: dict[str, Any]) -> str:
@@ -442,6 +448,7 @@ def format_report(result: dict[str, Any]) -> str:
         f" total {cpu['total']:.2f}",
         f"  check       {check}",
     ]
+    lines += [f"  error       {error}" for error in result["errors"]]
     if result["rejected"]:
         lines.append(f"  outcomes    {result['rejected']} not accepted (rejected or released)")
     return "\n".join(lines)
@@ -460,7 +467,7 @@ def draw(result: dict[str, Any], path: Path) -> None:
     times = [t for t, _ in timeline[1:]]
     rates = [
         (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
-        for (t0, n0), (t1, n1) in zip(timeline, timeline[1:], strict=False)
+        for (t0, n0), (t1, n1) in itertools.pairwise(timeline)
     ]
     histogram = sorted((int(k), v) for k, v in result["histogram_us"].items())
     total = sum(v for _, v in histogram) or 1
@@ -472,7 +479,7 @@ def draw(result: dict[str, Any], path: Path) -> None:
         xs.append(bucket_value(key) / 1000)
         ys.append(running / total)
     figure, (top, bottom) = plt.subplots(2, 1, figsize=(8, 7))
-    top.plot(times, rates)
+    top.plot(times, rates, marker=".")
     top.set_xlabel("seconds")
     top.set_ylabel("msgs/s received")
     top.set_title(

@@ -1,0 +1,421 @@
+"""Petrel's broker against the brokers a user would pick instead, with the same clients.
+
+    python bench/compare.py [--scale 1.0] [--brokers petrel,proton-c,rabbitmq] [--markdown FILE]
+
+Starts, one after the other on loopback, each broker from Debian's packages:
+
+- ``petrel``: ``petrel broker --store sqlite`` (durable messages go to disk).
+- ``proton-c``: Apache Qpid Proton's C ``broker.c`` example
+  (``libqpid-proton11-dev-examples``), its credit ``WINDOW`` raised from 5 to
+  1000, built as ``bench/broker.py`` builds it.  It has no store (no durable
+  case) and delivers pre-settled to consumers.
+- ``rabbitmq``: ``rabbitmq-server`` (installed with apt-get if missing) with
+  the ``rabbitmq_amqp1_0`` plugin, its own node name, ports, epmd and data
+  directory; SASL PLAIN guest/guest; addresses ``/queue/NAME``.
+
+and drives each with ``petrel bench`` (Petrel's client, and ``--client proton``)
+over the cases below, one pair of clients and 4 senders + 4 receivers, then
+with Proton's native load generators: the C ``send``/``receive`` examples
+(no SASL, so not against RabbitMQ) and the C++ ``simple_send``/``simple_recv``
+examples (``libqpid-proton-cpp12-dev``; ``simple_recv`` with its per-message
+print and its single-sender duplicate check removed), one pair, their own
+small map body, unsettled.  Prints one JSON line per run and then one table:
+broker, case, msgs/s, p99 latency, broker CPU seconds and Petrel's ratio to
+the peer.  It stops every server it started.
+
+Benchmarks are not tests: nothing here asserts a speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from broker import BUILD, build_c_examples, wait_port  # noqa: E402
+
+PETREL = Path(sys.executable).parent / "petrel"
+CPP_EXAMPLES = Path("/usr/share/proton/examples/cpp")
+RABBIT_BIN = Path("/usr/lib/rabbitmq/bin")
+
+#: (name, petrel bench arguments, base count) -- counts are multiplied by --scale.
+CASES: list[tuple[str, list[str], int]] = [
+    ("100 B presettled", ["--size", "100", "--settle", "presettled"], 50_000),
+    ("100 B unsettled", ["--size", "100", "--settle", "unsettled"], 50_000),
+    ("100 B durable", ["--size", "100", "--settle", "unsettled", "--durable"], 20_000),
+    ("10 KiB unsettled", ["--size", "10240", "--settle", "unsettled"], 10_000),
+    ("1 MiB unsettled", ["--size", "1048576", "--settle", "unsettled"], 300),
+]
+LAYOUTS = [("1x1", 1), ("4x4", 4)]
+
+
+@dataclass
+class Server:
+    name: str
+    url: str
+    proc: subprocess.Popen[bytes]
+    address_prefix: str = ""
+    durable: bool = True
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU seconds of the broker process and all its descendants."""
+        return sum(_cpu(pid) for pid in _tree(self.proc.pid))
+
+
+def _tree(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+def _cpu(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _stop(proc: subprocess.Popen[bytes], group: bool = False) -> None:
+    if proc.poll() is None:
+        if group:
+            os.killpg(proc.pid, signal.SIGTERM)
+        else:
+            proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            if group:
+                os.killpg(proc.pid, signal.SIGKILL)
+            else:
+                proc.kill()
+            proc.wait()
+
+
+# --- the brokers ----------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def petrel_broker() -> Iterator[Server]:
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="petrel-compare-") as data:
+        proc = subprocess.Popen(
+            [str(PETREL), "broker", "--listen", f"amqp://127.0.0.1:{port}", "--store", "sqlite",
+             "--data-dir", data, "--log-level", "warning"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            wait_port(port)
+            yield Server("petrel", f"amqp://127.0.0.1:{port}", proc)
+        finally:
+            _stop(proc)
+
+
+@contextlib.contextmanager
+def proton_c_broker() -> Iterator[Server]:
+    build_c_examples()
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(BUILD / "broker"), "127.0.0.1", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_port(port)
+        yield Server("proton-c", f"amqp://127.0.0.1:{port}", proc, durable=False)
+    finally:
+        _stop(proc)
+
+
+def ensure_rabbitmq() -> None:
+    if (RABBIT_BIN / "rabbitmq-server").exists():
+        return
+    print("installing rabbitmq-server with apt-get", file=sys.stderr)
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(["apt-get", "install", "-y", "rabbitmq-server"], check=True, env=env)
+
+
+@contextlib.contextmanager
+def rabbitmq_broker() -> Iterator[Server]:
+    ensure_rabbitmq()
+    port, dist_port, epmd_port = free_port(), free_port(), free_port()
+    with tempfile.TemporaryDirectory(prefix="rabbitmq-compare-") as base:
+        home = Path(base)
+        (home / "enabled_plugins").write_text("[rabbitmq_amqp1_0].\n")
+        (home / "rabbitmq.conf").write_text("log.console = false\nlog.file.level = warning\n")
+        env = dict(
+            os.environ,
+            HOME=str(home),
+            RABBITMQ_NODENAME=f"petrel-compare-{port}@localhost",
+            RABBITMQ_NODE_IP_ADDRESS="127.0.0.1",
+            RABBITMQ_NODE_PORT=str(port),
+            RABBITMQ_DIST_PORT=str(dist_port),
+            ERL_EPMD_PORT=str(epmd_port),
+            RABBITMQ_MNESIA_BASE=str(home / "mnesia"),
+            RABBITMQ_LOG_BASE=str(home / "log"),
+            RABBITMQ_ENABLED_PLUGINS_FILE=str(home / "enabled_plugins"),
+            RABBITMQ_CONFIG_FILE=str(home / "rabbitmq"),
+            RABBITMQ_PID_FILE=str(home / "rabbitmq.pid"),
+        )
+        log = open(home / "stdout.log", "wb")  # noqa: SIM115
+        proc = subprocess.Popen(
+            [str(RABBIT_BIN / "rabbitmq-server")],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=home,
+            start_new_session=True,
+        )
+        try:
+            wait_port(port, timeout=120)
+            time.sleep(2)  # the AMQP 1.0 plugin finishes booting after the listener opens
+            yield Server(
+                "rabbitmq",
+                f"amqp://guest:guest@127.0.0.1:{port}",
+                proc,
+                address_prefix="/queue/",
+            )
+        finally:
+            _stop(proc, group=True)
+            log.close()
+            # The Erlang port mapper daemon that this node started, on its own port.
+            subprocess.run(
+                ["epmd", "-port", str(epmd_port), "-kill"],
+                env=env,
+                capture_output=True,
+                check=False,
+            )
+
+
+BROKERS = {"petrel": petrel_broker, "proton-c": proton_c_broker, "rabbitmq": rabbitmq_broker}
+
+
+# --- the clients ----------------------------------------------------------------------------------
+
+
+def build_cpp_examples() -> Path:
+    """simple_send and simple_recv (print and single-sender duplicate check removed)."""
+    BUILD.mkdir(exist_ok=True)
+    found = subprocess.run(
+        ["pkg-config", "--cflags", "--libs", "libqpid-proton-cpp"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    # Debian 12's libqpid-proton-cpp.pc requires libqpid-proton-core.pc and
+    # libqpid-proton-proactor.pc, which no package ships: link by name then.
+    flags = found.stdout.split() if found.returncode == 0 else ["-lqpid-proton-cpp"]
+    for name in ("simple_send", "simple_recv"):
+        binary = BUILD / name
+        if binary.exists():
+            continue
+        source = (CPP_EXAMPLES / f"{name}.cpp").read_text()
+        if name == "simple_recv":
+            source = source.replace("std::cout << msg.body() << std::endl;", "")
+            source = source.replace(
+                "proton::coerce<int>(msg.id()) < received", "false /* several senders */"
+            )
+        src = BUILD / f"{name}.cpp"
+        src.write_text(source)
+        subprocess.run(
+            ["g++", "-O2", "-I", str(CPP_EXAMPLES), "-o", str(binary), str(src), *flags],
+            check=True,
+        )
+    return BUILD
+
+
+def run_bench(
+    server: Server, client: str, args: list[str], count: int, layout: int
+) -> dict[str, Any]:
+    address = f"{server.address_prefix}compare-{time.monotonic_ns()}"
+    command = [
+        str(PETREL), "bench", "--json", "--url", server.url, "--address", address,
+        "--client", client, "--count", str(count),
+        "--senders", str(layout), "--receivers", str(layout), *args,
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=900, check=False)
+    if result.returncode not in (0, 1) or not result.stdout.strip():
+        lines = result.stderr.strip().splitlines() or ["no output"]
+        raise RuntimeError(lines[-1])
+    data: dict[str, Any] = json.loads(result.stdout)
+    if data.get("errors"):
+        # A link failed mid-run: the rate would be a fiction.
+        raise RuntimeError(f"{data['errors'][0]} ({data['missing']} of {count} not received)")
+    if not data["exactly_once"]:
+        data["note"] = (
+            f"missing {data['missing']}, duplicates {data['duplicates']},"
+            f" unexpected {data['unexpected']}"
+        )
+    return data
+
+
+def run_native(server: Server, kind: str, count: int) -> dict[str, Any]:
+    """Seconds for the C or C++ examples to move ``count`` messages (one pair)."""
+    address = f"{server.address_prefix}compare-{time.monotonic_ns()}"
+    host, port = server.url.rsplit("@", 1)[-1].removeprefix("amqp://").split(":")
+    if kind == "c":
+        recv = [str(BUILD / "receive"), host, port, address, str(count)]
+        send = [str(BUILD / "send"), host, port, address, str(count)]
+    else:
+        target = f"{host}:{port}/{address}"
+        auth = ["-u", "guest", "-p", "guest"] if "@" in server.url else []
+        recv = [str(BUILD / "simple_recv"), "-a", target, "-m", str(count), *auth]
+        send = [str(BUILD / "simple_send"), "-a", target, "-m", str(count), *auth]
+    start = time.perf_counter()
+    receiver = subprocess.Popen(recv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(0.2)  # let the receiver attach first, as petrel bench does
+    sender = subprocess.run(send, capture_output=True, timeout=900, check=False)
+    try:
+        _, err = receiver.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        receiver.kill()
+        receiver.communicate()
+        raise RuntimeError("the receiver did not get every message") from None
+    elapsed = time.perf_counter() - start - 0.2
+    if sender.returncode or receiver.returncode:
+        raise RuntimeError(f"{sender.stderr.decode().strip()} {err.decode().strip()}".strip())
+    return {"msgs_per_s": round(count / elapsed, 1), "latency_ms": {}}
+
+
+# --- the run --------------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    broker: str
+    case: str
+    clients: str
+    layout: str
+    msgs_per_s: float | None
+    p99_ms: float | None
+    broker_cpu_s: float
+    note: str = ""
+
+
+def measure(server: Server, scale: float, only_cases: set[str] | None) -> list[Row]:
+    rows: list[Row] = []
+    run_bench(server, "petrel", ["--size", "100"], 2000, 1)  # warm up
+    plans: list[tuple[str, str, str, Any]] = []
+    for case, args, base in CASES:
+        if only_cases and case not in only_cases:
+            continue
+        count = max(8, int(base * scale))
+        for layout, n in LAYOUTS:
+            for client in ("petrel", "proton"):
+                if "--durable" in args and not server.durable:
+                    continue
+                plans.append((case, client, layout, (run_bench, client, args, count, n)))
+    small = max(1000, int(100_000 * scale))
+    if server.name != "rabbitmq":
+        plans.append(("small unsettled", "C send/receive", "1x1", (run_native, "c", small)))
+    plans.append(("small unsettled", "C++ simple_send/recv", "1x1", (run_native, "cpp", small)))
+    for case, clients, layout, (func, *args) in plans:
+        before = server.cpu_seconds()
+        label = {"petrel": "petrel bench", "proton": "petrel bench --client proton"}.get(
+            clients, clients
+        )
+        try:
+            data = func(server, *args)
+        except (RuntimeError, subprocess.TimeoutExpired) as exc:
+            row = Row(server.name, case, label, layout, None, None, 0.0, f"failed: {exc}")
+        else:
+            row = Row(
+                server.name,
+                case,
+                label,
+                layout,
+                data["msgs_per_s"],
+                data["latency_ms"].get("p99"),
+                round(server.cpu_seconds() - before, 2),
+                data.get("note", ""),
+            )
+        print(json.dumps(row.__dict__), flush=True)
+        rows.append(row)
+    return rows
+
+
+def table(rows: list[Row]) -> str:
+    petrel = {(r.case, r.clients, r.layout): r.msgs_per_s for r in rows if r.broker == "petrel"}
+    out = [
+        "| case | clients | layout | broker | msgs/s | p99 ms | broker CPU s | Petrel ÷ this |",
+        "|---|---|---|---|---:|---:|---:|---:|",
+    ]
+    order = {name: i for i, (name, _, _) in enumerate(CASES)}
+    rows = sorted(
+        rows,
+        key=lambda r: (order.get(r.case, 99), r.clients, r.layout, list(BROKERS).index(r.broker)),
+    )
+    for r in rows:
+        mine = petrel.get((r.case, r.clients, r.layout))
+        ratio = ""
+        if r.broker != "petrel" and mine and r.msgs_per_s:
+            ratio = f"{mine / r.msgs_per_s:.2f}"
+        rate = f"{r.msgs_per_s:,.0f}" if r.msgs_per_s else r.note or "-"
+        p99 = f"{r.p99_ms:,.1f}" if r.p99_ms is not None else "-"
+        cpu = f"{r.broker_cpu_s:.2f}" if r.msgs_per_s else "-"
+        note = f" ({r.note})" if r.note and r.msgs_per_s else ""
+        out.append(
+            f"| {r.case} | {r.clients} | {r.layout} | {r.broker} | {rate}{note} | {p99} | {cpu}"
+            f" | {ratio} |"
+        )
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply every count by this")
+    parser.add_argument("--brokers", default=",".join(BROKERS))
+    parser.add_argument("--case", action="append", help="only this case (repeatable)")
+    parser.add_argument("--markdown", type=Path, help="also write the table to this file")
+    args = parser.parse_args()
+    if shutil.which("g++") is None or shutil.which("pkg-config") is None:
+        sys.exit("needs g++ and pkg-config: apt-get install g++ pkg-config")
+    build_c_examples()
+    build_cpp_examples()
+    rows: list[Row] = []
+    for name in args.brokers.split(","):
+        with BROKERS[name]() as server:
+            rows += measure(server, args.scale, set(args.case) if args.case else None)
+    text = table(rows)
+    print(text)
+    if args.markdown:
+        args.markdown.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
