@@ -464,3 +464,24 @@ def test_a_client_still_refuses_a_sender_that_ignores_credit() -> None:
     ]
     peer.send(*transfers)
     detached_with(peer, Condition.TRANSFER_LIMIT_EXCEEDED)
+
+
+def test_a_client_tolerates_a_sender_taking_new_credit_as_absolute() -> None:
+    # RabbitMQ 3.x: a credit update replaces its credit, ignoring what it already had
+    # in flight.  The overshoot is bounded by the credit outstanding at the update.
+    peer, link = _client_receiver(credit=20)
+
+    def transfers(first: int, count: int) -> list[bytes]:
+        return [
+            frame(Transfer(handle=0, delivery_id=i, delivery_tag=b"t"), 0, b"x")
+            for i in range(first, first + count)
+        ]
+
+    peer.send(*transfers(0, 5))
+    link.flow(20)  # 15 still outstanding: the sender may send those and 20 more
+    peer.collect()
+    peer.send(*transfers(5, 35))
+    assert len([e for e in peer.events if isinstance(e, DeliveryReceived)]) == 40
+    assert link.state is LinkState.ATTACHED
+    peer.send(*transfers(40, 1))
+    detached_with(peer, Condition.TRANSFER_LIMIT_EXCEEDED)

@@ -64,6 +64,7 @@ class Link:
         "_overshoot_logged",
         "_peer_max_message_size",
         "_size",
+        "_slack",
         "_unsent",
         "available",
         "credit",
@@ -134,6 +135,7 @@ class Link:
         self._flow_queued = False
         self._next_tag = 0
         self._overshoot_logged = False
+        self._slack = CLIENT_CREDIT_SLACK
         self._unsent = 0
         self._peer_max_message_size = 0
         self._incoming: Delivery | None = None
@@ -265,6 +267,9 @@ class Link:
             raise LocalProtocolError(f"credit must be a uint, got {credit}")
         if not self._flowable():
             return
+        # A sender that takes new credit as absolute (RabbitMQ 3.x does) may still send
+        # what was outstanding before it: a client tolerates that much (see _over_credit).
+        self._slack = max(CLIENT_CREDIT_SLACK, self.credit)
         self.credit = credit
         self.drain = drain
         limit = (self.delivery_count + credit) & SERIAL_MASK
@@ -561,14 +566,16 @@ class Link:
         """A delivery arrived beyond the credit we granted.
 
         A server refuses it (``amqp:link:transfer-limit-exceeded``): credit is
-        what bounds its memory.  A client lets a sender overshoot by up to
-        ``CLIENT_CREDIT_SLACK`` deliveries, as Proton does without limit:
-        RabbitMQ 3.x sends one delivery too many after some credit updates,
-        and refusing it would make that broker unusable.  The next flow we
-        send brings both sides back in step.
+        what bounds its memory.  A client lets a sender overshoot by the credit
+        that was still outstanding when it last granted credit (at least
+        ``CLIENT_CREDIT_SLACK``), so at most twice its window arrives; Proton
+        accepts any overshoot.  RabbitMQ 3.x applies a credit update as
+        absolute, ignoring what it already had in flight, and refusing those
+        deliveries would make that broker unusable.  The next flow we send
+        brings both sides back in step.
         """
         over = (count - self._limit) & SERIAL_MASK
-        if self.session.connection.server or over >= CLIENT_CREDIT_SLACK:
+        if self.session.connection.server or over >= self._slack:
             raise LinkFault(
                 self,
                 Condition.TRANSFER_LIMIT_EXCEEDED,
