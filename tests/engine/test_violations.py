@@ -483,5 +483,8 @@ def test_a_client_tolerates_a_sender_taking_new_credit_as_absolute() -> None:
     peer.send(*transfers(5, 35))
     assert len([e for e in peer.events if isinstance(e, DeliveryReceived)]) == 40
     assert link.state is LinkState.ATTACHED
-    peer.send(*transfers(40, 1))
+    # Our limit is 25; up to twice the window (40) beyond it is tolerated, no more.
+    peer.send(*transfers(40, 25))
+    assert link.state is LinkState.ATTACHED
+    peer.send(*transfers(65, 1))
     detached_with(peer, Condition.TRANSFER_LIMIT_EXCEEDED)

@@ -268,8 +268,10 @@ class Link:
         if not self._flowable():
             return
         # A sender that takes new credit as absolute (RabbitMQ 3.x does) may still send
-        # what was outstanding before it: a client tolerates that much (see _over_credit).
-        self._slack = max(CLIENT_CREDIT_SLACK, self.credit)
+        # what it had in flight: a client tolerates up to twice the largest credit it
+        # granted (see _over_credit).
+        if 2 * credit > self._slack:
+            self._slack = 2 * credit
         self.credit = credit
         self.drain = drain
         limit = (self.delivery_count + credit) & SERIAL_MASK
@@ -566,13 +568,13 @@ class Link:
         """A delivery arrived beyond the credit we granted.
 
         A server refuses it (``amqp:link:transfer-limit-exceeded``): credit is
-        what bounds its memory.  A client lets a sender overshoot by the credit
-        that was still outstanding when it last granted credit (at least
-        ``CLIENT_CREDIT_SLACK``), so at most twice its window arrives; Proton
-        accepts any overshoot.  RabbitMQ 3.x applies a credit update as
-        absolute, ignoring what it already had in flight, and refusing those
-        deliveries would make that broker unusable.  The next flow we send
-        brings both sides back in step.
+        what bounds its memory.  A client lets a sender overshoot by up to twice
+        the largest credit it has granted on the link (at least
+        ``CLIENT_CREDIT_SLACK``), so what arrives stays within three windows;
+        Proton accepts any overshoot.  RabbitMQ 3.x applies each credit update
+        as absolute, ignoring what it already had in flight (and so overshoots
+        by up to what was outstanding, which can build over a few updates);
+        refusing those deliveries would make that broker unusable.
         """
         over = (count - self._limit) & SERIAL_MASK
         if self.session.connection.server or over >= self._slack:
