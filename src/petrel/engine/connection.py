@@ -102,6 +102,11 @@ class Connection:
         self._events: deque[Event] = deque()
         self._pre = bytearray()  # protocol headers and SASL frames
         self._out = bytearray()  # AMQP frames, held back until our open is written
+        # Output that comes before ``_out``: finished runs of frames and large payload
+        # slices kept as memoryviews, so a big message is copied once (by the final join)
+        # rather than into a growing bytearray and out again.
+        self._segments: list[bytes | memoryview] = []
+        self._segments_len = 0
         self._open_requested = False
         self._header_sent = False  # our AMQP protocol header
         self._open_sent = False
@@ -177,11 +182,25 @@ class Connection:
         if self._lost:
             self._pre.clear()
             self._out.clear()
+            self._segments.clear()
+            self._segments_len = 0
             return b""
         if self._dirty:
             self._flush_sessions()
         out = self._out
-        if self._pre:
+        segments = self._segments
+        if segments:
+            # Only transfers make segments, and they come after our open.
+            if out:
+                segments.append(bytes(out))
+                out.clear()
+            if self._pre:
+                segments.insert(0, bytes(self._pre))
+                self._pre.clear()
+            data = b"".join(segments)
+            segments.clear()
+            self._segments_len = 0
+        elif self._pre:
             data = bytes(self._pre)
             self._pre.clear()
             if self._open_sent and out:
@@ -237,7 +256,7 @@ class Connection:
                 return
         remote = self.remote_idle_timeout
         if remote:
-            produced = self._bytes_out + len(self._out) + len(self._pre)
+            produced = self._bytes_out + len(self._out) + len(self._pre) + self._segments_len
             if self._beat_deadline is None or produced != self._seen_out:
                 self._beat_deadline = now + remote / 2
                 self._seen_out = produced
@@ -262,7 +281,7 @@ class Connection:
         """Whether the connection is over and everything to send has been taken."""
         if not self._over:
             return False
-        return self._lost or not (self._pre or (self._open_sent and self._out))
+        return self._lost or not (self._pre or self._segments or (self._open_sent and self._out))
 
     # --- commands ---------------------------------------------------------------------------
 
@@ -685,6 +704,16 @@ class Connection:
         pack_header(out, start, size, 2, FRAME_TYPE_AMQP, channel)
         if self._tracer is not None:
             self._tracer.frame("->", channel, frame)
+
+    def _push_segment(self, out: bytearray, piece: memoryview) -> None:
+        """Move the frames in ``out`` and then ``piece`` (a large payload slice) to the
+        segment list; ``out`` is left empty for what follows."""
+        segments = self._segments
+        data = bytes(out)
+        out.clear()
+        segments.append(data)
+        segments.append(piece)
+        self._segments_len += len(data) + len(piece)
 
     def _trace_written(self, start: int) -> None:
         """Trace a frame written by hand (a transfer) at ``start`` of the output."""

@@ -54,6 +54,8 @@ if TYPE_CHECKING:
 __all__ = ["Session"]
 
 _MAPPED = SessionState.MAPPED
+#: Payload slices at least this big are written as views, not copied (see Connection).
+_SEGMENT_MIN = 16384
 #: The most a first transfer frame spends before its payload: 8 bytes of frame header,
 #: the descriptor and list8 header (6), handle and delivery-id (5 each), a 32-byte tag
 #: (2 + 32), message-format (5), settled and more (2).
@@ -600,16 +602,25 @@ class Session:
             else:
                 more_at = write_transfer_continuation(out, handle, delivery.delivery_id)
             room = max_frame - (len(out) - start)
-            if size - offset <= room:
-                out += payload if offset == 0 else payload[offset:]
-                offset = -1
-            else:
+            last = size - offset <= room
+            piece_len = size - offset if last else room
+            if not last:
+                out[more_at] = TRUE
+            if piece_len >= _SEGMENT_MIN and conn._tracer is None:
+                # A large slice goes out as a view of the payload, not a copy.
                 if view is None:
                     view = memoryview(payload)
-                out += view[offset : offset + room]
-                offset += room
-                out[more_at] = TRUE
-            pack_header(out, start, len(out) - start, 2, 0, self.channel)
+                pack_header(out, start, len(out) - start + piece_len, 2, 0, self.channel)
+                conn._push_segment(out, view[offset : offset + piece_len])
+            else:
+                if last:
+                    out += payload if offset == 0 else payload[offset:]
+                else:
+                    if view is None:
+                        view = memoryview(payload)
+                    out += view[offset : offset + room]
+                pack_header(out, start, len(out) - start, 2, 0, self.channel)
+            offset = -1 if last else offset + piece_len
             self.next_outgoing_id = (self.next_outgoing_id + 1) & SERIAL_MASK
             self.remote_incoming_window -= 1
             if conn._tracer is not None:
