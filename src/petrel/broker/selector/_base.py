@@ -39,9 +39,7 @@ class SelectorError(ValueError):
         hint: str | None = None,
     ):
         if column is not None:
-            where = (
-                f"line {line}, column {column}" if line is not None and line > 1 else ""
-            )
+            where = f"line {line}, column {column}" if line is not None and line > 1 else ""
             message = f"{message} at {where or f'column {column}'}"
         if hint:
             message = f"{message}; {hint}"

@@ -43,9 +43,7 @@ _BOOLEAN, _NUMBER, _STRING, _ANY = "boolean", "number", "string", "any"
 
 
 def _a(kind: str) -> str:
-    return {_BOOLEAN: "a boolean", _NUMBER: "a number", _STRING: "a string"}.get(
-        kind, kind
-    )
+    return {_BOOLEAN: "a boolean", _NUMBER: "a number", _STRING: "a string"}.get(kind, kind)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,9 +137,7 @@ class _Compiler:
     def expr(self, node: Tree[Token] | Token, depth: int) -> _Expr:
         assert isinstance(node, Tree), node
         if depth >= MAX_SELECTOR_DEPTH:
-            raise _error(
-                f"selector nested deeper than {MAX_SELECTOR_DEPTH} levels", node
-            )
+            raise _error(f"selector nested deeper than {MAX_SELECTOR_DEPTH} levels", node)
         return self._rules[node.data](node, depth + 1)
 
     def condition(self, node: Tree[Token] | Token, depth: int, what: str) -> _Expr:
@@ -160,9 +156,7 @@ class _Compiler:
 
             return _Expr(_BOOLEAN, ident_as_bool)
         fn = expr.fn
-        return _Expr(
-            _BOOLEAN, lambda lookup: v if type(v := fn(lookup)) is bool else None
-        )
+        return _Expr(_BOOLEAN, lambda lookup: v if type(v := fn(lookup)) is bool else None)
 
     def number(
         self, node: Tree[Token] | Token, depth: int, what: str, coerce: bool = True
@@ -231,15 +225,11 @@ class _Compiler:
             fn = left.fn
             return _Expr(_BOOLEAN, lambda lookup: compare(fn(lookup), constant))
         left_fn, right_fn = left.fn, right.fn
-        return _Expr(
-            _BOOLEAN, lambda lookup: compare(left_fn(lookup), right_fn(lookup))
-        )
+        return _Expr(_BOOLEAN, lambda lookup: compare(left_fn(lookup), right_fn(lookup)))
 
     def _between(self, node: Tree[Token], depth: int) -> _Expr:
         negate, children = _split_not(node)
-        value, low, high = (
-            self.number(c, depth, "BETWEEN", coerce=False) for c in children
-        )
+        value, low, high = (self.number(c, depth, "BETWEEN", coerce=False) for c in children)
         # x BETWEEN a AND b is a <= x AND x <= b; x NOT BETWEEN a AND b is x < a OR x > b.
         below, above = _comparator("<"), _comparator(">")
         at_least, at_most = _comparator(">="), _comparator("<=")
@@ -313,9 +303,7 @@ class _Compiler:
             assert isinstance(escape_token[0], Token)
             escape = _unquote(escape_token[0])
             if len(escape) != 1:
-                message = (
-                    f"ESCAPE needs a single character, not {escape_token[0].value[:24]}"
-                )
+                message = f"ESCAPE needs a single character, not {escape_token[0].value[:24]}"
                 raise _error(message, escape_token[0])
         try:
             match = _like_matcher(_unquote(pattern_token), escape)
@@ -555,9 +543,7 @@ def compile_selector(text: str | bytes) -> Selector:
     """
     if isinstance(text, bytes | bytearray | memoryview):
         if len(text) > 4 * MAX_SELECTOR_LENGTH:
-            raise SelectorError(
-                f"selector longer than {MAX_SELECTOR_LENGTH} characters"
-            )
+            raise SelectorError(f"selector longer than {MAX_SELECTOR_LENGTH} characters")
         try:
             text = bytes(text).decode("utf-8")
         except UnicodeDecodeError as exc:

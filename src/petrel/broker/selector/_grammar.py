@@ -112,9 +112,7 @@ def _parse(text: str) -> Tree[Token]:
         return _parser().parse(text)
     except UnexpectedCharacters as exc:
         char = text[exc.pos_in_stream or 0]
-        problem = (
-            "unterminated string" if char == "'" else f"unexpected character {char!r}"
-        )
+        problem = "unterminated string" if char == "'" else f"unexpected character {char!r}"
         raise SelectorError(problem, line=exc.line, column=exc.column) from None
     except UnexpectedToken as exc:
         token = exc.token

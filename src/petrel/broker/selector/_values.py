@@ -137,9 +137,7 @@ def _like_matcher(pattern: str, escape: str | None) -> Callable[[str], bool]:
         return None if None in segment else "".join(c for c in segment if c is not None)
 
     def regex(segment: list[str | None]) -> re.Pattern[str]:
-        return re.compile(
-            "".join("." if c is None else re.escape(c) for c in segment), re.DOTALL
-        )
+        return re.compile("".join("." if c is None else re.escape(c) for c in segment), re.DOTALL)
 
     if len(segments) == 1:
         only = segments[0]
@@ -157,12 +155,7 @@ def _like_matcher(pattern: str, escape: str | None) -> Callable[[str], bool]:
             return lambda s: s.startswith(head)
         if not head:
             return lambda s: s.endswith(tail)
-    if (
-        len(middle) == 1
-        and not first
-        and not last
-        and (inner := literal(middle[0])) is not None
-    ):
+    if len(middle) == 1 and not first and not last and (inner := literal(middle[0])) is not None:
         return lambda s: inner in s
 
     minimum = sum(len(segment) for segment in segments)

@@ -130,11 +130,7 @@ def make_lookup(
             case "JMSXGroupSeq":
                 return group_sequence
             case "JMSXUserID":
-                return (
-                    None
-                    if user_id is None
-                    else bytes(user_id).decode("utf-8", "replace")
-                )
+                return None if user_id is None else bytes(user_id).decode("utf-8", "replace")
         return None  # pragma: no cover - every name in _JMS_NAMES has its case
 
     return lookup
