@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from petrel.engine import ConnectionConfig, LinkState, Session, SessionState
+from petrel.engine import ConnectionConfig, Link, LinkState, Session, SessionState
 from petrel.engine.events import (
     DeliveryReceived,
     LinkAttachRequested,
@@ -118,6 +118,21 @@ def test_handle_max_limits_our_links(pair: EnginePair) -> None:
         raise AssertionError("a third handle was allowed")
 
 
+def _windowed(incoming_window: int, credit: int) -> tuple[EnginePair, Session, Link]:
+    """An open pair whose server session takes ``incoming_window`` frames, and a client
+    sender to it holding ``credit``."""
+    pair = EnginePair(
+        server_config=ConnectionConfig(container_id="s", incoming_window=incoming_window)
+    )
+    pair.open()
+    session = pair.client.begin_session()
+    pair.pump()
+    sender, receiver = attach(pair, session)
+    receiver.flow(credit)
+    pair.pump()
+    return pair, session, sender
+
+
 def _transfer_ids(pair: EnginePair) -> None:
     for client_s in pair.client.sessions:
         server_s = next(s for s in pair.server.sessions if s.remote_channel == client_s.channel)
@@ -126,13 +141,7 @@ def _transfer_ids(pair: EnginePair) -> None:
 
 
 def test_small_incoming_window_is_refreshed() -> None:
-    pair = EnginePair(server_config=ConnectionConfig(container_id="s", incoming_window=4))
-    pair.open()
-    session = pair.client.begin_session()
-    pair.pump()
-    sender, receiver = attach(pair, session)
-    receiver.flow(100)
-    pair.pump()
+    pair, _, sender = _windowed(4, credit=100)
     for i in range(40):
         sender.send(b"m%d" % i)
         pair.pump()
@@ -142,13 +151,7 @@ def test_small_incoming_window_is_refreshed() -> None:
 
 
 def test_a_window_of_one_frame() -> None:
-    pair = EnginePair(server_config=ConnectionConfig(container_id="s", incoming_window=1))
-    pair.open()
-    session = pair.client.begin_session()
-    pair.pump()
-    sender, receiver = attach(pair, session)
-    receiver.flow(100)
-    pair.pump()
+    pair, _, sender = _windowed(1, credit=100)
     for i in range(30):
         sender.send(b"%d" % i)
     pair.pump()
@@ -158,13 +161,7 @@ def test_a_window_of_one_frame() -> None:
 
 
 def test_transfers_wait_for_the_peers_window() -> None:
-    pair = EnginePair(server_config=ConnectionConfig(container_id="s", incoming_window=3))
-    pair.open()
-    session = pair.client.begin_session()
-    pair.pump()
-    sender, receiver = attach(pair, session)
-    receiver.flow(50)
-    pair.pump()
+    pair, session, sender = _windowed(3, credit=50)
     assert session.remote_incoming_window == 3
     deliveries = [sender.send(b"x" * 10) for _ in range(10)]
     # Only three transfers fit the window; the rest wait, without delivery ids yet.
@@ -176,13 +173,7 @@ def test_transfers_wait_for_the_peers_window() -> None:
 
 
 def test_blocked_transfers_flow_when_the_window_opens() -> None:
-    pair = EnginePair(server_config=ConnectionConfig(container_id="s", incoming_window=3))
-    pair.open()
-    session = pair.client.begin_session()
-    pair.pump()
-    sender, receiver = attach(pair, session)
-    receiver.flow(50)
-    pair.pump()
+    pair, _, sender = _windowed(3, credit=50)
     for i in range(20):
         sender.send(b"%d" % i)
     pair.pump()
@@ -213,13 +204,7 @@ def test_multi_frame_delivery_waits_part_way() -> None:
 
 
 def test_detach_drops_transfers_still_waiting() -> None:
-    pair = EnginePair(server_config=ConnectionConfig(container_id="s", incoming_window=2))
-    pair.open()
-    session = pair.client.begin_session()
-    pair.pump()
-    sender, receiver = attach(pair, session)
-    receiver.flow(10)
-    pair.pump()
+    pair, session, sender = _windowed(2, credit=10)
     for _ in range(6):
         sender.send(b"x")
     assert session._blocked
