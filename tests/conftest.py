@@ -11,6 +11,9 @@ from tests.helpers.postgres import postgres_url
 
 __all__ = ["postgres_url"]
 
+#: Skips fail the run unless tests/skips.toml allows them (with --strict-skips, as in CI).
+pytest_plugins = ["tests.helpers.skips"]
+
 
 @pytest.fixture(scope="session")
 def tls_files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
