@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -103,15 +106,35 @@ async def test_database_path_is_a_directory(tmp_path: Path) -> None:
         await SqliteStore(tmp_path).open()
 
 
-@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root reads any file")
+#: Opens the store named on the command line; prints the StoreError, if any.
+_OPEN_STORE = """
+import asyncio, sys
+from petrel.store import SqliteStore, StoreError
+try:
+    asyncio.run(SqliteStore(sys.argv[1]).open())
+except StoreError as exc:
+    print(exc)
+"""
+
+
 async def test_unreadable_file(tmp_path: Path) -> None:
     db = await make_store(tmp_path, count=10)
+    before = db.read_bytes()
     db.chmod(0)
+    command = [sys.executable, "-c", _OPEN_STORE, str(db)]
+    if os.geteuid() == 0:
+        # Root reads any file through CAP_DAC_OVERRIDE: the store is opened by a root
+        # without it (setpriv, from util-linux), to whom a mode-000 file is unreadable.
+        setpriv = shutil.which("setpriv")
+        assert setpriv is not None, "setpriv (util-linux) is needed to run this as root"
+        command = [setpriv, "--bounding-set", "-dac_override,-dac_read_search", *command]
     try:
-        with pytest.raises(StoreError, match="cannot open"):
-            await SqliteStore(db).open()
+        result = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
     finally:
         db.chmod(0o644)
+    assert result.returncode == 0, result.stderr
+    assert "cannot open" in result.stdout, result.stdout + result.stderr
+    assert db.read_bytes() == before
 
 
 async def test_path_under_a_file(tmp_path: Path) -> None:
