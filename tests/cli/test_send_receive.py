@@ -41,7 +41,8 @@ def test_send_then_receive_with_properties(broker: BrokerProcess) -> None:
     assert records[0]["properties"] == {"color": "red", "n": 5, "ok": True}
     # They were accepted: nothing is left.
     empty = petrel("receive", "cli.q1", "--url", broker.url, "--timeout", "0.5")
-    assert empty.returncode == 0 and empty.stdout == ""
+    assert (empty.returncode, empty.stdout) == (3, "")
+    assert empty.stderr.strip() == "petrel receive: no message arrived from cli.q1 in 0.5 s"
 
 
 def test_selector_and_browse(broker: BrokerProcess) -> None:
@@ -90,8 +91,12 @@ def test_unreachable_broker_is_one_clear_line() -> None:
 
 def test_receive_count_not_reached_exits_nonzero(broker: BrokerProcess) -> None:
     result = petrel("receive", "cli.empty", "--url", broker.url, "--count", "2", "--timeout", "0.3")
-    assert result.returncode == 1
+    assert result.returncode == 3
     assert "only 0 of 2 messages" in result.stderr
+    assert petrel("send", "cli.empty", "--url", broker.url).returncode == 0
+    result = petrel("receive", "cli.empty", "--url", broker.url, "--count", "2", "--timeout", "0.3")
+    assert (result.returncode, result.stdout.split()) == (3, ["hello"])
+    assert "only 1 of 2 messages" in result.stderr
 
 
 def test_bad_property_syntax() -> None:

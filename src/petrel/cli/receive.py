@@ -12,6 +12,9 @@ import petrel
 
 from ._common import fail
 
+#: The exit status when fewer messages arrived than asked for (none, without --count).
+EXIT_TOO_FEW = 3
+
 
 @click.command()
 @click.argument("address")
@@ -39,7 +42,12 @@ def receive(
     as_json: bool,
     verbose: bool,
 ) -> None:
-    """Receive messages from ADDRESS, print them and accept them."""
+    """Receive messages from ADDRESS, print them and accept them.
+
+    Exit status: 0 when messages arrived (all --count of them, if given); 3 when
+    --timeout passed first with none arrived, or fewer than --count; 1 on an error
+    (the broker unreachable, the address refused); 2 on bad usage.
+    """
     try:
         got = asyncio.run(
             _receive(url, address, count, selector, browse, timeout, as_json, verbose)
@@ -47,8 +55,15 @@ def receive(
     except (petrel.AmqpError, OSError) as exc:
         fail("receive", exc)
     if count and got < count:
-        click.echo(f"petrel receive: only {got} of {count} messages within {timeout} s", err=True)
-        raise SystemExit(1)
+        click.echo(
+            f"petrel receive: only {got} of {count} messages from {address} "
+            f"(none for {timeout} s)",
+            err=True,
+        )
+        raise SystemExit(EXIT_TOO_FEW)
+    if not got:
+        click.echo(f"petrel receive: no message arrived from {address} in {timeout} s", err=True)
+        raise SystemExit(EXIT_TOO_FEW)
 
 
 async def _receive(
