@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +19,7 @@ from petrel.client import (
     TlsConfig,
     Unauthorized,
 )
+from petrel.driver.tls import client_context, server_context
 from tests.helpers.servers import free_port
 
 from .conftest import proton_peer
@@ -223,9 +225,38 @@ async def test_tls_client_certificate(tls_files: dict[str, str]) -> None:
             await petrel.connect(url, tls=TlsConfig(ca_file=tls_files["ca"]), timeout=2)
 
 
-def test_tls_context_is_the_drivers() -> None:
-    assert petrel.TlsConfig().verify is True
-    assert isinstance(ssl.create_default_context(), ssl.SSLContext)
+async def test_tls_checks_the_host_name(tmp_path: Path) -> None:
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    elsewhere = ca.issue_cert("elsewhere.example")  # a good certificate, for another host
+    cert, key, ca_file = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+    elsewhere.cert_chain_pems[0].write_to_path(str(cert))
+    elsewhere.private_key_pem.write_to_path(str(key))
+    ca.cert_pem.write_to_path(str(ca_file))
+    with proton_peer(tls=(str(cert), str(key))) as peer:
+        url = f"amqps://localhost:{peer.port}"
+        with pytest.raises(ConnectionLost, match="Hostname mismatch"):
+            await petrel.connect(url, tls=TlsConfig(ca_file=str(ca_file)), reconnect=False)
+        # Trusting the certificate without checking it is a choice the caller makes.
+        async with await petrel.connect(url, tls=TlsConfig(verify=False)) as conn:
+            sender = await conn.open_sender("unverified")
+            await sender.send("still encrypted")
+
+
+def test_tls_contexts_verify_by_default(tls_files: dict[str, str]) -> None:
+    assert petrel.TlsConfig is TlsConfig  # the client takes the driver's settings as they are
+    context = client_context(TlsConfig())
+    assert context.verify_mode is ssl.CERT_REQUIRED and context.check_hostname
+    assert context.minimum_version >= ssl.TLSVersion.TLSv1_2
+    unverified = client_context(TlsConfig(verify=False))
+    assert unverified.verify_mode is ssl.CERT_NONE and not unverified.check_hostname
+    # A listener asks for client certificates only where it has a CA to check them with.
+    server = {"cert_file": tls_files["server_cert"], "key_file": tls_files["server_key"]}
+    assert server_context(TlsConfig(**server)).verify_mode is ssl.CERT_NONE
+    required = server_context(TlsConfig(ca_file=tls_files["ca"], **server))
+    assert required.verify_mode is ssl.CERT_REQUIRED
+    optional = server_context(TlsConfig(ca_file=tls_files["ca"], verify=False, **server))
+    assert optional.verify_mode is ssl.CERT_OPTIONAL
 
 
 async def test_a_session_ended_by_the_peer() -> None:
