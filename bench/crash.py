@@ -11,7 +11,10 @@ the same port and data directory.  At the end every message whose send was
 accepted must have been received at least once.  Duplicates (possible only
 for deliveries in flight at a crash) are counted and reported.
 
-Prints one JSON line and exits 1 if any accepted message was lost.
+Prints one JSON line and exits 1 if any accepted message was lost, or if the run
+did not finish within ``--timeout`` (then ``timed_out`` is true and ``lost``
+counts what had not arrived yet).  SIGTERM or Ctrl-C stops it with its brokers,
+printing nothing.
 """
 
 from __future__ import annotations
@@ -191,6 +194,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             for i in range(args.consumers)
         ]
         kills = 0
+        timed_out = False
         try:
             for _ in range(args.rounds):
                 await asyncio.sleep(rng.uniform(args.min_interval, args.max_interval))
@@ -207,12 +211,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 kills += 1
                 await asyncio.sleep(rng.uniform(0.0, 0.2))
                 await broker.start()
-            await asyncio.wait_for(asyncio.gather(*producers), args.timeout)
-            # Drain: wait until every consumer has been idle for a while.
+            # One deadline for the rest: the producers finishing, then the consumers draining.
             deadline = time.monotonic() + args.timeout
-            while time.monotonic() < deadline:
+            _, unfinished = await asyncio.wait(producers, timeout=args.timeout)
+            timed_out = bool(unfinished)
+            while not timed_out:
                 if accepted <= received.keys() and all(e.is_set() for e in idle):
                     break
+                timed_out = time.monotonic() >= deadline
                 await asyncio.sleep(0.2)
         finally:
             for task in producers + consumers:
@@ -233,9 +239,18 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             "received_unique": len(received),
             "duplicates": sum(n - 1 for n in received.values()),
             "lost": len(lost),
+            "timed_out": timed_out,
             "lost_sample": lost[:10],
             "seconds": round(time.monotonic() - started, 1),
         }
+
+
+async def _interruptible(work: Any) -> dict[str, Any]:
+    """Run ``work``; SIGTERM cancels it, so its ``finally`` stops the brokers it started."""
+    task = asyncio.ensure_future(work)
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    result: dict[str, Any] = await task
+    return result
 
 
 def main() -> None:
@@ -254,7 +269,13 @@ def main() -> None:
     )
     parser.add_argument("--min-interval", type=float, default=0.2)
     parser.add_argument("--max-interval", type=float, default=1.0)
-    parser.add_argument("--timeout", type=float, default=120.0)
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=120.0,
+        help="seconds, after the last kill, for the producers to finish and the consumers to "
+        "drain; past it the figures so far are reported with timed_out: true (exit 1)",
+    )
     parser.add_argument(
         "--consumer-delay", type=float, default=0.002, help="seconds before each accept"
     )
@@ -262,9 +283,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.failover and args.store != "postgresql":
         parser.error("--failover needs --store postgresql --store-url URL")
-    result = asyncio.run(run(args))
+    try:
+        result = asyncio.run(_interruptible(run(args)))
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        sys.exit(1)
     print(json.dumps(result), flush=True)
-    sys.exit(1 if result["lost"] else 0)
+    sys.exit(1 if result["lost"] or result["timed_out"] else 0)
 
 
 if __name__ == "__main__":
