@@ -3,19 +3,24 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
+RUN_STAMP := $(VENV)/.installed-run
 
 .PHONY: run test lint bench bench-compare clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# The broker needs only Petrel and uvloop; the test and lint tools come with `make test`.
+$(RUN_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[fast]'
+	touch $(RUN_STAMP)
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev,fast]'
-	touch $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,fast]'
+	touch $(STAMP) $(RUN_STAMP)
 
-## run: create .venv, install Petrel and start the broker on 127.0.0.1:5672
-run: $(STAMP)
+## run: create .venv, install Petrel (with uvloop only) and start the broker on 127.0.0.1:5672
+run: $(RUN_STAMP)
 	$(BIN)/petrel broker
 
 ## test: create .venv if missing, install with the test extras and run the whole suite
