@@ -193,15 +193,19 @@ class Broker:
             self.settings.limits.sasl_timeout, self._open_overdue, protocol
         )
         protocol.opened.add_done_callback(lambda _: deadline.cancel())
-        if len(self.connections) > self.settings.limits.max_connections:
-            protocol.engine.close(
-                AmqpError(
-                    f"the broker accepts at most {self.settings.limits.max_connections} "
-                    "connections",
-                    condition=Condition.RESOURCE_LIMIT_EXCEEDED,
-                )
+        limit = self.settings.limits.max_connections
+        if len(self.connections) > limit:
+            refusal = AmqpError(
+                f"the broker accepts at most {limit} connections",
+                condition=Condition.RESOURCE_LIMIT_EXCEEDED,
             )
-            protocol.flush()
+            if len(self.connections) > 2 * limit:
+                # A flood: even a refusal costs too much now.  Drop the socket at once.
+                protocol.engine.close(refusal)
+                protocol.flush()
+            else:
+                # Tell the client why, once it has opened (SASL and open deadline apply).
+                connection.refusal = refusal
         return connection
 
     def _open_overdue(self, protocol: AmqpProtocol) -> None:

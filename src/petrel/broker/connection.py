@@ -51,7 +51,12 @@ class BrokerConnection:
         self.mechanism: str | None = None
         self.consumers: dict[Link, ConsumerLink] = {}
         self.producers: dict[Link, ProducerLink] = {}
-        self.links_per_session: dict[Session, int] = {}
+        #: The sessions this connection serves, each with its attached links.  Limits count
+        #: these sets, so a refused session or link never counts and cannot be uncounted.
+        self.sessions: dict[Session, set[Link]] = {}
+        #: Set when the broker took this connection over a limit: the client is told so,
+        #: with a close, as soon as it has opened (a close needs an open before it).
+        self.refusal: AmqpError | None = None
         protocol.on_writable = self._writable_again
         self._handlers: dict[type, Callable[[Any], None]] = {
             ev.SaslCompleted: self._on_sasl,
@@ -93,6 +98,10 @@ class BrokerConnection:
 
     def _on_opened(self, event: ev.ConnectionOpened) -> None:
         self.container_id = event.container_id
+        if self.refusal is not None:
+            self.engine.open()
+            self.engine.close(self.refusal)
+            return
         authenticated = self.identity is not None and self.mechanism not in (None, "ANONYMOUS")
         if not authenticated and not self.broker.anonymous_allowed(self.protocol):
             self.engine.open()
@@ -112,11 +121,11 @@ class BrokerConnection:
             producer.close()
         self.consumers.clear()
         self.producers.clear()
-        self.links_per_session.clear()
+        self.sessions.clear()
 
     def _on_session_begun(self, event: ev.SessionBegun) -> None:
         limit = self.broker.settings.limits.max_sessions_per_connection
-        if len(self.links_per_session) >= limit:
+        if len(self.sessions) >= limit:
             event.session.end(
                 AmqpError(
                     f"at most {limit} sessions per connection",
@@ -124,11 +133,11 @@ class BrokerConnection:
                 )
             )
             return
-        self.links_per_session[event.session] = 0
+        self.sessions[event.session] = set()
 
     def _on_session_ended(self, event: ev.SessionEnded) -> None:
         session = event.session
-        self.links_per_session.pop(session, None)
+        self.sessions.pop(session, None)
         for link in [lk for lk in self.consumers if lk.session is session]:
             self.consumers.pop(link).close()
         for link in [lk for lk in self.producers if lk.session is session]:
@@ -138,11 +147,12 @@ class BrokerConnection:
 
     def _on_attach_requested(self, event: ev.LinkAttachRequested) -> None:
         link = event.link
-        session = link.session
-        count = self.links_per_session.get(session, 0)
+        attached = self.sessions.get(link.session)
+        if attached is None:
+            return  # its session was refused: the engine ends the link with it
         limit = self.broker.settings.limits.max_links_per_session
         try:
-            if count >= limit:
+            if len(attached) >= limit:
                 raise AmqpError(
                     f"at most {limit} links per session",
                     condition=Condition.RESOURCE_LIMIT_EXCEEDED,
@@ -155,7 +165,7 @@ class BrokerConnection:
             log.info("refused link %r: %s", link.name, exc)
             link.detach(exc)
             return
-        self.links_per_session[session] = count + 1
+        attached.add(link)
 
     def _attach_consumer(self, link: Link) -> None:
         source = link.remote_source
@@ -263,9 +273,9 @@ class BrokerConnection:
 
     def _on_detached(self, event: ev.LinkDetached) -> None:
         link = event.link
-        session = link.session
-        if session in self.links_per_session:
-            self.links_per_session[session] -= 1
+        attached = self.sessions.get(link.session)
+        if attached is not None:
+            attached.discard(link)
         consumer = self.consumers.pop(link, None)
         if consumer is not None:
             consumer.close()

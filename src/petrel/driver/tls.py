@@ -33,7 +33,7 @@ def client_context(config: TlsConfig | None = None) -> ssl.SSLContext:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     if config.cert_file:
-        context.load_cert_chain(config.cert_file, config.key_file)
+        _load_cert_chain(context, config.cert_file, config.key_file)
     return context
 
 
@@ -45,8 +45,24 @@ def server_context(config: TlsConfig) -> ssl.SSLContext:
         )
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(config.cert_file, config.key_file)
+    _load_cert_chain(context, config.cert_file, config.key_file)
     if config.ca_file:
-        context.load_verify_locations(config.ca_file)
+        try:
+            context.load_verify_locations(config.ca_file)
+        except OSError as exc:
+            raise _naming(exc, f"the TLS CA certificates {config.ca_file}") from exc
         context.verify_mode = ssl.CERT_REQUIRED if config.verify else ssl.CERT_OPTIONAL
     return context
+
+
+def _load_cert_chain(context: ssl.SSLContext, cert_file: str, key_file: str | None) -> None:
+    try:
+        context.load_cert_chain(cert_file, key_file)
+    except OSError as exc:
+        key = f" with the key {key_file}" if key_file else ""
+        raise _naming(exc, f"the TLS certificate {cert_file}{key}") from exc
+
+
+def _naming(exc: OSError, what: str) -> OSError:
+    """``exc`` again (same type and errno), its message naming the files: ``ssl`` names none."""
+    return type(exc)(exc.errno, f"cannot load {what}: {exc.strerror or exc}")

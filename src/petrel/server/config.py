@@ -54,9 +54,12 @@ class TlsSettings(_Model):
     key_file: str | None = None
     """Its private key, unless it is inside ``cert_file``."""
     ca_file: str | None = None
-    """CA certificates for client certificates (SASL EXTERNAL); none: not asked for."""
+    """CA certificates that sign client certificates: a client that offers one must
+    have it signed by them.  None: client certificates are not asked for."""
     require_client_cert: bool = False
-    """Refuse clients without a certificate signed by ``ca_file``."""
+    """Refuse clients without a certificate signed by ``ca_file`` (which is then
+    required).  The certificate admits the client to the TLS layer only: SASL still
+    decides who it is (the broker offers no SASL EXTERNAL)."""
 
 
 class ListenerSettings(_Model):
@@ -77,9 +80,19 @@ class ListenerSettings(_Model):
         return value
 
     @model_validator(mode="after")
-    def _tls_for_amqps(self) -> ListenerSettings:
-        if self.url.lower().startswith("amqps://") and self.tls is None:
+    def _check_tls(self) -> ListenerSettings:
+        amqps = self.url.lower().startswith("amqps://")
+        if amqps and self.tls is None:
             raise ValueError(f"listener {self.url} is amqps:// but has no [tls] settings")
+        if not amqps and self.tls is not None:
+            # Otherwise the settings would be ignored: clients would talk in the clear.
+            raise ValueError(f"listener {self.url} has [tls] settings but is not amqps://")
+        if self.tls is not None and self.tls.require_client_cert and not self.tls.ca_file:
+            # Without CAs to check them against, no client certificate would be asked for.
+            raise ValueError(
+                f"listener {self.url}: tls.require_client_cert = true needs tls.ca_file "
+                "(the CA certificates that sign client certificates)"
+            )
         return self
 
     @property
