@@ -2,7 +2,8 @@
 
 :class:`Requester` is behind :meth:`Connection.request`: one dynamic
 receiver per connection takes every response, and each is matched to its
-waiting request by ``correlation_id`` right in the event handler.
+waiting request by ``correlation_id`` right in the event handler.  A reply's ``correlation_id`` may equal the request's
+``message_id`` or a copy of its ``correlation_id``: both conventions are in use.
 :class:`Responder` is behind :meth:`Connection.serve`.
 """
 
@@ -112,17 +113,28 @@ class Requester:
         message_id = message.message_id
         if message_id is None:
             message_id = f"{self._prefix}-{next(self._ids)}"
-        if message_id in self._pending:
-            raise ValueError(f"a request with message_id {message_id!r} is already waiting")
+        # Servers answer with correlation-id set either to the request's message-id (the
+        # usual rule, and Petrel's responder) or to a copy of its correlation-id (Proton's
+        # example servers).  A request without a correlation-id gets its message-id there
+        # too, so both conventions name the same key; one of its own is a second key.
+        correlation_id = message.correlation_id
+        if correlation_id is None:
+            correlation_id = message_id
+        keys = {message_id, correlation_id}
+        for key in keys:
+            if key in self._pending:
+                raise ValueError(f"a request with the id {key!r} is already waiting")
         sender, needs_to = await self._senders.get(address)
         message = dataclasses.replace(
             message,
             message_id=message_id,
+            correlation_id=correlation_id,
             reply_to=receiver.address,
             to=address if needs_to else message.to,
         )
         response: asyncio.Future[Message] = loop.create_future()
-        self._pending[message_id] = response
+        for key in keys:
+            self._pending[key] = response
         try:
             outcome = await sender.send(message, wait=False, timeout=remaining())
             outcome.add_done_callback(lambda done: _refused(done, response))
@@ -130,7 +142,8 @@ class Requester:
                 response, remaining(), f"waiting for the response from {address!r}"
             )
         finally:
-            self._pending.pop(message_id, None)
+            for key in keys:
+                self._pending.pop(key, None)
 
     def _on_reply(self, delivery: Delivery) -> None:
         delivery.settle()
