@@ -569,6 +569,10 @@ class Connection:
                 self._close_sent = True
             except AmqpError:
                 log.exception("[%s] could not write the error close", self._label)
+        elif not self._header_sent:
+            # Still in SASL (a bad frame, say): there is no close, but there is an outcome.
+            internal = condition == Condition.INTERNAL_ERROR
+            self._handshake.refuse_sasl(SaslCode.SYS if internal else SaslCode.SYS_PERM)
         self.state = CONNECTION_TRANSITIONS.get((self.state, Input.FAIL), _C.END)
         self._finish(error, by_peer=False)
 

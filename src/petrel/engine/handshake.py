@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..codec import encode_into
 from ..errors import Condition
-from ..spec import SASL_FRAMES, Composite, SaslCode, SaslOutcome
+from ..spec import SASL_FRAMES, Composite, SaslCode
 from ..spec.framing import AMQP_HEADER, FRAME_TYPE_AMQP, FRAME_TYPE_SASL, SASL_HEADER
 from .events import SaslCompleted
 from .faults import error_of
@@ -32,7 +32,6 @@ __all__ = ["Handshake"]
 log = logging.getLogger("petrel.engine")
 
 _SASL_TYPES = frozenset(SASL_FRAMES.values())
-_SASL_REFUSED = SaslOutcome(code=SaslCode.SYS_PERM)
 
 
 class Handshake:
@@ -106,7 +105,13 @@ class Handshake:
             if conn._open_requested:
                 conn._write_open()
             return
-        ours = SASL_HEADER if config.sasl is not None and not self.sasl_done else AMQP_HEADER
+        # Part 2.2: a header we cannot take is answered with one we speak, then we hang up.
+        # When we speak the protocol it names (only the version is wrong), we answer with
+        # that protocol's header, which tells the client the version to use; else with
+        # the one we prefer.
+        sasl_wanted = config.sasl is not None and not self.sasl_done
+        in_kind = header.startswith(AMQP_HEADER[:5]) and bare_ok
+        ours = SASL_HEADER if sasl_wanted and not in_kind else AMQP_HEADER
         conn._write_protocol_header(ours)
         self._failed(
             Condition.NOT_IMPLEMENTED,
@@ -126,6 +131,7 @@ class Handshake:
     def on_sasl_frame(self, frame: Any) -> None:
         """A SASL frame arrived."""
         if type(frame) not in _SASL_TYPES:
+            self.refuse_sasl()
             self._failed(Condition.NOT_ALLOWED, f"a {type(frame).__name__} arrived during SASL")
             return
         if self.connection.server:
@@ -134,7 +140,7 @@ class Handshake:
             try:
                 self._write_sasl(server.on_frame(frame))
             except SaslFailure as exc:
-                self._write_sasl(_SASL_REFUSED)
+                self.refuse_sasl()
                 self._failed(Condition.NOT_ALLOWED, f"SASL: {exc}")
                 return
             if server.done:
@@ -154,6 +160,15 @@ class Handshake:
             assert client.code is not None and client.mechanism is not None
             identity = client.mechanism.identity if client.code == SaslCode.OK else None
             self._finished(client.mechanism.name, client.code, identity, client.additional_data)
+
+    def refuse_sasl(self, code: SaslCode = SaslCode.SYS_PERM) -> None:
+        """A server ending the connection while its SASL exchange is under way sends the
+        outcome first: part 5.3.2 ends every exchange with one, and without it the client
+        cannot tell a refusal from a network failure.  A client that broke the exchange
+        will not succeed by trying again as it is, hence ``sys-perm``."""
+        server = self.sasl_server
+        if server is not None and not server.done:
+            self._write_sasl(server.refuse(code))
 
     def _finished(
         self, mechanism: str | None, code: SaslCode, identity: str | None, data: bytes | None

@@ -319,6 +319,10 @@ class SaslServer:
             return self._answer(self.mechanism.response(frame.response))
         raise SaslFailure(f"unexpected {type(frame).__name__} from the SASL client")
 
+    def refuse(self, code: SaslCode = SaslCode.SYS_PERM) -> SaslOutcome:
+        """The outcome that ends an exchange the client broke (or we could not finish)."""
+        return self._finish(MechanismOutcome(code))
+
     def _answer(self, step: MechanismChallenge | MechanismOutcome) -> Composite:
         if isinstance(step, MechanismChallenge):
             return SaslChallenge(challenge=step.challenge)

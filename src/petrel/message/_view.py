@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import struct
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
 from .. import codec
 from ..errors import DecodeError, EncodeError
@@ -49,6 +49,20 @@ _FAST_PROPERTY_TYPES: Final[dict[int, frozenset[type]]] = {
 }
 
 
+class _Undecodable:
+    """What a section that does not decode is remembered as: a message stays in a
+    queue for a long time and a selector may read it at every dispatch, so the
+    work (up to the whole message) is done once, and each read raises again."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: DecodeError) -> None:
+        self.error = error
+
+    def raise_again(self) -> NoReturn:
+        raise self.error.with_traceback(None)
+
+
 def _read_field(buf: bytes, at: int, index: int) -> Any:
     """Field ``index`` of the list encoded at ``at`` (``None`` past its end), decoding only
     that field; ``_UNSET`` when the list is not in a form this fast path reads."""
@@ -82,8 +96,9 @@ class MessageView:
     constructors' size fields); nothing is decoded.  The header, annotations,
     properties, application-properties and footer are decoded the first time
     they are read, and kept; the body is never decoded here.  Reading a field
-    of a malformed section raises :class:`~petrel.errors.DecodeError`; a
-    malformed section *structure* already raises when the view is built.
+    of a malformed section raises :class:`~petrel.errors.DecodeError`, at
+    every read, though the section is decoded only once; a malformed section
+    *structure* already raises when the view is built.
 
     :meth:`with_header` re-encodes the header (and, if asked, the
     annotations) and splices it in front of the bare message bytes, which
@@ -125,6 +140,15 @@ class MessageView:
             return None
         return _section_at(self._data, start, bounds[3 * rank + 1], _CODE_OF_RANK[rank])[0]
 
+    def _decoded(self, rank: int, value: bool = True) -> Any:
+        """The section of ``rank`` (its ``value``, for the maps), ``None`` when absent, or an
+        :class:`_Undecodable` when it does not decode."""
+        try:
+            section = self._section(rank)
+        except DecodeError as exc:
+            return _Undecodable(exc)
+        return section.value if value and section is not None else section
+
     def __repr__(self) -> str:
         present = [_RANK_NAMES[r] for r in range(7) if self._bounds[3 * r] >= 0]
         return f"<MessageView {len(self._data)} bytes: {', '.join(present)}>"
@@ -157,50 +181,67 @@ class MessageView:
                 raw = self._data[start : bounds[2]]
                 header = _HEADER_CACHE.get(raw)
                 if header is None:
-                    header = self._section(_HEADER)
-                    if len(raw) <= 32 and len(_HEADER_CACHE) < _HEADER_CACHE_MAX:
+                    header = self._decoded(_HEADER, value=False)
+                    if (
+                        len(raw) <= 32
+                        and len(_HEADER_CACHE) < _HEADER_CACHE_MAX
+                        and type(header) is not _Undecodable
+                    ):
                         _HEADER_CACHE[raw] = header
             self._header = header
+        if type(header) is _Undecodable:
+            header.raise_again()
         return header  # type: ignore[no-any-return]
 
     @property
     def delivery_annotations(self) -> dict[Any, Any] | None:
         """The delivery-annotations map, or ``None``."""
-        if self._dann is _UNSET:
-            section = self._section(_DELIVERY_ANN)
-            self._dann = None if section is None else section.value
-        return self._dann  # type: ignore[no-any-return]
+        found = self._dann
+        if found is _UNSET:
+            self._dann = found = self._decoded(_DELIVERY_ANN)
+        if type(found) is _Undecodable:
+            found.raise_again()
+        return found  # type: ignore[no-any-return]
 
     @property
     def message_annotations(self) -> dict[Any, Any] | None:
         """The message-annotations map, or ``None``."""
-        if self._ann is _UNSET:
-            section = self._section(_MESSAGE_ANN)
-            self._ann = None if section is None else section.value
-        return self._ann  # type: ignore[no-any-return]
+        found = self._ann
+        if found is _UNSET:
+            self._ann = found = self._decoded(_MESSAGE_ANN)
+        if type(found) is _Undecodable:
+            found.raise_again()
+        return found  # type: ignore[no-any-return]
 
     @property
     def properties(self) -> Properties | None:
         """The decoded properties section, or ``None`` when there is none."""
-        if self._props is _UNSET:
-            self._props = self._section(_PROPERTIES)
-        return self._props  # type: ignore[no-any-return]
+        found = self._props
+        if found is _UNSET:
+            self._props = found = self._decoded(_PROPERTIES, value=False)
+        if type(found) is _Undecodable:
+            found.raise_again()
+        return found  # type: ignore[no-any-return]
 
     @property
     def application_properties(self) -> dict[str, Any] | None:
         """The application-properties map, or ``None``."""
-        if self._app is _UNSET:
-            section = self._section(_APP_PROPS)
-            self._app = None if section is None else section.value
-        return self._app  # type: ignore[no-any-return]
+        found = self._app
+        if found is _UNSET:
+            self._app = found = self._decoded(_APP_PROPS)
+        if type(found) is _Undecodable:
+            found.raise_again()
+        return found  # type: ignore[no-any-return]
 
     @property
     def footer(self) -> dict[Any, Any] | None:
         """The footer map, or ``None``."""
-        if self._footer is _UNSET:
-            section = self._section(_FOOTER)
-            self._footer = None if section is None else section.value
-        return self._footer  # type: ignore[no-any-return]
+        found = self._footer
+        if found is _UNSET:
+            self._footer = found = self._decoded(_FOOTER)
+        if type(found) is _Undecodable:
+            found.raise_again()
+        return found  # type: ignore[no-any-return]
 
     @property
     def body_type(self) -> BodyType | None:
@@ -277,6 +318,8 @@ class MessageView:
                 if value is not _UNSET and (value is None or type(value) in accepts):
                     return value
             props = self.properties
+        elif type(props) is _Undecodable:
+            props.raise_again()
         return None if props is None else props[index]
 
     @property
