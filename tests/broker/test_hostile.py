@@ -638,38 +638,35 @@ def test_unreadable_properties_reaching_a_selector(
     bystander()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BrokerCore._forward decodes the annotations to add its own; when they do not "
-    "decode it logs a warning and the accepted message is gone",
-)
 def test_dead_lettering_a_message_whose_annotations_do_not_decode(
-    broker: BrokerProcess, bystander: Callable[[], None]
+    broker: BrokerProcess, conn: BlockingConnection, bystander: Callable[[], None]
 ) -> None:
     """Message annotations may hold anything (part 3.2.3) and the broker passes them on as
     they are, but dead-lettering adds annotations of its own.  A message it accepted must
-    not be lost there: either it is refused at the door (rejected with
-    ``amqp:decode-error``), or rejecting it moves it to the dead-letter address."""
+    not be lost there: rejecting it moves it to the dead-letter address, its own
+    annotations kept byte for byte beside the broker's."""
+    bomb = BOMBS["annotations-10000"]
+    delivery = _send_encoded(conn, sender(conn, "doomed"), bomb)  # in frames that fit
+    assert delivery.remote_state == Delivery.ACCEPTED
     with _raw_session(broker) as client:
-        theirs = _attach(client, 0, "doomed", Role.SENDER)
-        _credit(client, theirs)
-        bomb = BOMBS["annotations-10000"]
-        client.send(frame(Transfer(handle=0, delivery_id=0, delivery_tag=b"0"), 0, bomb))
-        outcome = client.expect(Disposition).state
-        if isinstance(outcome, Rejected):
-            assert outcome.error is not None
-            assert outcome.error.condition == Condition.DECODE_ERROR
-            return
-        assert isinstance(outcome, Accepted)
-        _attach(client, 1, "doomed", Role.RECEIVER)
-        client.send(_flow(client, 1, 1, sent=1))
+        _attach(client, 0, "doomed", Role.RECEIVER)
+        client.send(_flow(client, 0, 1, sent=0))
         transfer = client.expect(Transfer)
         assert transfer.delivery_id is not None
         rejected = Disposition(
             role=Role.RECEIVER, first=transfer.delivery_id, settled=True, state=Rejected()
         )
         client.send(frame(rejected))
-        assert len(_drain_raw(client, "doomed.dlq", 2)) == 1
+        moved = _drain_raw(client, "doomed.dlq", 1)
+    assert len(moved) == 1
+    # The bare message is as it was sent; the bomb is still in the annotations, and the
+    # broker's reason is there too.
+    view = MessageView(moved[0])
+    assert moved[0].endswith(bomb[bomb.index(b"\x00\x53\x77") :])
+    bomb_annotations = bomb[12 : bomb.index(b"\x00\x53\x77")]  # after 00 53 72 d1 size count
+    assert bomb_annotations in moved[0]
+    assert b"amqp:rejected" in moved[0] and b"x-opt-petrel-dead-letter-reason" in moved[0]
+    assert view.body_type == "value"
     bystander()
 
 

@@ -24,6 +24,7 @@ from petrel.types import (
     UInt,
     ULong,
 )
+from tests.helpers.frames import nested, section
 
 from .test_message import (
     EVERYTHING,
@@ -412,3 +413,40 @@ def test_equal_headers_share_one_decoded_header() -> None:
     two = MessageView(Message("b", durable=True, priority=7).encode())
     assert one.header is two.header
     assert one.header is not None and one.header.priority == 7
+
+
+@pytest.mark.parametrize(
+    "theirs",
+    [
+        None,
+        {},
+        {Symbol("x-opt-a"): 1, Symbol("x-opt-reason"): "old", ULong(7): [1, 2]},
+        {Symbol(f"x-opt-{i}"): "v" * 40 for i in range(20)},  # a map32 already
+    ],
+    ids=["none", "empty", "map8-with-a-key-replaced", "map32"],
+)
+def test_with_header_adds_message_annotations_without_decoding_the_others(
+    theirs: dict[Any, Any] | None,
+) -> None:
+    view = MessageView(Message("x", subject="s", message_annotations=theirs).encode())
+    ours = {Symbol("x-opt-reason"): "new", Symbol("x-opt-queue"): "q" * 300}
+    moved = MessageView(view.with_header(delivery_count=2, add_message_annotations=ours))
+    expected = {k: v for k, v in (theirs or {}).items() if k not in ours} | ours
+    assert moved.message_annotations == expected
+    assert list(moved.message_annotations) == list(expected)  # theirs first, in order
+    assert moved.bare_message == view.bare_message
+    assert moved.header == spec.Header(delivery_count=2)
+    with pytest.raises(ValueError, match="not both"):
+        view.with_header(message_annotations={}, add_message_annotations=ours)
+
+
+def test_added_annotations_keep_ones_that_do_not_decode() -> None:
+    deep = nested(codec.encode(None), 200)  # lists nested past the codec's depth limit
+    pairs = nested(deep, 1, key=codec.encode(Symbol("x-bomb")))
+    view = MessageView(section(spec.MessageAnnotations, pairs) + Message("body").encode())
+    with pytest.raises(DecodeError):
+        _ = view.message_annotations
+    moved = view.with_header(add_message_annotations={Symbol("x-opt-reason"): "why"})
+    assert pairs[9:] in moved  # the bomb's key and value, as they were
+    assert MessageView(moved).bare_message == view.bare_message
+    assert b"\xa3\x0cx-opt-reason\xa1\x03why" in moved

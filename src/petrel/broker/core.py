@@ -675,11 +675,12 @@ class BrokerCore:
             return
         try:
             view = self.view_of(entry)
-            merged = dict(view.message_annotations or {})
-            merged.update(annotations)
+            # The annotations the message came with are kept as they are encoded: one that
+            # does not decode here is still the consumer's business, and must not cost
+            # the message.
             changes: dict[str, Any] = {
                 "delivery_count": entry.delivery_count,
-                "message_annotations": merged,
+                "add_message_annotations": annotations,
             }
             if clear_ttl:
                 changes["ttl"] = None

@@ -37,6 +37,10 @@ from ._sections import (
     skip_value,
 )
 
+#: ``with_header(add_message_annotations=...)``: the annotations are rewritten from their
+#: encoding, not from a decoded map.
+_KEPT_AS_ENCODED: Final[Any] = object()
+
 _HEADER_CACHE: dict[bytes, Any] = {}
 _HEADER_CACHE_MAX = 1024
 
@@ -47,6 +51,15 @@ _FAST_PROPERTY_TYPES: Final[dict[int, frozenset[type]]] = {
     8: frozenset({Timestamp}),  # absolute-expiry-time
     10: frozenset({str}),  # group-id
 }
+
+
+def _key_in(data: bytes, at: int, keys: dict[Any, Any]) -> bool:
+    """Whether the map key encoded at ``at`` is one of ``keys``; a key that does not
+    decode, or cannot be one (a list, say), is not."""
+    try:
+        return codec.decode_from(data, at)[0] in keys
+    except (DecodeError, TypeError):
+        return False
 
 
 class _Undecodable:
@@ -386,16 +399,24 @@ class MessageView:
         delivery_count: int | _Keep = KEEP,
         delivery_annotations: dict[Any, Any] | _Keep | None = KEEP,
         message_annotations: dict[Any, Any] | _Keep | None = KEEP,
+        add_message_annotations: dict[Any, Any] | None = None,
     ) -> bytes:
         """The message with a new header in front of the untouched rest.
 
         Each argument left out keeps its current value; ``ttl=None`` removes
         the TTL.  ``delivery_annotations`` and ``message_annotations`` replace
         those sections (``None`` drops one); left out, their bytes are copied
-        as they are.  The properties, application-properties, body and footer
-        bytes are never re-encoded.  A header whose fields all hold their
-        defaults is left out.
+        as they are.  ``add_message_annotations`` sets these entries in the
+        message annotations and keeps the others as they are encoded, without
+        decoding their values (so a message whose annotations a broker cannot
+        decode can still be annotated and moved).  The properties,
+        application-properties, body and footer bytes are never re-encoded.  A
+        header whose fields all hold their defaults is left out.
         """
+        if add_message_annotations:
+            if message_annotations is not KEEP:
+                raise ValueError("give message_annotations or add_message_annotations, not both")
+            message_annotations = _KEPT_AS_ENCODED
         h = self.header
         old = (False, 4, None, False, 0) if h is None else h
         values = (
@@ -420,6 +441,9 @@ class MessageView:
             if given is KEEP:
                 if bounds[3 * rank] >= 0:
                     out += data[bounds[3 * rank] : bounds[3 * rank + 2]]
+            elif given is _KEPT_AS_ENCODED:
+                assert add_message_annotations is not None
+                self._add_annotations(out, add_message_annotations)
             elif given is not None:
                 start = len(out)
                 try:
@@ -438,6 +462,45 @@ class MessageView:
             return data
         # One copy of the bare message, straight into the result.
         return b"".join((out, memoryview(data)[rest:]))
+
+    def _add_annotations(self, out: bytearray, added: dict[Any, Any]) -> None:
+        """Write the message-annotations section with ``added`` set in it: the existing
+        entries whose keys are not in ``added`` are copied as encoded (only their keys,
+        small symbols or ulongs, are decoded), then ``added`` is encoded after them."""
+        data = self._data
+        kept: list[memoryview] = []
+        count = 0
+        start = self._bounds[3 * _MESSAGE_ANN + 1]
+        if start >= 0 and data[start] != 0x40:  # a null map holds nothing
+            code = data[start]
+            if code == 0xC1:
+                pairs, at = data[start + 2], start + 3
+            elif code == 0xD1:
+                pairs, at = _u32(data, start + 5)[0], start + 9
+            else:
+                raise DecodeError(
+                    f"message-annotations hold a map, not 0x{code:02x}", offset=start
+                )
+            view = memoryview(data)
+            for _ in range(pairs // 2):
+                value_at = skip_value(data, at)
+                end = skip_value(data, value_at)
+                if not _key_in(data, at, added):
+                    kept.append(view[at:end])
+                    count += 2
+                at = end
+        fresh = bytearray()
+        _encode_message_annotations(fresh, added)
+        # Our own encoding: 00 53 72, then a map8 (c1 size count) or map32 (d1 size count).
+        entries = memoryview(fresh)[6:] if fresh[3] == 0xC1 else memoryview(fresh)[12:]
+        count += 2 * len(added)
+        body = b"".join((*kept, entries))
+        out += b"\x00\x53\x72"
+        if len(body) < 255 and count < 256:
+            out += bytes((0xC1, len(body) + 1, count))
+        else:
+            out += b"\xd1" + struct.pack(">II", len(body) + 4, count)
+        out += body
 
     def decode(self) -> Message:
         """The whole message, decoded (body included)."""
