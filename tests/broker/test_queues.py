@@ -360,7 +360,7 @@ def test_bad_selector_refuses_the_link(conn: BlockingConnection, name: str) -> N
     assert bodies(drain(conn, receiver(conn, name))) == ["still fine"]
 
 
-# --- settlement modes and groups ----------------------------------------------------------------
+# --- settlement modes (message groups: test_groups.py) ----------------------------------------
 
 
 def test_at_most_once_both_ways(conn: BlockingConnection, name: str) -> None:
@@ -373,13 +373,3 @@ def test_at_most_once_both_ways(conn: BlockingConnection, name: str) -> None:
     assert all(delivery.settled for _, delivery in got)
     rx.close()  # nothing was unsettled: nothing comes back
     assert drain(conn, receiver(conn, name)) == []
-
-
-def test_a_message_group_sticks_to_one_consumer(conn: BlockingConnection, name: str) -> None:
-    a = receiver(conn, name, credit=10)
-    b = receiver(conn, name, credit=10)
-    put(conn, name, *(Message(body=i, group_id="g" if i % 2 else None) for i in range(8)))
-    got_a, got_b = bodies(drain(conn, a)), bodies(drain(conn, b))
-    grouped = [1, 3, 5, 7]
-    assert set(grouped) <= set(got_a) or set(grouped) <= set(got_b)
-    assert sorted(got_a + got_b) == list(range(8))

@@ -510,12 +510,16 @@ class BrokerCore:
 
     @staticmethod
     def payload(entry: Entry) -> bytes:
-        """The bytes to send for ``entry``: its header re-encoded only if the count changed."""
+        """The bytes to send for ``entry``: its header re-encoded only when it is out of date
+        (``header_count`` is not the delivery count; -1 after a release or a recovery, when
+        the message may have been acquired before and so is not sent as first-acquirer)."""
         data = entry.data
         assert data is not None, "a paged entry is loaded before it is sent"
         if entry.delivery_count != entry.header_count:
             view = entry.view if entry.view is not None else MessageView(data)
-            entry.data = data = view.with_header(delivery_count=entry.delivery_count)
+            entry.data = data = view.with_header(
+                delivery_count=entry.delivery_count, first_acquirer=False
+            )
             entry.view = None
             entry.header_count = entry.delivery_count
         return data
@@ -650,6 +654,9 @@ class BrokerCore:
             for entry in batch:
                 data = found.get(entry.seq)
                 if data is not None:
+                    if entry.group_id is None:
+                        # Recovered entries learn their group here (the store keeps no copy).
+                        entry.group_id = _group_of(data)
                     queue.loaded(entry, data)
                     max_bytes -= entry.size
                 elif entry.state != GONE:
@@ -697,3 +704,11 @@ class BrokerCore:
         if waiters:
             for callback in waiters:
                 callback()
+
+
+def _group_of(data: bytes) -> str | None:
+    """The group-id of an encoded message (which was read once already, when it came in)."""
+    try:
+        return MessageView(data).group_id
+    except DecodeError:
+        return None

@@ -17,9 +17,18 @@ consumer settles it:
 - rejected, or out of delivery attempts: handed to the dead-letter hook.
 
 Expired messages are never delivered: they go to the expiry hook.  Browsing
-consumers see every message in order without acquiring any.  Message groups
-(``group-id``) stick to the first consumer that got one of them while it
-stays attached.
+consumers see every message in order without acquiring any.
+
+Message groups (``group-id``): the first consumer to take a message of a
+group *owns* the group until it goes away, and every later message of the
+group waits for it, in order, even while it has no credit.  Such messages are
+*parked* with their owner (:class:`_Owner`) so that other consumers never
+look at them again; when the owner leaves, what it left unsettled and what
+waited for it go back to the shared levels in their places, and the next
+consumer to take one owns the group.  A message of a group that its owner
+will never take (its selector does not match, or it said
+``undeliverable-here``) is not held for it: any other consumer may have it,
+and the group stays where it is.
 
 The queue never touches the network or the disk itself; the broker's
 :class:`QueueHooks` do (store writes, dead-letter routing, waking producers).
@@ -100,6 +109,8 @@ class Entry:
         self.group_id = group_id
         self.size = size if size is not None else len(data or b"")
         self.state = AVAILABLE
+        #: Acquired: the consumer that has it.  Available: the owner of its group it is
+        #: parked with, or None when it is in the queue's shared levels.
         self.consumer: Consumer | None = None
         self.excluded: set[int] | None = None
         self.queue: Queue | None = None
@@ -115,6 +126,39 @@ class Entry:
 
 def _seq_of(entry: Entry) -> int:
     return entry.seq
+
+
+#: What a scan returns when a paged entry stops dispatch until its body is loaded.
+_WAIT = Entry(0, None, None)
+#: A seq after every real one (no bound for a scan).
+_NO_BOUND = 1 << 63
+
+
+def _insert(level: deque[Entry], entry: Entry) -> None:
+    """Put ``entry`` in its ``seq`` place in ``level`` (at the end, unless it came back)."""
+    if level and level[-1].seq > entry.seq:
+        # A message coming back: normally near the head.
+        index = 0
+        for index, other in enumerate(level):  # noqa: B007
+            if other.seq > entry.seq:
+                break
+        level.insert(index, entry)
+    else:
+        level.append(entry)
+
+
+class _Owner:
+    """A consumer that owns message groups: their ids, and their available messages that
+    wait for it (parked), by priority level in ``seq`` order.  Made once per consumer, on
+    the first group it gets, and kept while it stays: nothing is allocated per message."""
+
+    __slots__ = ("count", "groups", "levels", "top")
+
+    def __init__(self) -> None:
+        self.groups: list[str] = []
+        self.levels: list[deque[Entry]] = [deque() for _ in range(10)]
+        self.count = 0  # entries in levels
+        self.top = -1  # highest level that may be non-empty
 
 
 class Consumer(Protocol):
@@ -179,7 +223,10 @@ class Queue:
         self._browsers: list[Consumer] = []
         #: While browsers are attached: entries in seq order, GONE ones not yet dropped.
         self._order: list[Entry] | None = None
+        #: Group id -> the consumer that owns the group.
         self._groups: dict[str, Consumer] = {}
+        #: Consumer id -> its groups and the messages parked for it.
+        self._owners: dict[int, _Owner] = {}
         self._rr = 0
         self._seq = itertools.count(1)
         self.available = 0
@@ -291,19 +338,71 @@ class Queue:
     def _make_available(self, entry: Entry) -> None:
         entry.state = AVAILABLE
         entry.consumer = None
-        level = self._levels[entry.priority]
-        if level and level[-1].seq > entry.seq:
-            # A message coming back: put it in its place, normally near the head.
-            index = 0
-            for index, other in enumerate(level):  # noqa: B007
-                if other.seq > entry.seq:
-                    break
-            level.insert(index, entry)
-        else:
-            level.append(entry)
+        self.available += 1
+        if entry.group_id is not None and self._groups and entry.data is not None:
+            owner = self._groups.get(entry.group_id)
+            if owner is not None and self._owner_takes(owner, entry):
+                self._park(owner, entry)
+                return
+        _insert(self._levels[entry.priority], entry)
         if entry.priority > self._top:
             self._top = entry.priority
-        self.available += 1
+
+    def _unlink(self, entry: Entry) -> None:
+        """Take an available entry out of the level that holds it (shared, or its owner's)."""
+        owner = entry.consumer
+        if owner is None:
+            self._levels[entry.priority].remove(entry)
+        else:
+            held = self._owners[owner.id]
+            held.levels[entry.priority].remove(entry)
+            held.count -= 1
+            entry.consumer = None
+        self.available -= 1
+
+    # --- groups ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _owner_takes(owner: Consumer, entry: Entry) -> bool:
+        """Whether the owner of ``entry``'s group would ever take it (else anyone may)."""
+        if entry.excluded is not None and owner.id in entry.excluded:
+            return False
+        return owner.accepts(entry)
+
+    def _own(self, consumer: Consumer, group: str) -> None:
+        self._groups[group] = consumer
+        owner = self._owners.get(consumer.id)
+        if owner is None:
+            owner = self._owners[consumer.id] = _Owner()
+        owner.groups.append(group)
+
+    def _park(self, consumer: Consumer, entry: Entry) -> None:
+        """Hold an available ``entry`` for the owner of its group (which has an _Owner)."""
+        owner = self._owners[consumer.id]
+        _insert(owner.levels[entry.priority], entry)
+        owner.count += 1
+        if entry.priority > owner.top:
+            owner.top = entry.priority
+        entry.consumer = consumer
+
+    def _disown(self, consumer: Consumer) -> None:
+        """``consumer`` left: its groups are free and what was parked for it goes back to the
+        shared levels, each message in its place."""
+        owner = self._owners.pop(consumer.id, None)
+        if owner is None:
+            return
+        for group in owner.groups:
+            del self._groups[group]
+        if not owner.count:
+            return
+        levels = self._levels
+        for level_no, parked in enumerate(owner.levels):
+            if parked:
+                for entry in parked:
+                    entry.consumer = None
+                levels[level_no] = deque(heapq.merge(levels[level_no], parked))
+                if level_no > self._top:
+                    self._top = level_no
 
     # --- consumers ------------------------------------------------------------------------------
 
@@ -317,9 +416,10 @@ class Queue:
             self._consumers.append(consumer)
 
     def remove_consumer(self, consumer: Consumer, held: list[Entry]) -> None:
-        """Forget a consumer; ``held`` are the entries it had not settled: they come back."""
-        for group in [g for g, c in self._groups.items() if c is consumer]:
-            del self._groups[group]
+        """Forget a consumer; ``held`` are the entries it had not settled: they come back
+        (before any later message of their group)."""
+        if self._owners:
+            self._disown(consumer)
         if consumer.browse:
             if consumer in self._browsers:
                 self._browsers.remove(consumer)
@@ -365,6 +465,10 @@ class Queue:
 
     def _take_for(self, consumer: Consumer, now_ms: int) -> Entry | None:
         """Remove and return the first available entry ``consumer`` may have."""
+        if self._owners:
+            owner = self._owners.get(consumer.id)
+            if owner is not None and owner.count:
+                return self._take_with_parked(consumer, owner, now_ms)
         levels = self._levels
         level_no = self._top
         while level_no >= 0:
@@ -386,37 +490,88 @@ class Queue:
                 level.popleft()
                 self.available -= 1
                 return head
-            index = 0
-            while index < len(level):
-                entry = level[index]
-                if entry.data is None:
-                    # Paged: nothing further in this queue goes out before it is loaded.
-                    if not self.loading:
-                        self.hooks.page_in(self)
-                    return None
-                if entry.expiry is not None and entry.expiry <= now_ms:
-                    del level[index]
-                    self.available -= 1
-                    self._expire(entry)
-                    continue
-                if self._eligible(entry, consumer):
-                    del level[index]
-                    self.available -= 1
-                    if entry.group_id is not None:
-                        self._groups.setdefault(entry.group_id, consumer)
-                    return entry
-                index += 1
+            entry = self._scan(level, consumer, now_ms, _NO_BOUND)
+            if entry is not None:
+                return None if entry is _WAIT else entry
             level_no -= 1
         return None
 
-    def _eligible(self, entry: Entry, consumer: Consumer) -> bool:
-        if entry.excluded is not None and consumer.id in entry.excluded:
-            return False
-        if entry.group_id is not None:
-            owner = self._groups.get(entry.group_id)
-            if owner is not None and owner is not consumer:
-                return False
-        return consumer.accepts(entry)
+    def _take_with_parked(self, consumer: Consumer, owner: _Owner, now_ms: int) -> Entry | None:
+        """:meth:`_take_for` a consumer that has messages parked for it: level by level, the
+        first of its parked messages, unless a shared one it may have came before it."""
+        levels = self._levels
+        level_no = self._top if self._top > owner.top else owner.top
+        while level_no >= 0:
+            parked = owner.levels[level_no]
+            level = levels[level_no]
+            while parked:
+                head = parked[0]
+                if level and level[0].seq < head.seq:
+                    entry = self._scan(level, consumer, now_ms, head.seq)
+                    if entry is not None:
+                        return None if entry is _WAIT else entry
+                if head.data is None:
+                    if not self.loading:
+                        self.hooks.page_in(self)
+                    return None
+                parked.popleft()
+                owner.count -= 1
+                self.available -= 1
+                head.consumer = None
+                if head.expiry is not None and head.expiry <= now_ms:
+                    self._expire(head)
+                    continue
+                return head
+            if level_no == owner.top:
+                owner.top -= 1
+            if level:
+                entry = self._scan(level, consumer, now_ms, _NO_BOUND)
+                if entry is not None:
+                    return None if entry is _WAIT else entry
+            level_no -= 1
+        return None
+
+    def _scan(
+        self, level: deque[Entry], consumer: Consumer, now_ms: int, before: int
+    ) -> Entry | None:
+        """Remove and return the first entry of the shared ``level`` (of those before seq
+        ``before``) that ``consumer`` may have; :data:`_WAIT` if a paged one comes first.
+
+        On the way expired entries go, and entries of groups that other consumers own are
+        parked with their owners: each is passed over once, not by every later scan.
+        """
+        groups = self._groups
+        index = 0
+        while index < len(level):
+            entry = level[index]
+            if entry.seq >= before:
+                return None
+            if entry.data is None:
+                # Paged: nothing further in this queue goes out before it is loaded.
+                if not self.loading:
+                    self.hooks.page_in(self)
+                return _WAIT
+            if entry.expiry is not None and entry.expiry <= now_ms:
+                del level[index]
+                self.available -= 1
+                self._expire(entry)
+                continue
+            group = entry.group_id
+            owner = groups.get(group) if group is not None and groups else None
+            if owner is not None and owner is not consumer and self._owner_takes(owner, entry):
+                del level[index]
+                self._park(owner, entry)
+                continue
+            if (entry.excluded is None or consumer.id not in entry.excluded) and consumer.accepts(
+                entry
+            ):
+                del level[index]
+                self.available -= 1
+                if group is not None and owner is None:
+                    self._own(consumer, group)
+                return entry
+            index += 1
+        return None
 
     def _dispatch_browsers(self, now_ms: int) -> int:
         sent = 0
@@ -478,6 +633,8 @@ class Queue:
                 )
                 return
             self.hooks.delivery_count_changed(self, entry)
+        # It was acquired: the header it goes out with next says first-acquirer false.
+        entry.header_count = -1
         self._make_available(entry)
 
     def reject(self, entry: Entry, condition: str, description: str) -> None:
@@ -489,9 +646,7 @@ class Queue:
 
     def _remove(self, entry: Entry) -> None:
         if entry.state == AVAILABLE:
-            level = self._levels[entry.priority]
-            level.remove(entry)
-            self.available -= 1
+            self._unlink(entry)
         entry.state = GONE
         entry.consumer = None
         del self._all[entry.seq]
@@ -540,10 +695,11 @@ class Queue:
     def purge(self) -> int:
         """Remove every available message; return how many."""
         count = 0
-        for level in self._levels:
-            while level:
-                self._remove(level[0])
-                count += 1
+        for levels in [self._levels, *(owner.levels for owner in self._owners.values())]:
+            for level in levels:
+                while level:
+                    self._remove(level[0])
+                    count += 1
         return count
 
     # --- time -----------------------------------------------------------------------------------
@@ -557,8 +713,7 @@ class Queue:
             item = heapq.heappop(heap)
             entry = item[2]
             if entry.state == AVAILABLE:
-                self._levels[entry.priority].remove(entry)
-                self.available -= 1
+                self._unlink(entry)
                 self._expire(entry)
                 count += 1
             elif entry.state == ACQUIRED:
