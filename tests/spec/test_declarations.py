@@ -29,6 +29,7 @@ SPEC_DIR = Path(__file__).parent / "amqp-1.0"
 NS = {"amqp": "http://www.amqp.org/schema/amqp.xsd"}
 PARTS = ("transport", "messaging", "security", "transactions")
 
+
 def _load() -> dict[str, ET.Element]:
     types: dict[str, ET.Element] = {}
     for part in (*PARTS, "types"):

@@ -56,8 +56,7 @@ def receive(
         fail("receive", exc)
     if count and got < count:
         click.echo(
-            f"petrel receive: only {got} of {count} messages from {address} "
-            f"(none for {timeout} s)",
+            f"petrel receive: only {got} of {count} messages from {address} (none for {timeout} s)",
             err=True,
         )
         raise SystemExit(EXIT_TOO_FEW)

@@ -2,8 +2,9 @@
 
 :class:`Requester` is behind :meth:`Connection.request`: one dynamic
 receiver per connection takes every response, and each is matched to its
-waiting request by ``correlation_id`` right in the event handler.  A reply's ``correlation_id`` may equal the request's
-``message_id`` or a copy of its ``correlation_id``: both conventions are in use.
+waiting request by ``correlation_id`` right in the event handler.  A reply's
+``correlation_id`` may equal the request's ``message_id`` or be a copy of its
+``correlation_id``: both conventions are in use.
 :class:`Responder` is behind :meth:`Connection.serve`.
 """
 

@@ -478,9 +478,7 @@ class MessageView:
             elif code == 0xD1:
                 pairs, at = _u32(data, start + 5)[0], start + 9
             else:
-                raise DecodeError(
-                    f"message-annotations hold a map, not 0x{code:02x}", offset=start
-                )
+                raise DecodeError(f"message-annotations hold a map, not 0x{code:02x}", offset=start)
             view = memoryview(data)
             for _ in range(pairs // 2):
                 value_at = skip_value(data, at)
