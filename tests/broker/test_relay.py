@@ -67,13 +67,13 @@ def test_a_dynamic_queue_goes_with_its_link(connections: Connect) -> None:
     assert delivery.remote.condition.name == "amqp:not-found"
 
 
-def test_a_dynamic_queue_goes_with_its_link_even_if_others_read_it(
+def test_a_dynamic_queue_goes_with_its_link_even_if_another_link_reads_it(
     connections: Connect,
 ) -> None:
     owner, other = connections(), connections()
     replies = receiver(owner, None, dynamic=True)
     address = replies.link.remote_source.address
-    receiver(other, address)  # allowed, but does not keep the node alive
+    receiver(owner, address)  # another reader does not keep the node alive
     replies.close()
     relay = sender(other, None)
     delivery = relay.send(Message(body="late", address=address), error_states=[])
@@ -111,9 +111,18 @@ def test_a_dynamic_target(conn: BlockingConnection) -> None:
 
 def test_dynamic_queues_are_private(connections: Connect) -> None:
     a, b = connections(), connections()
-    rx_a = receiver(a, None, dynamic=True)
-    rx_b = receiver(b, None, dynamic=True)
-    assert rx_a.link.remote_source.address != rx_b.link.remote_source.address
+    rx_a = receiver(a, None, dynamic=True, credit=1)
+    mine = rx_a.link.remote_source.address
+    assert mine != receiver(b, None, dynamic=True).link.remote_source.address
+    # Another connection may send to it (it is a reply address) but not take from it.
+    with pytest.raises(LinkDetached) as caught:
+        receiver(b, mine)
+    assert caught.value.condition == "amqp:resource-locked"
+    send(sender(b, mine), "for a")
+    assert fetch(a, rx_a)[0].body == "for a"
+    # Its own connection may (rx_a has used its credit).
+    send(sender(b, mine), "for a again")
+    assert bodies(drain(a, receiver(a, mine))) == ["for a again"]
 
 
 def _serve(url: str, address: str, count: int, ready: threading.Event) -> None:

@@ -60,6 +60,7 @@ def _round_trip(conn: BlockingConnection, address: str) -> None:
 
 def test_plain_with_a_good_password(listeners: Listeners, name: str) -> None:
     conn = connect(listeners.secure, user="alice", password="wonderland", allowed_mechs="PLAIN")
+    assert conn.conn.transport.sasl().mech == "PLAIN"
     _round_trip(conn, name)
 
 
@@ -109,4 +110,13 @@ def test_a_bare_amqp_header_served_on_loopback(listeners: Listeners, name: str) 
 
 
 def test_plain_also_works_where_anonymous_is_allowed(listeners: Listeners, name: str) -> None:
-    _round_trip(connect(listeners.open, user="bob", password="builder"), name)
+    conn = connect(listeners.open, user="bob", password="builder", container_id=name)
+    assert conn.conn.transport.sasl().mech == "PLAIN"
+    _round_trip(conn, name)
+    # The broker says whom it let in, and how.
+    assert f"container {name!r}, user 'bob' (PLAIN) opened" in listeners.broker.log()
+    # The password is checked there too: a broker that fell back to ANONYMOUS would let
+    # this one in.
+    with pytest.raises(ConnectionException) as caught:
+        connect(listeners.open, user="bob", password="wrong", allowed_mechs="PLAIN")
+    assert "amqp:unauthorized-access" in str(caught.value)

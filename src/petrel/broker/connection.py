@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 __all__ = ["BrokerConnection"]
 
 log = logging.getLogger("petrel.broker")
+#: One line per connection opened or refused: who, from where, authenticated how.
+access = logging.getLogger("petrel.broker.access")
 
 SELECTOR_NAME = Symbol("apache.org:selector-filter:string")
 SELECTOR_CODE = ULong(0x0000468C00000004)
@@ -94,16 +96,24 @@ class BrokerConnection:
         self.identity = event.identity
         self.mechanism = event.mechanism
         if event.code != 0:
-            log.info("SASL %s failed for %s", event.mechanism, self.protocol.peername)
+            access.info(
+                "%s: SASL %s failed (%s)", self.protocol.peername, event.mechanism, event.code.name
+            )
 
     def _on_opened(self, event: ev.ConnectionOpened) -> None:
         self.container_id = event.container_id
+        who = (
+            f"{self.protocol.peername}: container {event.container_id!r}, "
+            + (f"user {self.identity!r} ({self.mechanism})" if self.mechanism else "no SASL")
+        )
         if self.refusal is not None:
+            access.info("%s refused: %s", who, self.refusal.description)
             self.engine.open()
             self.engine.close(self.refusal)
             return
         authenticated = self.identity is not None and self.mechanism not in (None, "ANONYMOUS")
         if not authenticated and not self.broker.anonymous_allowed(self.protocol):
+            access.info("%s refused: anonymous on a listener that requires authentication", who)
             self.engine.open()
             self.engine.close(
                 AmqpError(
@@ -112,6 +122,7 @@ class BrokerConnection:
                 )
             )
             return
+        access.info("%s opened", who)
         self.engine.open()
 
     def _on_closed(self, event: ev.ConnectionClosed) -> None:
@@ -193,7 +204,7 @@ class BrokerConnection:
         browse = source.distribution_mode == DistributionMode.COPY
         temporary = owner = False
         if source.dynamic:
-            queue = core.create_temporary_queue()
+            queue = core.create_temporary_queue(self)
             address = queue.name
             owner = True
         else:
@@ -201,6 +212,13 @@ class BrokerConnection:
                 raise AmqpError("the source has no address", condition=Condition.INVALID_FIELD)
             address = str(source.address)
             info = core.resolve(address, _routing_hint(capabilities))
+            if info.temporary and info.owner is not self:
+                # A dynamic node is its creator's (a reply queue): others may send to it,
+                # none may take what is meant for it.
+                raise AmqpError(
+                    f"{address} is a dynamic node of another connection",
+                    condition=Condition.RESOURCE_LOCKED,
+                )
             if info.routing == "multicast":
                 durable = (
                     source.durable != TerminusDurability.NONE
@@ -255,7 +273,7 @@ class BrokerConnection:
         info = None
         temporary = None
         if target.dynamic:
-            temporary = core.create_temporary_queue()
+            temporary = core.create_temporary_queue(self)
             info = core.lookup(temporary.name)
             answer: Target = target.replace(address=temporary.name)
         elif target.address:

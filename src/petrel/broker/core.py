@@ -84,13 +84,16 @@ def selector_lookup(view: MessageView, priority: int, delivery_count: int) -> Lo
 class AddressInfo:
     """An address: one queue (anycast) or a set of subscription queues (multicast)."""
 
-    __slots__ = ("declared", "name", "queue", "routing", "subscriptions", "temporary")
+    __slots__ = ("declared", "name", "owner", "queue", "routing", "subscriptions", "temporary")
 
     def __init__(self, name: str, routing: str, *, declared: bool = False) -> None:
         self.name = name
         self.routing = routing
         self.declared = declared
         self.temporary = False
+        #: For a dynamic node: the connection it was made for, the only one that may
+        #: consume from it (others may send to it: it is a reply address).
+        self.owner: object | None = None
         self.queue: Queue | None = None
         self.subscriptions: dict[str, Queue] = {}
 
@@ -300,11 +303,13 @@ class BrokerCore:
         log.info("auto-created %s address %r", routing, name)
         return info
 
-    def create_temporary_queue(self) -> Queue:
+    def create_temporary_queue(self, owner: object) -> Queue:
         """A dynamic node: a queue with a new address, that lives as long as the link that
-        asked for it (the caller deletes it)."""
+        asked for it (the caller deletes it); only ``owner`` (a connection) consumes from
+        it."""
         info = self._address(f"{DYNAMIC_PREFIX}{uuid.uuid4()}", ANYCAST, declared=False)
         info.temporary = True
+        info.owner = owner
         return self._create_anycast_queue(info)
 
     def subscribe(
