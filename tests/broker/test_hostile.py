@@ -84,6 +84,9 @@ max_messages = 1
 name = "selected"
 
 [[queues]]
+name = "selected-types"
+
+[[queues]]
 name = "bystander"
 
 [[queues]]
@@ -635,6 +638,27 @@ def test_unreadable_properties_reaching_a_selector(
     bystander()
     with _raw_session(broker) as client:
         assert _drain_raw(client, "selected", 0) == list(BOMBS.values())
+    bystander()
+
+
+def test_a_selector_reads_only_what_it_names(
+    broker: BrokerProcess, conn: BlockingConnection, bystander: Callable[[], None]
+) -> None:
+    """Message annotations the broker cannot decode do not hide a message from a selector
+    over application properties, which never reads them; ``JMSType`` does read them, and
+    finds no value there."""
+    red = section(ApplicationProperties, encode({"color": "red"}))
+    # Past our codec's depth limit, within what Proton's decoder (the receiver here) takes.
+    bombed = section(MessageAnnotations, nested(nested(encode(None), 100), 1, key=_BOMB_KEY))
+    payload = bombed + red + Message(body="red, annotated badly").encode()
+    by_type = receiver(conn, "selected-types", credit=5, options=Selector("JMSType = 'x'"))
+    tx = sender(conn, "selected-types")
+    assert _send_encoded(conn, tx, payload).remote_state == Delivery.ACCEPTED
+    by_color = receiver(conn, "selected-types", credit=5, options=Selector("color = 'red'"))
+    message, delivery = fetch(conn, by_color)
+    assert message.body == "red, annotated badly" and message.properties == {"color": "red"}
+    settle(delivery)
+    assert drain(conn, by_type) == []
     bystander()
 
 

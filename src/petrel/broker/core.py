@@ -27,7 +27,14 @@ from ..server.config import BrokerSettings, QueueSettings
 from ..store import MessageStore, QueueRecord, StoredMessage
 from ..types import Symbol
 from .queues import GONE, Entry, Queue
-from .selector import Lookup, Selector, SelectorError, compile_selector, make_lookup
+from .selector import (
+    JMS_HEADER_IDENTIFIERS,
+    Lookup,
+    Selector,
+    SelectorError,
+    compile_selector,
+    make_lookup,
+)
 
 __all__ = ["DYNAMIC_PREFIX", "AddressInfo", "BrokerCore", "selector_lookup"]
 
@@ -52,21 +59,42 @@ _SELECTOR_KEY = "selector"
 
 
 def selector_lookup(view: MessageView, priority: int, delivery_count: int) -> Lookup:
-    """The identifiers a JMS selector sees for one message (header fields and properties)."""
+    """The identifiers a JMS selector sees for one message (header fields and properties).
+
+    Lazy: a plain name reads the application properties alone; the header and
+    the properties are decoded only when a selector asks for a JMS header name,
+    and the message annotations only for ``JMSType``.  A selector neither pays
+    for nor trips over a section it does not read.
+    """
+    built: dict[bool, Lookup] = {}
+
+    def lookup(name: str) -> Any:
+        if name not in JMS_HEADER_IDENTIFIERS:
+            app = view.application_properties
+            return app.get(name) if app is not None else None
+        jms_type = name == "JMSType"
+        found = built.get(jms_type)
+        if found is None:
+            found = built[jms_type] = _header_lookup(view, priority, delivery_count, jms_type)
+        return found(name)
+
+    return lookup
+
+
+def _header_lookup(view: MessageView, priority: int, delivery_count: int, jms_type: bool) -> Lookup:
     header = view.header
+    durable = bool(header.durable) if header is not None else False
+    annotations = view.message_annotations if jms_type else None
     props = view.properties
-    annotations = view.message_annotations
     if props is None:
         return make_lookup(
-            view.application_properties,
-            durable=bool(header.durable) if header is not None else False,
+            durable=durable,
             priority=priority,
             jms_type=annotations.get(JMS_TYPE) if annotations else None,
             delivery_count=delivery_count,
         )
     return make_lookup(
-        view.application_properties,
-        durable=bool(header.durable) if header is not None else False,
+        durable=durable,
         priority=priority,
         message_id=props.message_id,
         correlation_id=props.correlation_id,
