@@ -21,7 +21,7 @@ from proton.utils import BlockingConnection, LinkDetached
 
 from petrel.spec import Close, Open
 from petrel.spec.framing import AMQP_HEADER
-from tests.helpers.frames import frame, parse
+from tests.helpers.frames import RawClient, frame
 from tests.helpers.proton_client import (
     TIMEOUT,
     bodies,
@@ -319,10 +319,10 @@ def test_a_flood_of_connections() -> None:
     broker hangs up at once."""
     with run_broker(FEW_CONNECTIONS) as broker:
         held = [connect(broker.url) for _ in range(2)]
-        told = [RawAmqp(broker.port, f"over-{n}") for n in (1, 2)]
+        told = [raw_amqp(broker.port, f"over-{n}")[0] for n in (1, 2)]
         try:
             for client in told:
-                close = client.wait_for(Close)
+                close = client.expect(Close)
                 assert close.error is not None
                 assert str(close.error.condition) == RESOURCE_LIMIT
             # Those two have not answered: they still count, and the next one is dropped
@@ -366,54 +366,12 @@ def _connect_when_room(url: str) -> BlockingConnection:
 # --- idle timeout and frame size (raw frames) -------------------------------------------------
 
 
-class RawAmqp:
-    """A client that speaks AMQP by hand (no SASL, which a loopback listener allows)."""
-
-    def __init__(self, port: int, container_id: str) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
-        self.buffer = b""
-        self.frames: list[Any] = []
-        self.eof = False
-        self.sock.sendall(AMQP_HEADER + frame(Open(container_id=container_id)))
-        self.open = self.wait_for(Open)
-
-    def read(self, timeout: float) -> None:
-        """Read what arrives within ``timeout`` s (nothing is fine) and parse whole frames."""
-        self.sock.settimeout(timeout)
-        try:
-            chunk = self.sock.recv(65536)
-        except TimeoutError:
-            return
-        except ConnectionResetError:
-            chunk = b""
-        if not chunk:
-            self.eof = True
-            return
-        self.buffer += chunk
-        while len(self.buffer) >= 8:
-            size = 8 if self.buffer.startswith(b"AMQP") else int.from_bytes(self.buffer[:4])
-            if len(self.buffer) < size:
-                break
-            self.frames += [body for _, body, _ in parse(self.buffer[:size])[1]]
-            self.buffer = self.buffer[size:]
-
-    def wait_for(self, kind: type, timeout: float = TIMEOUT) -> Any:
-        """The first frame of type ``kind`` the broker wrote, waiting for it if need be."""
-        deadline = time.monotonic() + timeout
-        while not (found := [f for f in self.frames if isinstance(f, kind)]):
-            assert not self.eof, f"the broker hung up without a {kind.__name__}: {self.frames}"
-            assert time.monotonic() < deadline, f"no {kind.__name__} in {timeout} s: {self.frames}"
-            self.read(0.1)
-        return found[0]
-
-    def wait_for_eof(self, timeout: float = TIMEOUT) -> None:
-        deadline = time.monotonic() + timeout
-        while not self.eof:
-            assert time.monotonic() < deadline, "the broker kept the socket open"
-            self.read(0.1)
-
-    def close(self) -> None:
-        self.sock.close()
+def raw_amqp(port: int, container_id: str) -> tuple[RawClient, Open]:
+    """A client that speaks AMQP by hand (no SASL, which a loopback listener allows),
+    opened; the broker's open."""
+    client = RawClient(port, timeout=TIMEOUT)
+    client.send(AMQP_HEADER, frame(Open(container_id=container_id)))
+    return client, client.expect(Open)
 
 
 @pytest.fixture(scope="module")
@@ -423,50 +381,51 @@ def idle_broker() -> Iterator[BrokerProcess]:
 
 
 @pytest.fixture
-def raw(idle_broker: BrokerProcess) -> Iterator[Callable[[str], RawAmqp]]:
-    clients: list[RawAmqp] = []
+def raw(idle_broker: BrokerProcess) -> Iterator[Callable[[str], tuple[RawClient, Open]]]:
+    clients: list[RawClient] = []
 
-    def open_raw(container_id: str) -> RawAmqp:
-        clients.append(RawAmqp(idle_broker.port, container_id))
-        return clients[-1]
+    def open_raw(container_id: str) -> tuple[RawClient, Open]:
+        client, opened = raw_amqp(idle_broker.port, container_id)
+        clients.append(client)
+        return client, opened
 
     yield open_raw
     for client in clients:
         client.close()
 
 
-def test_a_silent_client_is_dropped(raw: Callable[[str], RawAmqp]) -> None:
-    client = raw("silent")
-    assert client.open.idle_time_out == IDLE * 1000
+def test_a_silent_client_is_dropped(raw: Callable[[str], tuple[RawClient, Open]]) -> None:
+    client, opened = raw("silent")
+    assert opened.idle_time_out == IDLE * 1000
     # Nothing more from us: within two idle periods (the broker notices silence at its
     # timer ticks), it closes with the reason and hangs up.
-    close = client.wait_for(Close)
+    close = client.expect(Close)
     assert close.error is not None
     assert str(close.error.condition) == RESOURCE_LIMIT
-    client.wait_for_eof()
+    client.wait_closed()
 
 
-def test_heartbeats_keep_a_client(raw: Callable[[str], RawAmqp]) -> None:
-    client = raw("heartbeats")
-    assert client.open.idle_time_out == IDLE * 1000
+def test_heartbeats_keep_a_client(raw: Callable[[str], tuple[RawClient, Open]]) -> None:
+    client, opened = raw("heartbeats")
+    assert opened.idle_time_out == IDLE * 1000
     # Empty frames only, ten per idle period, for four idle periods.
     until = time.monotonic() + 4 * IDLE
     while time.monotonic() < until:
-        client.sock.sendall(frame(None))
-        client.read(IDLE / 10)
-        assert not client.eof and Close not in map(type, client.frames), client.frames
+        client.send(frame(None))
+        client.read_for(IDLE / 10)
+        assert not client.eof and not client.performatives(Close), client.frames
     # Still open: our close is answered with a plain close.
-    client.sock.sendall(frame(Close()))
-    assert client.wait_for(Close).error is None
+    client.send(frame(Close()))
+    assert client.expect(Close).error is None
 
 
-def test_max_frame_size(raw: Callable[[str], RawAmqp]) -> None:
-    client = raw("big frames")
-    assert client.open.max_frame_size == FRAME_SIZE
+def test_max_frame_size(raw: Callable[[str], tuple[RawClient, Open]]) -> None:
+    client, opened = raw("big frames")
+    assert opened.max_frame_size == FRAME_SIZE
     oversize = frame(None, payload=b"\x00" * (FRAME_SIZE + 1 - 8))
     assert len(oversize) == FRAME_SIZE + 1
-    client.sock.sendall(oversize)
-    close = client.wait_for(Close)
+    client.send(oversize)
+    close = client.expect(Close)
     assert close.error is not None
     assert str(close.error.condition) == "amqp:connection:framing-error"
-    client.wait_for_eof()
+    client.wait_closed()

@@ -169,6 +169,16 @@ class RawClient:
             raise AssertionError(
                 f"waited {self.timeout} s; the server wrote {self.headers!r} {self.frames!r}"
             )
+        self._receive(left)
+
+    def read_for(self, seconds: float) -> None:
+        """Read whatever the server writes within ``seconds`` (nothing is fine)."""
+        end = time.monotonic() + seconds
+        while not self.eof and (left := end - time.monotonic()) > 0:
+            self._receive(left)
+
+    def _receive(self, left: float) -> None:
+        """Wait at most ``left`` s for data; parse what came."""
         self.sock.settimeout(left)
         try:
             chunk = self.sock.recv(65536)
