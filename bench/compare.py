@@ -46,12 +46,14 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))  # the repository: the tests' RabbitMQ helper
+
+from tests.helpers import rabbitmq  # noqa: E402
 
 from broker import BUILD, build_c_examples, wait_port  # noqa: E402
 
 PETREL = Path(sys.executable).parent / "petrel"
 CPP_EXAMPLES = Path("/usr/share/proton/examples/cpp")
-RABBIT_BIN = Path("/usr/lib/rabbitmq/bin")
 
 #: (name, petrel bench arguments, base count) -- counts are multiplied by --scale.
 CASES: list[tuple[str, list[str], int]] = [
@@ -163,63 +165,19 @@ def proton_c_broker() -> Iterator[Server]:
 
 
 def ensure_rabbitmq() -> None:
-    if (RABBIT_BIN / "rabbitmq-server").exists():
+    if rabbitmq.installed():
         return
     print("installing rabbitmq-server with apt-get", file=sys.stderr)
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    subprocess.run(["apt-get", "install", "-y", "rabbitmq-server"], check=True, env=env)
+    subprocess.run(["apt-get", "install", "-y", rabbitmq.DEBIAN_PACKAGE], check=True, env=env)
 
 
 @contextlib.contextmanager
 def rabbitmq_broker() -> Iterator[Server]:
+    """A private node (tests/helpers/rabbitmq.py: own HOME, cookie, ports, epmd, data)."""
     ensure_rabbitmq()
-    port, dist_port, epmd_port = free_port(), free_port(), free_port()
-    with tempfile.TemporaryDirectory(prefix="rabbitmq-compare-") as base:
-        home = Path(base)
-        (home / "enabled_plugins").write_text("[rabbitmq_amqp1_0].\n")
-        (home / "rabbitmq.conf").write_text("log.console = false\nlog.file.level = warning\n")
-        env = dict(
-            os.environ,
-            HOME=str(home),
-            RABBITMQ_NODENAME=f"petrel-compare-{port}@localhost",
-            RABBITMQ_NODE_IP_ADDRESS="127.0.0.1",
-            RABBITMQ_NODE_PORT=str(port),
-            RABBITMQ_DIST_PORT=str(dist_port),
-            ERL_EPMD_PORT=str(epmd_port),
-            RABBITMQ_MNESIA_BASE=str(home / "mnesia"),
-            RABBITMQ_LOG_BASE=str(home / "log"),
-            RABBITMQ_ENABLED_PLUGINS_FILE=str(home / "enabled_plugins"),
-            RABBITMQ_CONFIG_FILE=str(home / "rabbitmq"),
-            RABBITMQ_PID_FILE=str(home / "rabbitmq.pid"),
-        )
-        log = open(home / "stdout.log", "wb")  # noqa: SIM115
-        proc = subprocess.Popen(
-            [str(RABBIT_BIN / "rabbitmq-server")],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=home,
-            start_new_session=True,
-        )
-        try:
-            wait_port(port, timeout=120)
-            time.sleep(2)  # the AMQP 1.0 plugin finishes booting after the listener opens
-            yield Server(
-                "rabbitmq",
-                f"amqp://guest:guest@127.0.0.1:{port}",
-                proc,
-                address_prefix="/queue/",
-            )
-        finally:
-            _stop(proc, group=True)
-            log.close()
-            # The Erlang port mapper daemon that this node started, on its own port.
-            subprocess.run(
-                ["epmd", "-port", str(epmd_port), "-kill"],
-                env=env,
-                capture_output=True,
-                check=False,
-            )
+    with rabbitmq.rabbitmq_node(("rabbitmq_amqp1_0",), log_level="warning") as node:
+        yield Server("rabbitmq", node.url, node.process, address_prefix=rabbitmq.SEND_PREFIX)
 
 
 BROKERS = {"petrel": petrel_broker, "proton-c": proton_c_broker, "rabbitmq": rabbitmq_broker}
