@@ -26,7 +26,7 @@ from ..spec import (
 )
 from ..types import Described, Symbol
 from ._wait import wait_future
-from .errors import ClientError
+from .errors import ClientError, NotImplementedByPeer
 from .links import LinkEndpoint
 
 if TYPE_CHECKING:
@@ -71,6 +71,10 @@ def rejected(
             info={Symbol(k): v for k, v in info.items()} if info else None,
         )
     return Rejected(error=error)
+
+
+#: The descriptor a source lists when it offers the ``modified`` outcome.
+_MODIFIED_OUTCOME = "amqp:modified:list"
 
 
 def released(delivered: bool = False) -> Released | Modified:
@@ -161,8 +165,12 @@ class Delivery:
         """Give the message back unprocessed; the peer may deliver it again.
 
         ``delivered=True`` counts this as a delivery attempt (``modified`` with
-        delivery-failed), as Proton's ``release(delivered=True)`` does.
+        delivery-failed), as Proton's ``release(delivered=True)`` does, where the
+        peer's source offers ``modified``; where it does not (RabbitMQ 3), the
+        message is released plainly rather than the session put at risk.
         """
+        if delivered and not self._receiver._offers(_MODIFIED_OUTCOME):
+            delivered = False
         self.settle(released(delivered))
 
     async def modify(
@@ -174,7 +182,18 @@ class Delivery:
     ) -> None:
         """Give the message back changed: ``delivery_failed`` raises its delivery
         count, ``undeliverable_here`` asks not to deliver it to this receiver
-        again, ``annotations`` are merged into its message annotations."""
+        again, ``annotations`` are merged into its message annotations.
+
+        Raises :class:`NotImplementedByPeer`, settling nothing, where the peer's
+        source does not offer the ``modified`` outcome (the peer would end the
+        session over it); :meth:`release` or :meth:`reject` remain.
+        """
+        receiver = self._receiver
+        if not receiver._offers(_MODIFIED_OUTCOME):
+            raise NotImplementedByPeer(
+                f"the source of {receiver.address!r} does not offer the modified outcome "
+                f"(it offers {', '.join(receiver._outcomes() or ())})"
+            )
         self.settle(modified(delivery_failed, undeliverable_here, annotations))
 
     def settle(self, outcome: Any = _ACCEPTED) -> None:
@@ -253,6 +272,20 @@ class Receiver(LinkEndpoint):
         distribution mode, the dynamic address); ``None`` while not attached."""
         link = self._link
         return link.remote_source if link is not None else None
+
+    def _outcomes(self) -> tuple[str, ...] | None:
+        """The outcomes the peer's source offers; ``None`` when it does not say."""
+        source = self.remote_source
+        outcomes = source.outcomes if source is not None else None
+        if not outcomes:
+            return None
+        return (str(outcomes),) if isinstance(outcomes, str) else tuple(map(str, outcomes))
+
+    def _offers(self, outcome: str) -> bool:
+        """Whether ``outcome`` may be chosen here: a source that lists no outcomes
+        leaves them all to us (as every broker does in practice)."""
+        outcomes = self._outcomes()
+        return outcomes is None or outcome in outcomes
 
     @property
     def credit(self) -> int:

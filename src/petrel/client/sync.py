@@ -30,7 +30,7 @@ from ..message import Message
 from . import connection as _connection
 from .connection import Connection
 from .errors import ClientError, ConnectionClosed
-from .receiver import Delivery, Receiver, modified, rejected, released
+from .receiver import Delivery, Receiver, rejected
 from .request import Responder
 from .sender import Sender
 from .state import ConnectionState, Reconnect, StateChange, StateChanges
@@ -471,7 +471,7 @@ class BlockingDelivery:
 
     def release(self, *, delivered: bool = False) -> None:
         """Give the message back unprocessed (see :meth:`Delivery.release`)."""
-        self._runner.call(self._delivery.settle, released(delivered))
+        self._runner.run(self._delivery.release(delivered=delivered))
 
     def modify(
         self,
@@ -481,8 +481,13 @@ class BlockingDelivery:
         annotations: Mapping[str, Any] | None = None,
     ) -> None:
         """Give the message back changed (see :meth:`Delivery.modify`)."""
-        outcome = modified(delivery_failed, undeliverable_here, annotations)
-        self._runner.call(self._delivery.settle, outcome)
+        self._runner.run(
+            self._delivery.modify(
+                delivery_failed=delivery_failed,
+                undeliverable_here=undeliverable_here,
+                annotations=annotations,
+            )
+        )
 
 
 class BlockingResponder:
