@@ -20,13 +20,15 @@ from tests.helpers.proton_client import (
     bodies,
     connect,
     drain,
-    fetch,
     flush,
     receiver,
     send,
     sender,
     settle,
     wait_for,
+)
+from tests.helpers.proton_client import (
+    bystander as bystander_client,
 )
 from tests.helpers.servers import BrokerProcess, run_broker
 
@@ -67,22 +69,8 @@ def broker() -> Iterator[BrokerProcess]:
 @pytest.fixture(scope="module")
 def bystander(broker: BrokerProcess) -> Iterator[Callable[[], None]]:
     """A client connected all along; calling it checks that it still works."""
-    conn = connect(broker.url)
-    tx = sender(conn, "bystander")
-    rx = receiver(conn, "bystander", credit=1000)
-    count = 0
-
-    def still_working() -> None:
-        nonlocal count
-        count += 1
-        send(tx, count)
-        message, delivery = fetch(conn, rx)
-        assert message.body == count
-        settle(delivery)
-
-    still_working()
-    yield still_working
-    conn.close()
+    with bystander_client(broker.url) as check:
+        yield check
 
 
 def test_receiving_from_an_unknown_address(

@@ -64,6 +64,9 @@ from tests.helpers.proton_client import (
     settle,
     wait_for,
 )
+from tests.helpers.proton_client import (
+    bystander as bystander_client,
+)
 from tests.helpers.servers import BrokerProcess, run_broker
 
 pytestmark = pytest.mark.interop
@@ -125,23 +128,9 @@ def kept(broker: BrokerProcess) -> list[str]:
 
 @pytest.fixture(scope="module")
 def bystander(broker: BrokerProcess, kept: list[str]) -> Iterator[Callable[[], None]]:
-    """A Proton client connected all along; calling it checks that it still sends and receives."""
-    conn = connect(broker.url)
-    tx = sender(conn, "bystander")
-    rx = receiver(conn, "bystander", credit=1000)
-    count = 0
-
-    def still_working() -> None:
-        nonlocal count
-        count += 1
-        send(tx, count)
-        message, delivery = fetch(conn, rx)
-        assert message.body == count
-        settle(delivery)
-
-    still_working()
-    yield still_working
-    conn.close()
+    """A client connected all along; calling it checks that it still works."""
+    with bystander_client(broker.url) as check:
+        yield check
 
 
 # --- a raw client's session -------------------------------------------------------------------

@@ -34,6 +34,9 @@ from tests.helpers.proton_client import (
     settle,
     sync,
 )
+from tests.helpers.proton_client import (
+    bystander as bystander_client,
+)
 from tests.helpers.servers import BrokerProcess, run_broker
 
 pytestmark = pytest.mark.interop
@@ -72,22 +75,8 @@ def broker() -> Iterator[BrokerProcess]:
 @pytest.fixture(scope="module")
 def bystander(broker: BrokerProcess) -> Iterator[Callable[[], None]]:
     """A client connected all along; calling it checks that it still works."""
-    conn = connect(broker.url)
-    rx = receiver(conn, "bystander", credit=1000)
-    tx = sender(conn, "bystander")
-    count = 0
-
-    def still_working() -> None:
-        nonlocal count
-        count += 1
-        send(tx, count)
-        message, delivery = fetch(conn, rx)
-        assert message.body == count
-        settle(delivery)
-
-    still_working()
-    yield still_working
-    conn.close()
+    with bystander_client(broker.url) as check:
+        yield check
 
 
 # --- raw Proton endpoints ---------------------------------------------------------------------

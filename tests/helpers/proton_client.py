@@ -14,9 +14,10 @@ outcome, so these helpers work on the Proton objects underneath:
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from proton import Condition, Data, Delivery, Message, symbol
@@ -221,3 +222,27 @@ def sleep_processing(conn: BlockingConnection, seconds: float) -> None:
             container.process()
     finally:
         container.timeout = saved
+
+
+@contextlib.contextmanager
+def bystander(url: str, address: str = "bystander") -> Iterator[Callable[[], None]]:
+    """A client connected all along while hostile or greedy ones come and go: calling
+    what this yields checks that it still sends and receives on ``address``."""
+    conn = connect(url)
+    tx = sender(conn, address)
+    rx = receiver(conn, address, credit=1000)
+    count = 0
+
+    def still_working() -> None:
+        nonlocal count
+        count += 1
+        send(tx, count)
+        message, delivery = fetch(conn, rx)
+        assert message.body == count
+        settle(delivery)
+
+    still_working()
+    try:
+        yield still_working
+    finally:
+        conn.close()
