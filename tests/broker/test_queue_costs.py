@@ -25,6 +25,9 @@ class Hooks:
     def room_available(self, queue: Queue) -> None:
         pass
 
+    def page_in(self, queue: Queue) -> None:
+        pass
+
 
 class Browser:
     """A browsing consumer that counts how many entries it was asked about."""
@@ -103,3 +106,71 @@ def test_messages_consumed_before_their_expiry_do_not_stay_in_memory() -> None:
         queue.remove(entry)
     assert queue.depth == 0
     assert len(queue._expiring) <= 64 + 2  # the heap is what holds them
+
+
+# --- message groups -------------------------------------------------------------------
+
+
+class _Consumer:
+    browse = False
+    browse_cursor = 0
+
+    def __init__(self, consumer_id: int) -> None:
+        self.id = consumer_id
+        self.credit = 0
+        self.got: list[int] = []
+
+    def accepts(self, entry: Entry) -> bool:
+        return True
+
+    def deliver(self, entry: Entry) -> None:
+        self.credit -= 1
+        self.got.append(entry.seq)
+
+
+class _CountedEntry(Entry):
+    """An entry that counts how often its ``group_id`` is read: a measure of the queue's work."""
+
+    __slots__ = ("_group_id",)
+    reads = 0
+
+    @property
+    def group_id(self) -> str | None:
+        _CountedEntry.reads += 1
+        return self._group_id
+
+    @group_id.setter
+    def group_id(self, value: str | None) -> None:
+        self._group_id = value
+
+
+def test_messages_waiting_for_a_busy_owner_are_not_looked_at_again_and_again() -> None:
+    queue = Queue("q", QueueSettings(name="q"), Hooks())
+    owner, other = _Consumer(1), _Consumer(2)
+    queue.add_consumer(owner)
+    queue.add_consumer(other)
+
+    def add(group: str | None) -> int:
+        seq = queue.next_seq()
+        queue.enqueue(_CountedEntry(seq, b"m", None, group_id=group))
+        return seq
+
+    owner.credit = 1
+    first = add("A")
+    queue.dispatch(0)
+    assert owner.got == [first]  # the group is the owner's, and its credit is spent
+    count = 2000
+    waiting, plain = [], []
+    _CountedEntry.reads = 0
+    for _ in range(count):
+        # Each message of the group stays ahead of the next plain one, for its owner.
+        waiting.append(add("A"))
+        plain.append(add(None))
+        other.credit = 1
+        queue.dispatch(0)
+    assert other.got == plain
+    # Work per message stays flat however many of the group's messages wait.
+    assert _CountedEntry.reads < 20 * count
+    owner.credit = count
+    queue.dispatch(0)
+    assert owner.got == [first, *waiting]
