@@ -208,9 +208,7 @@ async def test_reject_dead_letters(rabbit: RabbitMQNode) -> None:
     wait_until(both_empty, f"{queue} and {DEAD_LETTERS} to be empty")
 
 
-async def test_only_the_outcomes_rabbitmq_offers_are_sent(
-    rabbit: RabbitMQNode, queue: str
-) -> None:
+async def test_only_the_outcomes_rabbitmq_offers_are_sent(rabbit: RabbitMQNode, queue: str) -> None:
     # RabbitMQ 3.10 offers accepted, rejected and released only, and ends the session over
     # a ``modified``: the client keeps to what the source lists.
     address = rabbit.queue(queue)

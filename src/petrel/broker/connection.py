@@ -102,9 +102,8 @@ class BrokerConnection:
 
     def _on_opened(self, event: ev.ConnectionOpened) -> None:
         self.container_id = event.container_id
-        who = (
-            f"{self.protocol.peername}: container {event.container_id!r}, "
-            + (f"user {self.identity!r} ({self.mechanism})" if self.mechanism else "no SASL")
+        who = f"{self.protocol.peername}: container {event.container_id!r}, " + (
+            f"user {self.identity!r} ({self.mechanism})" if self.mechanism else "no SASL"
         )
         if self.refusal is not None:
             access.info("%s refused: %s", who, self.refusal.description)
