@@ -13,8 +13,9 @@ from ..driver import AmqpProtocol, Listener, TlsConfig
 from ..engine import ConnectionConfig, SaslConfig
 from ..errors import AmqpError, Condition
 from ..server.config import BrokerSettings, ListenerSettings
+from ..spec import ANONYMOUS_RELAY
 from ..store import MemoryStore, MessageStore, SqliteStore, StoreError
-from .connection import ANONYMOUS_RELAY, BrokerConnection
+from .connection import BrokerConnection
 from .core import BrokerCore
 
 __all__ = ["Broker", "make_store"]

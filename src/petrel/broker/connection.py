@@ -12,13 +12,19 @@ from ..engine import Link, Session
 from ..engine import events as ev
 from ..errors import AmqpError, Condition
 from ..spec import (
+    CAP_GLOBAL,
+    CAP_QUEUE,
+    CAP_SHARED,
+    CAP_TOPIC,
+    SELECTOR_FILTER,
+    SELECTOR_FILTER_CODE,
     DistributionMode,
     ExpiryPolicy,
     Source,
     Target,
     TerminusDurability,
 )
-from ..types import Described, Symbol, ULong
+from ..types import Described
 from .links import ConsumerLink, ProducerLink
 from .selector import SelectorError, compile_selector
 
@@ -28,16 +34,9 @@ if TYPE_CHECKING:
 __all__ = ["BrokerConnection"]
 
 log = logging.getLogger("petrel.broker")
+_SELECTOR_DESCRIPTORS = (SELECTOR_FILTER, SELECTOR_FILTER_CODE)
 #: One line per connection opened or refused: who, from where, authenticated how.
 access = logging.getLogger("petrel.broker.access")
-
-SELECTOR_NAME = Symbol("apache.org:selector-filter:string")
-SELECTOR_CODE = ULong(0x0000468C00000004)
-CAP_QUEUE = Symbol("queue")
-CAP_TOPIC = Symbol("topic")
-CAP_SHARED = Symbol("shared")
-CAP_GLOBAL = Symbol("global")
-ANONYMOUS_RELAY = Symbol("ANONYMOUS-RELAY")
 
 
 class BrokerConnection:
@@ -187,7 +186,7 @@ class BrokerConnection:
         selector_text = None
         applied_filters: dict[Any, Any] | None = None
         for key, value in (source.filter or {}).items():
-            if isinstance(value, Described) and value.descriptor in (SELECTOR_NAME, SELECTOR_CODE):
+            if isinstance(value, Described) and value.descriptor in _SELECTOR_DESCRIPTORS:
                 if not isinstance(value.value, str):
                     raise AmqpError(
                         "a selector filter holds a string", condition=Condition.INVALID_FIELD

@@ -33,7 +33,7 @@ from ..engine import events as ev
 from ..engine.sasl import ClientMechanism
 from ..errors import AmqpError, Condition
 from ..message import Message
-from ..spec import Error
+from ..spec import ANONYMOUS_RELAY, Error
 from ..types import Symbol
 from .errors import (
     ClientError,
@@ -57,7 +57,6 @@ __all__ = ["ANONYMOUS_RELAY", "Connection", "connect"]
 log = logging.getLogger("petrel.client")
 
 #: The connection capability of peers that route messages by their ``to`` (anonymous senders).
-ANONYMOUS_RELAY = Symbol("ANONYMOUS-RELAY")
 
 _conn_ids = itertools.count(1)
 #: Bytes of messages sent without a pause after which the sender writes them and yields.

@@ -11,6 +11,10 @@ from typing import TYPE_CHECKING, Any
 from ..errors import Condition
 from ..message import Message
 from ..spec import (
+    CAP_GLOBAL,
+    CAP_SHARED,
+    SELECTOR_FILTER,
+    SELECTOR_FILTER_KEY,
     Accepted,
     DistributionMode,
     Error,
@@ -46,7 +50,6 @@ __all__ = [
 ]
 
 #: The descriptor of JMS-style selector filters (the Apache/OASIS filter registry).
-SELECTOR_FILTER = Symbol("apache.org:selector-filter:string")
 
 _ACCEPTED = Accepted()
 _RELEASED = Released()
@@ -513,14 +516,14 @@ def _source(
 ) -> Source:
     filter_set: dict[Any, Any] = {}
     if selector is not None:
-        filter_set[Symbol("selector")] = selector_filter(selector)
+        filter_set[SELECTOR_FILTER_KEY] = selector_filter(selector)
     if filters:
         filter_set.update({Symbol(k) if type(k) is str else k: v for k, v in filters.items()})
     caps = [Symbol(c) for c in capabilities or ()]
     if shared:
-        caps.append(Symbol("shared"))
+        caps.append(CAP_SHARED)
         if shared == "global":
-            caps.append(Symbol("global"))
+            caps.append(CAP_GLOBAL)
     fields: dict[str, Any] = {}
     if durable:
         fields["durable"] = TerminusDurability.UNSETTLED_STATE

@@ -8,6 +8,16 @@ classes; the codec's :func:`~petrel.codec.encode` writes them.
 from __future__ import annotations
 
 from ._base import REGISTRY, TYPES, Composite, Field, Restricted, decode, decode_from, field
+from .constants import (
+    ANONYMOUS_RELAY,
+    CAP_GLOBAL,
+    CAP_QUEUE,
+    CAP_SHARED,
+    CAP_TOPIC,
+    SELECTOR_FILTER,
+    SELECTOR_FILTER_CODE,
+    SELECTOR_FILTER_KEY,
+)
 from .messaging import (
     OUTCOMES,
     SECTIONS,
@@ -74,11 +84,19 @@ ALL_TYPES: tuple[type, ...] = tuple(TYPES)
 
 __all__ = [
     "ALL_TYPES",
+    "ANONYMOUS_RELAY",
+    "CAP_GLOBAL",
+    "CAP_QUEUE",
+    "CAP_SHARED",
+    "CAP_TOPIC",
     "OUTCOMES",
     "PERFORMATIVES",
     "REGISTRY",
     "SASL_FRAMES",
     "SECTIONS",
+    "SELECTOR_FILTER",
+    "SELECTOR_FILTER_CODE",
+    "SELECTOR_FILTER_KEY",
     "Accepted",
     "AmqpSequence",
     "AmqpValue",

@@ -61,8 +61,6 @@ from __future__ import annotations
 from ._base import (
     MAX_SELECTOR_DEPTH,
     MAX_SELECTOR_LENGTH,
-    SELECTOR_FILTER_CODE,
-    SELECTOR_FILTER_NAME,
     Lookup,
     SelectorError,
 )
@@ -73,8 +71,6 @@ __all__ = [
     "JMS_HEADER_IDENTIFIERS",
     "MAX_SELECTOR_DEPTH",
     "MAX_SELECTOR_LENGTH",
-    "SELECTOR_FILTER_CODE",
-    "SELECTOR_FILTER_NAME",
     "Lookup",
     "Selector",
     "SelectorError",

@@ -5,11 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final
 
-SELECTOR_FILTER_NAME: Final = "apache.org:selector-filter:string"
-"""The descriptor symbol of the selector filter (AMQP filter registry)."""
-SELECTOR_FILTER_CODE: Final = 0x0000468C00000004
-"""The descriptor code of the selector filter."""
-
 # Hostile input is bounded before it can cost much.  The length bound keeps parsing
 # cheap (the parser is linear, so 64 KiB parses in well under a second); the depth
 # bound keeps compilation and evaluation, which recurse once per level of nesting,
