@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from ..engine import Delivery, Link
 from ..errors import AmqpError, Condition, DecodeError
 from ..message import MessageView
+from ..server.connection import LinkHandler
 from ..spec import Accepted, Error, Modified, Rejected, Released, SenderSettleMode
 from ..spec.transport import ReceiverSettleMode
 from ..types import Symbol
@@ -36,7 +37,7 @@ _consumer_ids = itertools.count(1)
 _ACCEPTED = Accepted()
 
 
-class ConsumerLink:
+class ConsumerLink(LinkHandler):
     """A client receiving from a queue (our link is the sender)."""
 
     __slots__ = (
@@ -157,15 +158,17 @@ class ConsumerLink:
             self.link.drained()
         self.connection.protocol.flush()
 
-    def close(self) -> None:
+    def close(self, closed: bool) -> None:
         """The link is gone: hand unsettled messages back, forget the consumer; a dynamic
         node goes with the link that made it, a non-durable subscription with its last
-        consumer."""
+        consumer, and a durable one with its last consumer when that one detaches with
+        ``closed`` (unsubscribing)."""
         queue = self.queue
         held = list(self.unsettled.values())
         self.unsettled.clear()
         queue.remove_consumer(self, held)
-        if self.owner or (self.temporary and queue.consumer_count == 0):
+        last = queue.consumer_count == 0
+        if self.owner or (last and (self.temporary or (closed and queue.durable_subscription))):
             self.core.delete_queue(queue)
         else:
             self.core.mark_dirty(queue)
@@ -174,7 +177,7 @@ class ConsumerLink:
         return f"<ConsumerLink {self.link.name!r} on {self.queue.name!r}>"
 
 
-class ProducerLink:
+class ProducerLink(LinkHandler):
     """A client sending to an address (our link is the receiver).
 
     ``info`` is ``None`` for an anonymous-relay link: each message names its
@@ -343,7 +346,7 @@ class ProducerLink:
             delivery.update(_ACCEPTED, settled=settle)
         self.connection.protocol.flush()
 
-    def close(self) -> None:
+    def close(self, closed: bool) -> None:
         """The link is gone (nothing to hand back: messages were queued as they came); the
         credit it held is free for other producers."""
         self.blocked = False

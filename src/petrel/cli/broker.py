@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 import sys
 
 import click
 
 from petrel.broker import Broker
 from petrel.driver import run
-from petrel.errors import AmqpError
-from petrel.server import ConfigError, ExitCode, capture_signals, configure_logging, load_settings
-
-log = logging.getLogger("petrel.broker")
+from petrel.server import ConfigError, ExitCode, configure_logging, load_settings, serve
 
 
 @click.command()
@@ -75,47 +69,4 @@ def broker(
         click.echo(f"petrel broker: {exc}", err=True)
         sys.exit(ExitCode.CONFIG)
     configure_logging(settings.log_level)
-    sys.exit(run(_serve(Broker(settings))))
-
-
-async def _serve(server: Broker) -> int:
-    stop = asyncio.Event()
-    with capture_signals(stop) as received:
-        # A backup waits in start() until it is live: a signal must stop it there too.
-        starting = asyncio.ensure_future(server.start())
-        stopping = asyncio.ensure_future(stop.wait())
-        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-        if not starting.done():
-            starting.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await starting
-            log.info("stopping on %s before becoming live", received[0].name)
-            return ExitCode.OK
-        try:
-            starting.result()
-        except OSError as exc:
-            stopping.cancel()
-            # The listener's message names the address; str(exc) would prefix "[Errno 98]".
-            click.echo(f"petrel broker: {exc.strerror or exc}", err=True)
-            return ExitCode.STARTUP
-        except AmqpError as exc:
-            stopping.cancel()
-            click.echo(f"petrel broker: cannot start: {exc.description}", err=True)
-            return ExitCode.STARTUP
-        except Exception as exc:
-            stopping.cancel()
-            click.echo(f"petrel broker: cannot start: {exc}", err=True)
-            return ExitCode.STARTUP
-        addresses = ", ".join(f"{host}:{port}" for host, port in server.bound)
-        log.info("petrel broker ready on %s", addresses)
-        failing = asyncio.ensure_future(server.failed.wait())
-        await asyncio.wait({stopping, failing}, return_when=asyncio.FIRST_COMPLETED)
-        stopping.cancel()
-        failing.cancel()
-    if server.failure is not None:
-        click.echo(f"petrel broker: {server.failure}", err=True)
-        await server.stop(timeout=1.0)
-        return ExitCode.FAILURE
-    log.info("stopping on %s", received[0].name if received else "request")
-    await server.stop()
-    return ExitCode.OK
+    sys.exit(run(serve(Broker(settings), "petrel broker")))

@@ -21,7 +21,7 @@ from __future__ import annotations
 import ipaddress
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -32,9 +32,11 @@ __all__ = [
     "LimitSettings",
     "ListenerSettings",
     "QueueSettings",
+    "ServerSettings",
     "TlsSettings",
     "UserSettings",
     "load_settings",
+    "read_settings",
 ]
 
 
@@ -165,23 +167,29 @@ class LimitSettings(_Model):
     """Seconds a client may take from connecting to finishing its open."""
 
 
-class BrokerSettings(_Model):
-    """Everything the broker can be told."""
+class ServerSettings(_Model):
+    """What every Petrel server (the broker, a router) is told: who it is, where it
+    listens, whom it lets in, and its limits."""
 
     container_id: str = "petrel"
     listeners: list[ListenerSettings] = Field(default_factory=lambda: [ListenerSettings()])
+    users: list[UserSettings] = Field(default_factory=list)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+    log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "info"
+
+
+class BrokerSettings(ServerSettings):
+    """Everything the broker can be told."""
+
     auto_create: bool = True
     """Create a queue (or topic) when a client attaches to an unknown address."""
     store: Literal["memory", "sqlite", "postgresql"] = "sqlite"
     store_url: str | None = None
     """The PostgreSQL connection URL (``postgresql://...``) for ``store = "postgresql"``."""
     data_dir: str = "petrel-data"
-    users: list[UserSettings] = Field(default_factory=list)
     addresses: list[AddressSettings] = Field(default_factory=list)
     queues: list[QueueSettings] = Field(default_factory=list)
     queue_defaults: QueueSettings = Field(default_factory=QueueSettings)
-    limits: LimitSettings = Field(default_factory=LimitSettings)
-    log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "info"
 
     @model_validator(mode="after")
     def _check(self) -> BrokerSettings:
@@ -202,8 +210,19 @@ class BrokerSettings(_Model):
         return self
 
 
+SettingsT = TypeVar("SettingsT", bound=ServerSettings)
+
+
 def load_settings(path: str | Path | None = None, **overrides: Any) -> BrokerSettings:
-    """Read a TOML config file (if given) and apply ``overrides`` (non-``None`` values win).
+    """The broker's settings: :func:`read_settings` with :class:`BrokerSettings`."""
+    return read_settings(BrokerSettings, path, **overrides)
+
+
+def read_settings(
+    model: type[SettingsT], path: str | Path | None = None, **overrides: Any
+) -> SettingsT:
+    """Read a TOML config file (if given) into ``model``, a server's settings class, and
+    apply ``overrides`` (non-``None`` values win).
 
     Raises :class:`ConfigError` with one readable line.
     """
@@ -224,7 +243,7 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> BrokerSet
         if value is not None:
             data[key] = value
     try:
-        return BrokerSettings.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(f"{source}: {_first_error(exc)}") from None
 

@@ -1,14 +1,22 @@
-"""A boring server lifecycle: exit codes and signal handling that restores what it replaced."""
+"""A boring server lifecycle: ``start -> serve -> stop``, exit codes, and signal handling
+that restores what it replaced."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import enum
+import logging
 import signal
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator
+from typing import Protocol
 
-__all__ = ["ExitCode", "capture_signals"]
+from ..errors import AmqpError
+
+__all__ = ["ExitCode", "Servable", "capture_signals", "serve"]
+
+log = logging.getLogger("petrel.server")
 
 
 class ExitCode(enum.IntEnum):
@@ -51,3 +59,84 @@ def capture_signals(stop: asyncio.Event) -> Iterator[list[signal.Signals]]:
     finally:
         for sig in installed:
             loop.remove_signal_handler(sig)
+
+
+class Servable(Protocol):
+    """What :func:`serve` runs: a broker or a router."""
+
+    async def start(self) -> None:
+        """Bind, recover, and become ready; raises ``OSError`` or an error saying why not."""
+        ...
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Stop accepting, close every connection, release everything."""
+        ...
+
+    @property
+    def bound(self) -> list[tuple[str, int]]:
+        """Where it listens."""
+        ...
+
+    @property
+    def failed(self) -> asyncio.Event:
+        """Set when it must stop on its own (its store failed, say)."""
+        ...
+
+    @property
+    def failure(self) -> str | None:
+        """Why :attr:`failed` was set."""
+        ...
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+async def serve(server: Servable, name: str, say: Callable[[str], None] = _stderr) -> ExitCode:
+    """Run ``server`` until SIGINT or SIGTERM, or until it fails; its exit code.
+
+    ``name`` prefixes the one-line messages given to ``say`` (standard error):
+    why it could not start (:attr:`ExitCode.STARTUP`), or why it failed
+    (:attr:`ExitCode.FAILURE`).  A signal while it is still starting (a
+    backup broker waiting to become live) stops it there.
+    """
+    stop = asyncio.Event()
+    with capture_signals(stop) as received:
+        starting = asyncio.ensure_future(server.start())
+        stopping = asyncio.ensure_future(stop.wait())
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not starting.done():
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await starting
+            log.info("stopping on %s before becoming ready", received[0].name)
+            return ExitCode.OK
+        try:
+            starting.result()
+        except Exception as exc:
+            stopping.cancel()
+            say(f"{name}: {_why(exc)}")
+            return ExitCode.STARTUP
+        addresses = ", ".join(f"{host}:{port}" for host, port in server.bound)
+        log.info("%s ready on %s", name, addresses)
+        failing = asyncio.ensure_future(server.failed.wait())
+        await asyncio.wait({stopping, failing}, return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        failing.cancel()
+    if server.failure is not None:
+        say(f"{name}: {server.failure}")
+        await server.stop(timeout=1.0)
+        return ExitCode.FAILURE
+    log.info("stopping on %s", received[0].name if received else "request")
+    await server.stop()
+    return ExitCode.OK
+
+
+def _why(exc: Exception) -> str:
+    """One line for a failed start: an ``OSError``'s message names the address (``str()``
+    would prefix ``[Errno 98]``); an AMQP error its description."""
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    if isinstance(exc, AmqpError):
+        return f"cannot start: {exc.description}"
+    return f"cannot start: {exc}"

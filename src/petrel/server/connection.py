@@ -1,0 +1,239 @@
+"""One accepted connection, as every Petrel server handles it before its own business.
+
+:class:`ServerConnection` is the driver's event handler for a connection a
+server accepted.  It applies the :class:`~petrel.server.policy.ConnectionPolicy`
+(the refusal of a connection over the limit, anonymous clients where they are
+not allowed, the session and link limits), writes the access log, hands links
+to special nodes (:mod:`petrel.server.nodes`) before anything else, and routes
+each link's traffic to the :class:`LinkHandler` that took it.  What a link is
+for (a queue, a route) is the subclass's: the broker's ``BrokerConnection``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..driver import AmqpProtocol
+from ..engine import Delivery, Link, Session
+from ..engine import events as ev
+from ..errors import AmqpError, Condition
+from .config import ListenerSettings
+from .nodes import NodeRegistry, terminus_address
+from .policy import ConnectionPolicy
+
+__all__ = ["LinkHandler", "ServerConnection", "ServerState"]
+
+log = logging.getLogger("petrel.server")
+#: One line per connection opened or refused: who, from where, authenticated how.
+access = logging.getLogger("petrel.server.access")
+
+
+@dataclass(eq=False)
+class ServerState:
+    """What a server shares with its connections: the policy, the special nodes and the
+    live connections, never the server itself."""
+
+    policy: ConnectionPolicy
+    nodes: NodeRegistry = field(default_factory=NodeRegistry)
+    #: The live connections, in the order they were accepted.
+    connections: dict[AmqpProtocol, ServerConnection] = field(default_factory=dict)
+    #: When the server started (``time.time()``).
+    started: float = field(default_factory=time.time)
+    #: Connections accepted since the start.
+    accepted_total: int = 0
+
+
+class LinkHandler:
+    """What takes one attached link's traffic; each method does nothing by default."""
+
+    __slots__ = ()
+
+    def received(self, delivery: Delivery, payload: bytes) -> None:
+        """A whole message arrived on the link (we are its receiver)."""
+
+    def aborted(self) -> None:
+        """The peer aborted the message it was sending."""
+
+    def flowed(self, drain: bool) -> None:
+        """The peer changed our credit (we are the sender)."""
+
+    def outcome(self, delivery: Delivery, state: Any, settled: bool) -> None:
+        """The peer said what became of a delivery (its state, and whether it settled)."""
+        if settled and not delivery.settled:
+            delivery.settle()
+
+    def close(self, closed: bool) -> None:
+        """The link is over; ``closed`` is the peer's detach flag (false: suspended)."""
+
+
+class ServerConnection:
+    """The event handler of one accepted connection (see the module docstring).
+
+    Subclasses implement :meth:`attach_link` (and may extend the ``_on_*``
+    hooks); ``links`` maps each attached engine link to its handler.
+    """
+
+    def __init__(
+        self,
+        protocol: AmqpProtocol,
+        state: ServerState,
+        listener: ListenerSettings,
+        *,
+        refusal: AmqpError | None = None,
+    ) -> None:
+        self.protocol = protocol
+        self.engine = protocol.engine
+        self.state = state
+        self.policy = state.policy
+        self.listener = listener
+        #: Set when the server took this connection over a limit: the client is told so,
+        #: with a close, as soon as it has opened (a close needs an open before it).
+        self.refusal = refusal
+        self.container_id: str | None = None
+        self.hostname: str | None = None
+        self.identity: str | None = None
+        self.mechanism: str | None = None
+        #: When it was accepted (``time.time()``).
+        self.opened_at = time.time()
+        #: Every attached link and what handles it.
+        self.links: dict[Link, LinkHandler] = {}
+        #: The sessions this connection serves, each with its attached links.  Limits count
+        #: these sets, so a refused session or link never counts and cannot be uncounted.
+        self.sessions: dict[Session, set[Link]] = {}
+        self._handlers: dict[type, Callable[[Any], None]] = {
+            ev.SaslCompleted: self._on_sasl,
+            ev.ConnectionOpened: self._on_opened,
+            ev.ConnectionClosed: self._on_closed,
+            ev.SessionBegun: self._on_session_begun,
+            ev.SessionEnded: self._on_session_ended,
+            ev.LinkAttachRequested: self._on_attach_requested,
+            ev.LinkDetached: self._on_detached,
+            ev.LinkFlowed: self._on_flowed,
+            ev.DeliveryReceived: self._on_delivery,
+            ev.DeliveryAborted: self._on_delivery_aborted,
+            ev.DeliveryUpdated: self._on_delivery_updated,
+        }
+
+    # --- EventHandler -------------------------------------------------------------------------
+
+    def handle_event(self, protocol: AmqpProtocol, event: Any) -> None:
+        handler = self._handlers.get(type(event))
+        if handler is not None:
+            handler(event)
+
+    def attach_link(self, link: Link) -> LinkHandler:
+        """Answer the attach of ``link`` to an ordinary address; raise an
+        :class:`~petrel.errors.AmqpError` to refuse it.  Subclasses implement this."""
+        raise AmqpError("this server takes no links", condition=Condition.NOT_IMPLEMENTED)
+
+    # --- connection and sessions ----------------------------------------------------------------
+
+    def _on_sasl(self, event: ev.SaslCompleted) -> None:
+        self.identity = event.identity
+        self.mechanism = event.mechanism
+        if event.code != 0:
+            access.info(
+                "%s: SASL %s failed (%s)", self.protocol.peername, event.mechanism, event.code.name
+            )
+
+    def _on_opened(self, event: ev.ConnectionOpened) -> None:
+        self.container_id = event.container_id
+        self.hostname = event.hostname
+        who = f"{self.protocol.peername}: container {event.container_id!r}, " + (
+            f"user {self.identity!r} ({self.mechanism})" if self.mechanism else "no SASL"
+        )
+        refusal = self.refusal or self.policy.open_refusal(
+            self.listener, self.identity, self.mechanism
+        )
+        self.engine.open()
+        if refusal is not None:
+            access.info("%s refused: %s", who, refusal.description)
+            self.engine.close(refusal)
+            return
+        access.info("%s opened", who)
+
+    def _on_closed(self, event: ev.ConnectionClosed) -> None:
+        handlers = list(self.links.values())
+        self.links.clear()
+        self.sessions.clear()
+        for handler in handlers:
+            handler.close(False)
+
+    def _on_session_begun(self, event: ev.SessionBegun) -> None:
+        limit = self.policy.limits.max_sessions_per_connection
+        if len(self.sessions) >= limit:
+            event.session.end(
+                AmqpError(
+                    f"at most {limit} sessions per connection",
+                    condition=Condition.RESOURCE_LIMIT_EXCEEDED,
+                )
+            )
+            return
+        self.sessions[event.session] = set()
+
+    def _on_session_ended(self, event: ev.SessionEnded) -> None:
+        for link in self.sessions.pop(event.session, ()):
+            handler = self.links.pop(link, None)
+            if handler is not None:
+                handler.close(False)
+
+    # --- links ------------------------------------------------------------------------------------
+
+    def _on_attach_requested(self, event: ev.LinkAttachRequested) -> None:
+        link = event.link
+        attached = self.sessions.get(link.session)
+        if attached is None:
+            return  # its session was refused: the engine ends the link with it
+        limit = self.policy.limits.max_links_per_session
+        try:
+            if len(attached) >= limit:
+                raise AmqpError(
+                    f"at most {limit} links per session",
+                    condition=Condition.RESOURCE_LIMIT_EXCEEDED,
+                )
+            node = self.state.nodes.get(terminus_address(link))
+            handler = node.attach(self, link) if node is not None else self.attach_link(link)
+        except AmqpError as exc:
+            log.info("refused link %r: %s", link.name, exc)
+            link.detach(exc)
+            return
+        attached.add(link)
+        self.links[link] = handler
+
+    def _on_detached(self, event: ev.LinkDetached) -> None:
+        link = event.link
+        attached = self.sessions.get(link.session)
+        if attached is not None:
+            attached.discard(link)
+        handler = self.links.pop(link, None)
+        if handler is not None:
+            handler.close(event.closed)
+        if event.by_peer:
+            link.detach(closed=event.closed)
+
+    def _on_flowed(self, event: ev.LinkFlowed) -> None:
+        handler = self.links.get(event.link)
+        if handler is not None:
+            handler.flowed(event.drain)
+
+    def _on_delivery(self, event: ev.DeliveryReceived) -> None:
+        handler = self.links.get(event.delivery.link)
+        if handler is not None:
+            handler.received(event.delivery, event.payload)
+
+    def _on_delivery_aborted(self, event: ev.DeliveryAborted) -> None:
+        handler = self.links.get(event.delivery.link)
+        if handler is not None:
+            handler.aborted()
+
+    def _on_delivery_updated(self, event: ev.DeliveryUpdated) -> None:
+        delivery = event.delivery
+        handler = self.links.get(delivery.link)
+        if handler is not None:
+            handler.outcome(delivery, event.state, event.settled)
+        elif event.settled and not delivery.settled:
+            delivery.settle()

@@ -1,0 +1,56 @@
+"""Special nodes: addresses a server answers itself (``$management`` now, the transaction
+coordinator later), looked up on the attach path before ordinary address resolution,
+so they are never mistaken for queues nor auto-created as one."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Protocol
+
+from ..engine import Link
+
+if TYPE_CHECKING:
+    from .connection import LinkHandler, ServerConnection
+
+__all__ = ["Node", "NodeRegistry", "terminus_address"]
+
+
+class Node(Protocol):
+    """A special node: it takes (or refuses) the links attached to its address."""
+
+    def attach(self, connection: ServerConnection, link: Link) -> LinkHandler:
+        """Answer ``link``'s attach and return what handles its traffic; raise an
+        :class:`~petrel.errors.AmqpError` to refuse it (the link is detached with it)."""
+        ...
+
+
+class NodeRegistry:
+    """Special nodes by address."""
+
+    def __init__(self) -> None:
+        self._nodes: dict[str, Node] = {}
+
+    def register(self, address: str, node: Node) -> None:
+        if address in self._nodes:
+            raise ValueError(f"a node is registered at {address!r} already")
+        self._nodes[address] = node
+
+    def get(self, address: str | None) -> Node | None:
+        """The node at ``address``, if it is a special one."""
+        if address is None or not self._nodes:
+            return None
+        return self._nodes.get(address)
+
+    def __contains__(self, address: object) -> bool:
+        return address in self._nodes
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._nodes)
+
+
+def terminus_address(link: Link) -> str | None:
+    """The address a peer attaches ``link`` to: the source of what we send, the target of
+    what we receive (``None`` for a dynamic node or the anonymous relay)."""
+    terminus = link.remote_source if link.is_sender else link.remote_target
+    address = getattr(terminus, "address", None)
+    return None if address is None else str(address)
