@@ -41,6 +41,7 @@ if TYPE_CHECKING:
         ConnectionClosed,
         ConnectionLost,
         ConnectionState,
+        ConnectOptions,
         Delivery,
         DeliveryError,
         InvalidField,
@@ -71,6 +72,7 @@ if TYPE_CHECKING:
 _CLIENT_NAMES = frozenset(
     {
         "ClientError",
+        "ConnectOptions",
         "Connection",
         "ConnectionClosed",
         "ConnectionLost",
@@ -120,6 +122,7 @@ __all__ = [
     "Byte",
     "Char",
     "ClientError",
+    "ConnectOptions",
     "Connection",
     "ConnectionClosed",
     "ConnectionLost",

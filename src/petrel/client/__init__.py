@@ -16,7 +16,7 @@ See ``docs/client.md`` for the guide.
 from __future__ import annotations
 
 from ..driver import TlsConfig
-from .connection import ANONYMOUS_RELAY, Connection, connect
+from .connection import Connection, connect
 from .errors import (
     ClientError,
     ConnectionClosed,
@@ -38,15 +38,15 @@ from .errors import (
     Timeout,
     Unauthorized,
 )
-from .receiver import SELECTOR_FILTER, Delivery, Receiver, selector_filter
+from .options import ConnectOptions
+from .receiver import Delivery, Receiver, selector_filter
 from .request import Responder
 from .sender import Sender
 from .state import ConnectionState, Reconnect, StateChange, StateChanges
 
 __all__ = [
-    "ANONYMOUS_RELAY",
-    "SELECTOR_FILTER",
     "ClientError",
+    "ConnectOptions",
     "Connection",
     "ConnectionClosed",
     "ConnectionLost",

@@ -23,10 +23,9 @@ import itertools
 import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ..driver import Address, AmqpProtocol, TlsConfig, parse_url
+from ..driver import Address, AmqpProtocol, parse_url
 from ..driver import connect as driver_connect
 from ..engine import ConnectionConfig, SaslConfig
 from ..engine import events as ev
@@ -43,7 +42,8 @@ from .errors import (
     Unauthorized,
     error_from,
 )
-from .state import ConnectionState, Reconnect, StateChange, StateChanges
+from .options import ConnectOptions, Urls, takes_connect_options
+from .state import ConnectionState, StateChange, StateChanges
 
 if TYPE_CHECKING:
     from ..engine import Link, Session
@@ -77,98 +77,23 @@ class _ExternalMechanism(ClientMechanism):
         return b""
 
 
-@dataclass(frozen=True, slots=True)
-class _Settings:
-    container_id: str
-    username: str | None
-    password: str | None
-    sasl_mechanisms: tuple[str, ...] | None
-    sasl: bool
-    tls: TlsConfig | None
-    hostname: str | None
-    idle_timeout: float | None
-    max_frame_size: int
-    properties: Mapping[str, Any] | None
-    reconnect: Reconnect | None
-    timeout: float | None
-
-
-async def connect(
-    url: str | Sequence[str] = "amqp://localhost",
-    *,
-    container_id: str | None = None,
-    username: str | None = None,
-    password: str | None = None,
-    sasl_mechanisms: Sequence[str] | None = None,
-    sasl: bool = True,
-    tls: TlsConfig | None = None,
-    hostname: str | None = None,
-    idle_timeout: float | None = None,
-    max_frame_size: int = 65536,
-    properties: Mapping[str, Any] | None = None,
-    reconnect: bool | Reconnect = True,
-    on_state_change: Callable[[StateChange], None] | None = None,
-    timeout: float | None = 30.0,
-) -> Connection:
+@takes_connect_options
+async def connect(url: Urls, options: ConnectOptions) -> Connection:
     """Open a connection to an AMQP 1.0 peer and wait until it is open.
 
     ``url`` is ``amqp[s]://[user[:password]@]host[:port][/vhost]``, or a list
     of them for failover: they are tried in order, and reconnecting goes round
-    the list.  Keyword options:
-
-    - ``container_id``: our container id (default: ``petrel-<uuid>``); it
-      names shared and durable subscriptions, so give a stable one for those.
-    - ``username``/``password``: SASL PLAIN credentials (override the URL's).
-    - ``sasl_mechanisms``: the mechanisms we may use, most preferred first
-      (default: PLAIN when there is a user name, then ANONYMOUS; EXTERNAL is
-      available with a TLS client certificate).  ``sasl=False`` skips the SASL
-      layer entirely.
-    - ``tls``: a :class:`~petrel.driver.TlsConfig` (CA file, client
-      certificate and key, ``verify`` on by default); used for ``amqps://``.
-    - ``hostname``: the virtual host sent in ``open`` (default: the URL's path,
-      else its host).
-    - ``idle_timeout``: seconds of silence after which we drop the connection
-      (the peer is asked to send heartbeats at least every half of it).
-    - ``max_frame_size``, ``properties``: announced in our ``open``.
-    - ``reconnect``: ``True`` (the default :class:`~petrel.client.Reconnect`
-      policy), ``False``, or a ``Reconnect`` of your own.
-    - ``on_state_change``: called with a :class:`~petrel.client.StateChange`
-      on every state change (in the event loop; it must not block).
-    - ``timeout``: seconds allowed for each connection attempt, and the
-      default for opening links.
+    the list.  The keyword options are the fields of
+    :class:`~petrel.client.ConnectOptions` (``container_id``, ``username``,
+    ``password``, ``sasl_mechanisms``, ``sasl``, ``tls``, ``hostname``,
+    ``idle_timeout``, ``max_frame_size``, ``properties``, ``reconnect``,
+    ``on_state_change``, ``timeout``), documented there.
 
     Raises :class:`~petrel.client.errors.ConnectionLost` when no URL can be
     reached, :class:`~petrel.client.errors.Unauthorized` when authentication
     fails.
     """
-    urls = [url] if isinstance(url, str) else list(url)
-    if not urls:
-        raise ValueError("connect() needs at least one URL")
-    addresses = [parse_url(u) for u in urls]
-    policy: Reconnect | None
-    if reconnect is True:
-        policy = Reconnect()
-    elif reconnect is False:
-        policy = None
-    else:
-        policy = reconnect
-    settings = _Settings(
-        container_id=container_id or f"petrel-{uuid.uuid4()}",
-        username=username,
-        password=password,
-        sasl_mechanisms=tuple(sasl_mechanisms) if sasl_mechanisms else None,
-        sasl=sasl,
-        tls=tls,
-        hostname=hostname,
-        idle_timeout=idle_timeout,
-        max_frame_size=max_frame_size,
-        properties=properties,
-        reconnect=policy,
-        timeout=timeout,
-    )
-    conn = Connection(addresses, settings, on_state_change)
-    await conn._start()
-    return conn
+    return await Connection.open(url, options)
 
 
 class Connection:
@@ -179,15 +104,22 @@ class Connection:
     :mod:`petrel.blocking` facade is the thread-safe way in).
     """
 
-    def __init__(
-        self,
-        addresses: list[Address],
-        settings: _Settings,
-        on_state_change: Callable[[StateChange], None] | None = None,
-    ) -> None:
+    @classmethod
+    async def open(cls, url: Urls, options: ConnectOptions) -> Connection:
+        """:func:`connect` with its options as one :class:`ConnectOptions`."""
+        urls = [url] if isinstance(url, str) else list(url)
+        if not urls:
+            raise ValueError("connect() needs at least one URL")
+        conn = cls([parse_url(u) for u in urls], options)
+        await conn._start()
+        return conn
+
+    def __init__(self, addresses: list[Address], settings: ConnectOptions) -> None:
         self._loop = asyncio.get_running_loop()
         self._addresses = addresses
         self._settings = settings
+        self._container_id = settings.container_id or f"petrel-{uuid.uuid4()}"
+        self._reconnect = settings.reconnect_policy
         self._index = 0
         self._protocol: AmqpProtocol | None = None
         self._session: Session | None = None
@@ -201,15 +133,15 @@ class Connection:
         self._closed: asyncio.Future[ClientError | None] = self._loop.create_future()
         self._reconnect_task: asyncio.Task[None] | None = None
         self._callbacks: list[Callable[[StateChange], None]] = []
-        if on_state_change is not None:
-            self._callbacks.append(on_state_change)
+        if settings.on_state_change is not None:
+            self._callbacks.append(settings.on_state_change)
         self._watchers: list[asyncio.Queue[StateChange]] = []
         self._link_ids = itertools.count(1)
         self._requester: Requester | None = None
         self._responders: list[Responder] = []
         self._offered: tuple[Symbol, ...] = ()
         self._burst = 0
-        self.name = f"{settings.container_id}/c{next(_conn_ids)}"
+        self.name = f"{self._container_id}/c{next(_conn_ids)}"
         self.log = _Prefixed(log, {"prefix": self.name})
         self._dispatch: dict[type, Callable[[Any], None]] = {
             ev.DeliveryReceived: self._on_delivery,
@@ -237,7 +169,7 @@ class Connection:
     @property
     def container_id(self) -> str:
         """Our container id."""
-        return self._settings.container_id
+        return self._container_id
 
     @property
     def remote_container_id(self) -> str | None:
@@ -472,7 +404,7 @@ class Connection:
 
     async def _start(self) -> None:
         """The first connection: each URL once (or with backoff, if the policy says so)."""
-        policy = self._settings.reconnect
+        policy = self._reconnect
         if policy is not None and policy.connect_initial:
             await self._connect_with_backoff(None, initial=True)
             if self._state is ConnectionState.CLOSED:
@@ -498,7 +430,7 @@ class Connection:
         if s.sasl:
             username = s.username if s.username is not None else address.user
             password = s.password if s.password is not None else address.password
-            mechanisms = s.sasl_mechanisms
+            mechanisms = tuple(s.sasl_mechanisms) if s.sasl_mechanisms else None
             if mechanisms is None:
                 mechanisms = ("PLAIN", "ANONYMOUS") if username is not None else ("ANONYMOUS",)
             sasl = SaslConfig(
@@ -508,7 +440,7 @@ class Connection:
                 extra_mechanisms=(_ExternalMechanism,),
             )
         return ConnectionConfig(
-            container_id=s.container_id,
+            container_id=self._container_id,
             hostname=s.hostname or address.vhost or address.host or None,
             max_frame_size=s.max_frame_size,
             idle_timeout=s.idle_timeout,
@@ -545,7 +477,7 @@ class Connection:
         protocol.flush()
 
     async def _connect_with_backoff(self, error: Exception | None, *, initial: bool) -> None:
-        policy = self._settings.reconnect
+        policy = self._reconnect
         assert policy is not None
         start = self._index
         attempt = 0
@@ -645,7 +577,7 @@ class Connection:
             error = error_from(event.error, ConnectionClosed, "the peer closed the connection")
         else:
             error = error_from(event.error, ConnectionLost, "the connection was lost")
-        policy = self._settings.reconnect
+        policy = self._reconnect
         if policy is None or isinstance(error, Unauthorized):
             self.log.info("connection over: %s", error)
             self._finish(error)

@@ -40,7 +40,6 @@ if TYPE_CHECKING:
     from .connection import Connection
 
 __all__ = [
-    "SELECTOR_FILTER",
     "Delivery",
     "Receiver",
     "modified",

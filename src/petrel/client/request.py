@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 from ..errors import Condition
 from ..message import Message
+from ..spec import ANONYMOUS_RELAY
 from ._wait import wait_future
-from .connection import ANONYMOUS_RELAY
 from .errors import ClientError, ConnectionLost, LinkClosed
 
 if TYPE_CHECKING:

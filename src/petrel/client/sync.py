@@ -21,19 +21,19 @@ import asyncio
 import concurrent.futures
 import contextlib
 import threading
-from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from typing import Any, Literal, TypeVar, overload
 
-from ..driver import TlsConfig
 from ..driver.loop import uvloop_available
 from ..message import Message
 from . import connection as _connection
 from .connection import Connection
 from .errors import ClientError, ConnectionClosed
+from .options import ConnectOptions, Urls, takes_connect_options
 from .receiver import Delivery, Receiver, rejected
 from .request import Responder
 from .sender import Sender
-from .state import ConnectionState, Reconnect, StateChange, StateChanges
+from .state import ConnectionState, StateChange, StateChanges
 
 __all__ = [
     "BlockingConnection",
@@ -104,47 +104,16 @@ class _LoopThread:
             self.thread.join()
 
 
-def connect(
-    url: str | Sequence[str] = "amqp://localhost",
-    *,
-    container_id: str | None = None,
-    username: str | None = None,
-    password: str | None = None,
-    sasl_mechanisms: Sequence[str] | None = None,
-    sasl: bool = True,
-    tls: TlsConfig | None = None,
-    hostname: str | None = None,
-    idle_timeout: float | None = None,
-    max_frame_size: int = 65536,
-    properties: Mapping[str, Any] | None = None,
-    reconnect: bool | Reconnect = True,
-    on_state_change: Callable[[StateChange], None] | None = None,
-    timeout: float | None = 30.0,
-) -> BlockingConnection:
-    """Open a connection; the options are those of :func:`petrel.connect`.
+@takes_connect_options
+def connect(url: Urls, options: ConnectOptions) -> BlockingConnection:
+    """Open a connection; the options are those of :func:`petrel.connect`
+    (:class:`~petrel.client.ConnectOptions`).
 
     ``on_state_change`` is called in the client's loop thread: keep it short.
     """
     runner = _LoopThread()
     try:
-        conn = runner.run(
-            _connection.connect(
-                url,
-                container_id=container_id,
-                username=username,
-                password=password,
-                sasl_mechanisms=sasl_mechanisms,
-                sasl=sasl,
-                tls=tls,
-                hostname=hostname,
-                idle_timeout=idle_timeout,
-                max_frame_size=max_frame_size,
-                properties=properties,
-                reconnect=reconnect,
-                on_state_change=on_state_change,
-                timeout=timeout,
-            )
-        )
+        conn = runner.run(_connection.Connection.open(url, options))
     except BaseException:
         runner.stop()
         raise
