@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..driver import Address, AmqpProtocol, parse_url
-from ..driver import connect as driver_connect
+from ..driver.connector import Connector, GaveUp
 from ..engine import ConnectionConfig, SaslConfig
 from ..engine import events as ev
 from ..engine.sasl import ClientMechanism
@@ -120,6 +120,16 @@ class Connection:
         self._settings = settings
         self._container_id = settings.container_id or f"petrel-{uuid.uuid4()}"
         self._reconnect = settings.reconnect_policy
+        self._connector = Connector(
+            addresses,
+            self._config,
+            self,
+            tls=settings.tls,
+            timeout=settings.timeout,
+            backoff=self._reconnect,
+            is_final=_refused_login,
+            on_connected=self._adopt,
+        )
         self._index = 0
         self._protocol: AmqpProtocol | None = None
         self._session: Session | None = None
@@ -449,21 +459,17 @@ class Connection:
         )
 
     async def _open_transport(self, index: int) -> None:
-        """Connect to the address at ``index``; on success it is the current connection."""
-        address = self._addresses[index]
-        tls = self._settings.tls
+        """One attempt at the address at ``index``; on success it is the current connection.
+        Raises a :class:`ClientError` (or ``OSError``/``TimeoutError``)."""
         try:
-            protocol = await driver_connect(
-                address,
-                self._config(address),
-                self,
-                tls=tls if (address.tls or tls is not None) else None,
-                timeout=self._settings.timeout,
-            )
-        except ClientError:
-            raise
+            await self._connector.connect_to(index)
         except AmqpError as exc:
             raise error_from(exc, ConnectionLost) from None
+
+    def _adopt(self, protocol: AmqpProtocol, index: int) -> None:
+        """A connection to the address at ``index`` opened: make it the current one and
+        attach the links again (the connector's ``on_connected``)."""
+        address = self._addresses[index]
         if protocol.closed.done():
             raise ConnectionLost(f"{address} closed the connection as it opened")
         self._protocol = protocol
@@ -477,39 +483,29 @@ class Connection:
         protocol.flush()
 
     async def _connect_with_backoff(self, error: Exception | None, *, initial: bool) -> None:
-        policy = self._reconnect
-        assert policy is not None
-        start = self._index
-        attempt = 0
-        n = len(self._addresses)
-        while True:
-            if policy.max_attempts is not None and attempt >= policy.max_attempts:
-                why = f"; the last error: {_describe(error)}" if error else ""
-                verb = "connecting" if initial else "reconnecting"
-                self._finish(ConnectionLost(f"gave up {verb} after {attempt} attempts{why}"))
-                return
-            if attempt or not initial:
-                await asyncio.sleep(policy.delay(attempt))
-            index = (start + attempt) % n
-            try:
-                await self._open_transport(index)
-            except Unauthorized as exc:
-                self._finish(exc)
-                return
-            except (OSError, TimeoutError, AmqpError) as exc:
-                attempt += 1
-                error = exc
-                self.log.info(
-                    "connection attempt %d to %s failed: %s",
-                    attempt,
-                    self._addresses[index],
-                    _describe(exc),
-                )
-                self._set_state(ConnectionState.RECONNECTING, exc, attempt)
-                continue
-            self.log.info("connected to %s", self._addresses[index])
-            self._set_state(ConnectionState.OPEN)
+        def failed(attempt: int, address: Address, exc: BaseException) -> None:
+            self.log.info(
+                "connection attempt %d to %s failed: %s", attempt, address, _describe(exc)
+            )
+            cause = error_from(exc, ConnectionLost) if isinstance(exc, AmqpError) else exc
+            assert isinstance(cause, Exception)  # the connector catches no more than these
+            self._set_state(ConnectionState.RECONNECTING, cause, attempt)
+
+        try:
+            _, index = await self._connector.connect(
+                self._index, wait_first=not initial, on_failure=failed
+            )
+        except GaveUp as exc:
+            last = exc.error or error
+            why = f"; the last error: {_describe(last)}" if last else ""
+            verb = "connecting" if initial else "reconnecting"
+            self._finish(ConnectionLost(f"gave up {verb} after {exc.attempts} attempts{why}"))
             return
+        except AmqpError as exc:  # final: authentication refused
+            self._finish(error_from(exc, ConnectionLost))
+            return
+        self.log.info("connected to %s", self._addresses[index])
+        self._set_state(ConnectionState.OPEN)
 
     # --- events from the driver -------------------------------------------------------------
 
@@ -709,6 +705,13 @@ class Connection:
         self._set_state(ConnectionState.CLOSED, None if graceful else error)
         if not self._closed.done():
             self._closed.set_result(None if graceful else error)
+
+
+def _refused_login(error: BaseException) -> bool:
+    """Whether a failed attempt is a refused login, which trying again will not mend."""
+    if isinstance(error, Unauthorized):
+        return True
+    return isinstance(error, AmqpError) and error.condition == Condition.UNAUTHORIZED_ACCESS
 
 
 def _describe(exc: BaseException | None) -> str:

@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-import random
 from dataclasses import dataclass
+
+from ..driver.connector import Backoff
 
 __all__ = ["ConnectionState", "Reconnect", "StateChange", "StateChanges"]
 
@@ -40,39 +41,20 @@ class StateChange:
 
 
 @dataclass(frozen=True, slots=True)
-class Reconnect:
+class Reconnect(Backoff):
     """How to reconnect after a lost connection.
 
     Attempts go round the connection's URL list (failover), starting with
-    the URL that was lost.  Before attempt ``n`` (counting from 0) the client
-    waits ``min(max_delay, initial_delay * multiplier ** n)``, spread by
-    ``jitter`` (0.2: anything between 80% and 120% of it) so that many
-    clients do not come back in step.  After ``max_attempts`` failed
-    attempts in a row (``None``: never give up) the connection closes with
+    the URL that was lost, waiting as :class:`~petrel.driver.connector.Backoff`
+    says between them; after ``max_attempts`` failed attempts in a row
+    (``None``: never give up) the connection closes with
     :class:`~petrel.client.errors.ConnectionLost`.  Authentication failures
     are not retried.
     """
 
-    initial_delay: float = 0.05
-    """Seconds before the first attempt after a loss."""
-    max_delay: float = 5.0
-    """The longest wait between two attempts."""
-    multiplier: float = 2.0
-    """How much the wait grows after each failed attempt."""
-    jitter: float = 0.2
-    """The fraction by which each wait is randomly lengthened or shortened."""
-    max_attempts: int | None = 30
-    """Give up after this many failed attempts in a row (``None``: keep trying)."""
     connect_initial: bool = False
     """Also retry with backoff when the very first connection fails (normally
     :func:`~petrel.client.connect` tries each URL once and raises)."""
-
-    def delay(self, attempt: int) -> float:
-        """Seconds to wait before attempt number ``attempt`` (0 is the first)."""
-        base = min(self.max_delay, self.initial_delay * self.multiplier ** min(attempt, 64))
-        if self.jitter:
-            base *= 1.0 + random.uniform(-self.jitter, self.jitter)
-        return max(0.0, base)
 
 
 class StateChanges:
