@@ -6,6 +6,7 @@ broker and router all sit on it.
 
 from __future__ import annotations
 
+from .connector import Backoff, Connector, GaveUp
 from .listen import Listener, connect, listen
 from .loop import run, uvloop_available
 from .protocol import AmqpProtocol, EventHandler
@@ -17,7 +18,10 @@ __all__ = [
     "AMQP_PORT",
     "Address",
     "AmqpProtocol",
+    "Backoff",
+    "Connector",
     "EventHandler",
+    "GaveUp",
     "Listener",
     "TlsConfig",
     "client_context",
