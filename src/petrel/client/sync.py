@@ -226,6 +226,12 @@ class BlockingConnection:
 
         return self._runner.run(wait())
 
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the connection's event loop and wait for its result: the way
+        to use async APIs built on :attr:`connection` (a management client, say) from
+        threaded code.  Raises what it raises; never call it from that loop itself."""
+        return self._runner.run(coro)
+
     def close(self, *, timeout: float = 5.0) -> None:
         """Close the connection and stop its loop thread."""
         try:
