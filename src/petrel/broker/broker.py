@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..driver import AmqpProtocol
 from ..errors import AmqpError, Condition
+from ..management import NODE_ADDRESS, ManagementAgent
 from ..server.config import BrokerSettings, ListenerSettings
 from ..server.connection import ServerState
 from ..server.listening import Listeners
@@ -18,6 +19,8 @@ from ..spec import ANONYMOUS_RELAY
 from ..store import MemoryStore, MessageStore, SqliteStore, StoreError
 from .connection import BrokerConnection
 from .core import BrokerCore
+from .entities import TYPES, BrokerProvider
+from .management import ManagementNode
 
 __all__ = ["Broker", "make_store"]
 
@@ -79,6 +82,9 @@ class Broker:
         )
         self.state = ServerState(policy)
         self.listeners = Listeners(settings, self.state, self._accept)
+        agent = ManagementAgent(TYPES, BrokerProvider(self.core, self.state, self.listeners))
+        self.management = ManagementNode(self.core, agent)
+        self.state.nodes.register(NODE_ADDRESS, self.management)
         self._stopping = False
         self._watch: asyncio.Task[None] | None = None
 
@@ -143,6 +149,7 @@ class Broker:
     async def _shutdown(self, timeout: float) -> None:
         self._stopping = True
         await self.listeners.shutdown(timeout)
+        await self.management.close()
         if self._watch is not None:
             self._watch.cancel()
             self._watch = None

@@ -384,6 +384,82 @@ class BrokerCore:
                 )
         return queue
 
+    # --- management -------------------------------------------------------------------------
+
+    def create_queue(self, settings: QueueSettings) -> Queue:
+        """A queue declared at runtime (management), kept exactly as a ``[[queues]]`` entry
+        would be: its settings are stored with it, so it comes back after a restart.
+        Raises ``amqp:precondition-failed`` when its address is a topic or already has
+        a queue."""
+        if settings.routing != ANYCAST:
+            raise AmqpError(
+                "a queue is anycast; declare a topic as an address with routing multicast",
+                condition=Condition.PRECONDITION_FAILED,
+            )
+        address = settings.address or settings.name
+        if settings.name in self.queues:
+            raise AmqpError(
+                f"queue {settings.name!r} exists", condition=Condition.PRECONDITION_FAILED
+            )
+        existing = self.addresses.get(address)
+        if existing is not None and (existing.routing != ANYCAST or existing.queue is not None):
+            raise AmqpError(
+                f"address {address!r} has a {existing.routing} node already",
+                condition=Condition.PRECONDITION_FAILED,
+            )
+        self._queue_settings[settings.name] = settings
+        info = self._address(address, ANYCAST, declared=True)
+        return self._create_anycast_queue(info, settings.name)
+
+    def update_queue(self, queue: Queue, settings: QueueSettings) -> None:
+        """New policies for ``queue`` (limits, dead letters, TTL), in force at once and kept
+        with it in the store."""
+        queue.settings = settings
+        queue.memory_limit = settings.memory_limit_bytes or (1 << 62)
+        self._queue_settings[queue.name] = settings
+        info = self.address_of(queue)
+        if info is not None and _is_stored(info, queue):
+            stored = settings.model_dump()
+            if queue.filter_text:
+                stored[_SELECTOR_KEY] = queue.filter_text
+            record = QueueRecord(
+                queue.name,
+                info.name,
+                info.routing,
+                durable_subscription=queue.durable_subscription,
+                settings=stored,
+            )
+            self.store.save_queue(record)
+        self.mark_dirty(queue)
+        self.room_available(queue)
+
+    def declare_address(self, name: str, routing: str) -> AddressInfo:
+        """An address declared at runtime; an anycast one gets its queue at once.  Raises
+        ``amqp:precondition-failed`` if it exists."""
+        if name in self.addresses:
+            raise AmqpError(f"address {name!r} exists", condition=Condition.PRECONDITION_FAILED)
+        info = self._address(name, routing, declared=True)
+        if routing == ANYCAST:
+            self._create_anycast_queue(info)
+        return info
+
+    def remove_address(self, info: AddressInfo) -> list[Queue]:
+        """Forget ``info`` and delete its queue or subscriptions (and their messages); the
+        queues deleted, whose consumers the caller detaches."""
+        queues = [q for q in (info.queue, *info.subscriptions.values()) if q is not None]
+        for queue in queues:
+            self.delete_queue(queue)
+            self._queue_settings.pop(queue.name, None)
+        self.addresses.pop(info.name, None)
+        return queues
+
+    def address_of(self, queue: Queue) -> AddressInfo | None:
+        """The address ``queue`` belongs to."""
+        for info in self.addresses.values():
+            if info.queue is queue or info.subscriptions.get(queue.name) is queue:
+                return info
+        return None
+
     def delete_queue(self, queue: Queue) -> None:
         """Remove a queue and its messages (temporary and non-durable subscription queues)."""
         if self.queues.get(queue.name) is not queue:
@@ -590,6 +666,7 @@ class BrokerCore:
 
     def dead_letter(self, queue: Queue, entry: Entry, condition: str, description: str) -> None:
         self.dead_lettered_total += 1
+        queue.dead_lettered_total += 1
         address = queue.settings.dead_letter_address
         if not address:
             log.info(
@@ -613,6 +690,7 @@ class BrokerCore:
 
     def expired(self, queue: Queue, entry: Entry) -> None:
         self.expired_total += 1
+        queue.expired_total += 1
         address = queue.settings.expiry_address
         if not address:
             return
@@ -745,3 +823,9 @@ def _group_of(data: bytes) -> str | None:
         return MessageView(data).group_id
     except DecodeError:
         return None
+
+
+def _is_stored(info: AddressInfo, queue: Queue) -> bool:
+    """Whether ``queue`` (of ``info``) has a record in the store: every queue but dynamic
+    nodes and non-durable subscriptions."""
+    return not info.temporary and (info.routing == ANYCAST or queue.durable_subscription)

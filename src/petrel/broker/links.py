@@ -45,6 +45,7 @@ class ConsumerLink(LinkHandler):
         "browse_cursor",
         "connection",
         "core",
+        "delivered",
         "id",
         "link",
         "owner",
@@ -81,6 +82,8 @@ class ConsumerLink(LinkHandler):
         self.presettled = link.snd_settle_mode == SenderSettleMode.SETTLED
         #: Our deliveries the client has not settled yet, with their entries.
         self.unsettled: dict[Delivery, Entry] = {}
+        #: Messages sent on it so far.
+        self.delivered = 0
 
     @property
     def credit(self) -> int:
@@ -102,6 +105,7 @@ class ConsumerLink(LinkHandler):
             return False
 
     def deliver(self, entry: Entry) -> None:
+        self.delivered += 1
         payload = self.core.payload(entry)
         if self.browse:
             self.link.send(payload, settled=self.presettled)
@@ -194,6 +198,7 @@ class ProducerLink(LinkHandler):
         "blocked",
         "connection",
         "core",
+        "delivered",
         "info",
         "link",
         "reserved",
@@ -222,6 +227,8 @@ class ProducerLink(LinkHandler):
         self.reserved_in: list[Queue] = []
         #: The dynamic node this link created, deleted with the link.
         self.temporary = temporary
+        #: Messages received on it so far.
+        self.delivered = 0
 
     def start(self) -> None:
         """Grant the first credit (or wait until the address has room)."""
@@ -279,6 +286,7 @@ class ProducerLink(LinkHandler):
 
     def received(self, delivery: Delivery, payload: bytes) -> None:
         """One message arrived: route it, settle it, keep credit flowing."""
+        self.delivered += 1
         core = self.core
         settle_now = self.link.rcv_settle_mode != ReceiverSettleMode.SECOND
         if self.reserved:
@@ -295,6 +303,13 @@ class ProducerLink(LinkHandler):
                         "an anonymous-relay message needs properties.to",
                         condition=Condition.NOT_FOUND,
                     )
+                node = self.connection.state.nodes.get(str(to))
+                if node is not None:  # $management, say: never a queue
+                    node.relay(self.connection, payload)
+                    if not delivery.remote_settled:
+                        delivery.update(_ACCEPTED, settled=settle_now)
+                    self.top_up()
+                    return
                 info = core.resolve(str(to))
             durable = core.publish(info, payload, view=view, credited=self.info is not None)
         except AmqpError as exc:

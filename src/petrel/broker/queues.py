@@ -234,6 +234,8 @@ class Queue:
         self.enqueued_total = 0
         self.enqueued_bytes = 0
         self.acknowledged_total = 0
+        self.expired_total = 0
+        self.dead_lettered_total = 0
         #: Credit producers hold for this queue (see :meth:`credit_room`).
         self.reserved = 0
         #: Someone waits for :meth:`credit_room` to become positive.
@@ -267,6 +269,11 @@ class Queue:
     @property
     def consumer_count(self) -> int:
         return len(self._consumers) + len(self._browsers)
+
+    @property
+    def consumers(self) -> list[Consumer]:
+        """Its consumers and browsers."""
+        return [*self._consumers, *self._browsers]
 
     def has_room(self, size: int = 0) -> bool:
         """Whether the queue's limits allow another message (of ``size`` bytes)."""

@@ -27,10 +27,12 @@ def _register() -> None:
     from .bench import bench
     from .broker import broker
     from .demo import demo
+    from .manage import manage
     from .receive import receive
     from .send import send
+    from .stat import stat
 
-    for command in (bench, broker, demo, receive, send):
+    for command in (bench, broker, demo, manage, receive, send, stat):
         cli.add_command(command)
 
 

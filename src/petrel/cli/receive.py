@@ -11,6 +11,7 @@ import click
 import petrel
 
 from ._common import fail
+from ._connect import Peer, connection_options
 
 #: The exit status when fewer messages arrived than asked for (none, without --count).
 EXIT_TOO_FEW = 3
@@ -18,7 +19,6 @@ EXIT_TOO_FEW = 3
 
 @click.command()
 @click.argument("address")
-@click.option("--url", default="amqp://127.0.0.1:5672", show_default=True, help="Where to connect.")
 @click.option(
     "--count", default=0, show_default=True, type=click.IntRange(min=0), help="0: until --timeout."
 )
@@ -32,15 +32,16 @@ EXIT_TOO_FEW = 3
 )
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per message.")
 @click.option("--verbose", "-v", is_flag=True, help="Print properties as well as bodies.")
+@connection_options
 def receive(
     address: str,
-    url: str,
     count: int,
     selector: str | None,
     browse: bool,
     timeout: float,
     as_json: bool,
     verbose: bool,
+    peer: Peer,
 ) -> None:
     """Receive messages from ADDRESS, print them and accept them.
 
@@ -50,7 +51,7 @@ def receive(
     """
     try:
         got = asyncio.run(
-            _receive(url, address, count, selector, browse, timeout, as_json, verbose)
+            _receive(peer, address, count, selector, browse, timeout, as_json, verbose)
         )
     except (petrel.AmqpError, OSError) as exc:
         fail("receive", exc)
@@ -66,7 +67,7 @@ def receive(
 
 
 async def _receive(
-    url: str,
+    peer: Peer,
     address: str,
     count: int,
     selector: str | None,
@@ -76,7 +77,7 @@ async def _receive(
     verbose: bool,
 ) -> int:
     got = 0
-    conn = await petrel.connect(url, reconnect=False, timeout=max(timeout, 5.0))
+    conn = await peer.connect(max(timeout, 5.0))
     try:
         credit = min(count, 100) if count else 100
         receiver = await conn.open_receiver(

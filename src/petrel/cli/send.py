@@ -11,11 +11,11 @@ import click
 import petrel
 
 from ._common import fail, parse_property
+from ._connect import Peer, connection_options
 
 
 @click.command()
 @click.argument("address")
-@click.option("--url", default="amqp://127.0.0.1:5672", show_default=True, help="Where to connect.")
 @click.option("--count", default=1, show_default=True, type=click.IntRange(min=1))
 @click.option("--body", default="hello", show_default=True, help="The message body (a string).")
 @click.option(
@@ -39,9 +39,9 @@ from ._common import fail, parse_property
     "--at-most-once", is_flag=True, help="Send pre-settled: do not wait for acknowledgements."
 )
 @click.option("--timeout", default=30.0, show_default=True, help="Seconds to allow.")
+@connection_options
 def send(
     address: str,
-    url: str,
     count: int,
     body: str,
     body_file: Path | None,
@@ -52,6 +52,7 @@ def send(
     ttl: float | None,
     at_most_once: bool,
     timeout: float,
+    peer: Peer,
 ) -> None:
     """Send COUNT messages to ADDRESS and wait until the peer has accepted them."""
     payload: Any = body_file.read_bytes() if body_file is not None else body
@@ -65,17 +66,22 @@ def send(
         payload, subject=subject, application_properties=app_properties, **options
     )
     try:
-        asyncio.run(_send(url, address, message, count, at_most_once, timeout))
+        asyncio.run(_send(peer, address, message, count, at_most_once, timeout))
     except (petrel.AmqpError, OSError, TimeoutError) as exc:
         fail("send", exc)
     click.echo(f"sent {count} message{'s' if count != 1 else ''} to {address}")
 
 
 async def _send(
-    url: str, address: str, message: petrel.Message, count: int, at_most_once: bool, timeout: float
+    peer: Peer,
+    address: str,
+    message: petrel.Message,
+    count: int,
+    at_most_once: bool,
+    timeout: float,
 ) -> None:
     async with asyncio.timeout(timeout):
-        conn = await petrel.connect(url, reconnect=False, timeout=timeout)
+        conn = await peer.connect(timeout)
         try:
             sender = await conn.open_sender(address, at_most_once=at_most_once)
             pending = [await sender.send(message, wait=False) for _ in range(count)]

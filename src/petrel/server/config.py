@@ -116,6 +116,8 @@ class UserSettings(_Model):
 
     name: str = Field(min_length=1)
     password: str
+    admin: bool = False
+    """May use the management node (``$management``): ``petrel stat``, ``petrel manage``."""
 
 
 class QueueSettings(_Model):

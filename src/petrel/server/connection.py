@@ -43,7 +43,7 @@ class ServerState:
     connections: dict[AmqpProtocol, ServerConnection] = field(default_factory=dict)
     #: When the server started (``time.time()``).
     started: float = field(default_factory=time.time)
-    #: Connections accepted since the start.
+    #: Connections accepted since the start (their ids count up from it).
     accepted_total: int = 0
 
 
@@ -93,6 +93,9 @@ class ServerConnection:
         #: Set when the server took this connection over a limit: the client is told so,
         #: with a close, as soon as it has opened (a close needs an open before it).
         self.refusal = refusal
+        state.accepted_total += 1
+        #: Its management identity, unique while the server runs: ``c<n>``.
+        self.id = f"c{state.accepted_total}"
         self.container_id: str | None = None
         self.hostname: str | None = None
         self.identity: str | None = None
@@ -104,6 +107,8 @@ class ServerConnection:
         #: The sessions this connection serves, each with its attached links.  Limits count
         #: these sets, so a refused session or link never counts and cannot be uncounted.
         self.sessions: dict[Session, set[Link]] = {}
+        self._link_ids: dict[Link, int] = {}
+        self._link_counter = 0
         self._handlers: dict[type, Callable[[Any], None]] = {
             ev.SaslCompleted: self._on_sasl,
             ev.ConnectionOpened: self._on_opened,
@@ -117,6 +122,35 @@ class ServerConnection:
             ev.DeliveryAborted: self._on_delivery_aborted,
             ev.DeliveryUpdated: self._on_delivery_updated,
         }
+
+    def link_id(self, link: Link) -> str:
+        """A short id for one of its links, unique within the connection: ``l<n>``."""
+        number = self._link_ids.get(link)
+        if number is None:
+            self._link_counter += 1
+            number = self._link_ids[link] = self._link_counter
+        return f"l{number}"
+
+    @property
+    def peer(self) -> str:
+        """The client's address as ``host:port``."""
+        peer = self.protocol.peername
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            return f"{peer[0]}:{peer[1]}"
+        return str(peer or "?")
+
+    @property
+    def peer_host(self) -> str:
+        """The client's IP address (or whatever the transport calls its peer)."""
+        peer = self.protocol.peername
+        if isinstance(peer, tuple) and peer:
+            return str(peer[0])
+        return str(peer or "")
+
+    @property
+    def may_manage(self) -> bool:
+        """Whether this connection may use the management node (see the policy)."""
+        return self.policy.may_manage(self.identity, self.mechanism, self.peer_host)
 
     # --- EventHandler -------------------------------------------------------------------------
 
@@ -136,14 +170,12 @@ class ServerConnection:
         self.identity = event.identity
         self.mechanism = event.mechanism
         if event.code != 0:
-            access.info(
-                "%s: SASL %s failed (%s)", self.protocol.peername, event.mechanism, event.code.name
-            )
+            access.info("%s: SASL %s failed (%s)", self.peer, event.mechanism, event.code.name)
 
     def _on_opened(self, event: ev.ConnectionOpened) -> None:
         self.container_id = event.container_id
         self.hostname = event.hostname
-        who = f"{self.protocol.peername}: container {event.container_id!r}, " + (
+        who = f"{self.peer}: container {event.container_id!r}, " + (
             f"user {self.identity!r} ({self.mechanism})" if self.mechanism else "no SASL"
         )
         refusal = self.refusal or self.policy.open_refusal(
@@ -160,6 +192,7 @@ class ServerConnection:
         handlers = list(self.links.values())
         self.links.clear()
         self.sessions.clear()
+        self._link_ids.clear()
         for handler in handlers:
             handler.close(False)
 
@@ -177,6 +210,7 @@ class ServerConnection:
 
     def _on_session_ended(self, event: ev.SessionEnded) -> None:
         for link in self.sessions.pop(event.session, ()):
+            self._link_ids.pop(link, None)
             handler = self.links.pop(link, None)
             if handler is not None:
                 handler.close(False)
@@ -210,6 +244,7 @@ class ServerConnection:
         if attached is not None:
             attached.discard(link)
         handler = self.links.pop(link, None)
+        self._link_ids.pop(link, None)
         if handler is not None:
             handler.close(event.closed)
         if event.by_peer:

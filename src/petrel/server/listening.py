@@ -36,35 +36,50 @@ class Listeners:
         self.settings = settings
         self.state = state
         self._accept_handler = accept
-        self.listeners: list[tuple[ListenerSettings, Listener]] = []
+        #: The bound listeners by identity (``listener-<n>``, in the order they were added).
+        self.listeners: dict[str, tuple[ListenerSettings, Listener]] = {}
+        self._count = 0
 
     async def start(self) -> None:
-        """Bind every listener; raises ``OSError`` naming the address that failed (and
-        binds none then)."""
-        policy = self.state.policy
+        """Bind every configured listener; raises ``OSError`` naming the address that
+        failed (and binds none then)."""
         try:
             for settings in self.settings.listeners:
-                listener = Listener(
-                    [settings.url],
-                    lambda ls=settings: policy.connection_config(ls),  # type: ignore[misc]
-                    lambda protocol, ls=settings: self._accept(protocol, ls),  # type: ignore[misc]
-                    tls=_tls_config(settings),
-                )
-                await listener.start()
-                self.listeners.append((settings, listener))
+                await self.add(settings)
         except BaseException:
             await self.stop_accepting()
             raise
 
+    async def add(self, settings: ListenerSettings) -> str:
+        """Bind one more listener (at start, or at runtime through management); its
+        identity.  Raises ``OSError`` naming the address if it cannot be bound."""
+        policy = self.state.policy
+        listener = Listener(
+            [settings.url],
+            lambda: policy.connection_config(settings),
+            lambda protocol: self._accept(protocol, settings),
+            tls=_tls_config(settings),
+        )
+        await listener.start()
+        self._count += 1
+        identity = f"listener-{self._count}"
+        self.listeners[identity] = (settings, listener)
+        return identity
+
+    async def remove(self, identity: str) -> None:
+        """Stop accepting on one listener; its live connections carry on."""
+        entry = self.listeners.pop(identity, None)
+        if entry is not None:
+            await entry[1].close()
+
     @property
     def bound(self) -> list[tuple[str, int]]:
         """Every ``(host, port)`` the server listens on."""
-        return [address for _, listener in self.listeners for address in listener.bound]
+        return [a for _, listener in self.listeners.values() for a in listener.bound]
 
     async def stop_accepting(self) -> None:
-        for _, listener in self.listeners:
-            await listener.close()
-        self.listeners.clear()
+        for identity in list(self.listeners):
+            await self.remove(identity)
 
     async def shutdown(self, timeout: float) -> None:
         """Stop accepting, close every connection with ``amqp:connection:forced``, wait for
@@ -87,7 +102,6 @@ class Listeners:
         refusal, drop = state.policy.over_connection_limit(len(state.connections) + 1)
         connection = self._accept_handler(protocol, listener, refusal)
         state.connections[protocol] = connection
-        state.accepted_total += 1
         protocol.closed.add_done_callback(lambda _: state.connections.pop(protocol, None))
         if drop:
             assert refusal is not None

@@ -16,11 +16,18 @@ __all__ = ["Node", "NodeRegistry", "terminus_address"]
 
 
 class Node(Protocol):
-    """A special node: it takes (or refuses) the links attached to its address."""
+    """A special node: it takes (or refuses) the links attached to its address, and the
+    messages the anonymous relay brings it."""
 
     def attach(self, connection: ServerConnection, link: Link) -> LinkHandler:
         """Answer ``link``'s attach and return what handles its traffic; raise an
         :class:`~petrel.errors.AmqpError` to refuse it (the link is detached with it)."""
+        ...
+
+    def relay(self, connection: ServerConnection, payload: bytes) -> None:
+        """A message for this node came over ``connection``'s anonymous relay (its
+        ``to`` is the node's address); raise an :class:`~petrel.errors.AmqpError` to
+        reject it.  Returning accepts it."""
         ...
 
 

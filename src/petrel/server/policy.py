@@ -8,6 +8,7 @@ of uvicorn's ``ServerState``).  The broker and the router share it.
 from __future__ import annotations
 
 import hmac
+import ipaddress
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -43,6 +44,7 @@ class ConnectionPolicy:
         self.offered_capabilities = list(offered_capabilities)
         self.properties = dict(properties) if properties else None
         self._users = {user.name: user.password for user in settings.users}
+        self._admins = frozenset(user.name for user in settings.users if user.admin)
 
     def connection_config(self, listener: ListenerSettings) -> ConnectionConfig:
         """The engine's configuration for a connection accepted on ``listener``."""
@@ -102,3 +104,17 @@ class ConnectionPolicy:
             "this listener requires authentication (SASL PLAIN)",
             condition=Condition.UNAUTHORIZED_ACCESS,
         )
+
+    def may_manage(self, identity: str | None, mechanism: str | None, peer_host: str) -> bool:
+        """Whether a connection may use the management node: an admin user, or an
+        anonymous client on this machine (``peer_host`` is a loopback address)."""
+        if identity is not None and mechanism not in (None, "ANONYMOUS"):
+            return identity in self._admins
+        return _is_loopback(peer_host)
+
+
+def _is_loopback(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return host == "localhost"
