@@ -1,0 +1,208 @@
+"""Reaching a peer from the command line: the connection flags every client tool shares.
+
+``@connection_options`` adds ``--url``, ``--user``, ``--password``,
+``--sasl-mechanisms``, ``--ca-file``, ``--cert-file``, ``--key-file`` and
+``--no-verify`` to a click command and hands the command one :class:`Peer`
+(keyword ``peer``) instead of eight values.  The flags map onto the fields of
+:class:`petrel.ConnectOptions`, the one declaration of how a client connects;
+the tools add their own ``--timeout``, whose meaning differs from tool to tool.
+
+:func:`run_management` is the frame of ``petrel stat`` and ``petrel manage``:
+connect, run the work with a :class:`~petrel.management.ManagementClient`,
+close, and turn every failure (unreachable, refused, a management status)
+into one line on stderr and exit status 1.  :func:`query_rows` pages
+through a QUERY for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import functools
+import re
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import click
+
+import petrel
+from petrel.management import ManagementClient, ManagementError
+
+from ._common import fail
+
+__all__ = ["DEFAULT_URL", "Peer", "Rows", "connection_options", "query_rows", "run_management"]
+
+#: Where the tools connect unless told otherwise.
+DEFAULT_URL = "amqp://127.0.0.1:5672"
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Rows asked for per QUERY request.
+PAGE_SIZE = 1000
+#: Rows each page repeats of the one before: entities deleted meanwhile shift the
+#: pages this far without a row being missed.
+OVERLAP = 16
+#: The attributes that order QUERY rows (type, then name, then identity).
+_ORDER = ("type", "name", "identity")
+
+_FLAGS = ("url", "user", "password", "sasl_mechanisms", "ca_file", "cert_file", "key_file")
+_PEM = click.Path(exists=True, dir_okay=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """Where to connect and how: a URL and the connect options the flags gave."""
+
+    url: str
+    options: petrel.ConnectOptions
+
+    async def connect(self, timeout: float) -> petrel.Connection:
+        """Open the connection (no reconnecting: a tool reports the failure instead)."""
+        options = dataclasses.replace(self.options, reconnect=False, timeout=timeout)
+        return await petrel.Connection.open(self.url, options)
+
+
+def _mechanisms(text: str | None) -> tuple[str, ...] | None:
+    if text is None:
+        return None
+    names = tuple(name.upper() for name in re.split(r"[\s,]+", text.strip()) if name)
+    if not names:
+        raise click.BadParameter("name at least one mechanism", param_hint="--sasl-mechanisms")
+    return names
+
+
+def _peer(flags: dict[str, Any], no_verify: bool) -> Peer:
+    tls = None
+    if no_verify or any(flags[key] for key in ("ca_file", "cert_file", "key_file")):
+        tls = petrel.TlsConfig(
+            ca_file=flags["ca_file"],
+            cert_file=flags["cert_file"],
+            key_file=flags["key_file"],
+            verify=not no_verify,
+        )
+    options = petrel.ConnectOptions(
+        username=flags["user"],
+        password=flags["password"],
+        sasl_mechanisms=_mechanisms(flags["sasl_mechanisms"]),
+        tls=tls,
+    )
+    return Peer(flags["url"], options)
+
+
+def connection_options(command: F) -> F:
+    """Give a click command the connection flags; it receives them as ``peer: Peer``."""
+
+    @functools.wraps(command)
+    def with_peer(*args: Any, **kwargs: Any) -> Any:
+        flags = {key: kwargs.pop(key) for key in _FLAGS}
+        peer = _peer(flags, kwargs.pop("no_verify"))
+        return command(*args, peer=peer, **kwargs)
+
+    decorators = (
+        click.option(
+            "--url",
+            default=DEFAULT_URL,
+            show_default=True,
+            help="Where to connect: amqp[s]://[user[:password]@]host[:port].",
+        ),
+        click.option("--user", help="SASL user name (PLAIN); overrides the URL's."),
+        click.option("--password", help="SASL password; overrides the URL's."),
+        click.option(
+            "--sasl-mechanisms",
+            metavar="NAMES",
+            help="SASL mechanisms we may use, most preferred first (PLAIN,ANONYMOUS).",
+        ),
+        click.option("--ca-file", type=_PEM, help="TLS: CA certificates to trust (PEM)."),
+        click.option("--cert-file", type=_PEM, help="TLS: our client certificate (PEM)."),
+        click.option("--key-file", type=_PEM, help="TLS: the client certificate's key (PEM)."),
+        click.option(
+            "--no-verify", is_flag=True, help="TLS: do not check the server's certificate."
+        ),
+    )
+    decorated: Callable[..., Any] = with_peer
+    for decorator in reversed(decorators):
+        decorated = decorator(decorated)
+    return decorated  # type: ignore[return-value]
+
+
+def run_management(
+    tool: str,
+    peer: Peer,
+    timeout: float,
+    work: Callable[[ManagementClient], Awaitable[T]],
+) -> T:
+    """Connect to ``peer``, return what ``work`` does with a management client.
+
+    ``timeout`` (seconds) bounds the connecting and each request.  Any
+    failure ends the process: one line ``petrel TOOL: ...`` on stderr (with
+    the status code for a management error), exit status 1.
+    """
+
+    async def session() -> T:
+        async with await peer.connect(timeout) as conn:
+            return await work(ManagementClient(conn, timeout=timeout))
+
+    try:
+        return asyncio.run(session())
+    except (ManagementError, petrel.AmqpError, OSError, TimeoutError) as exc:
+        fail(tool, exc)
+
+
+@dataclass(frozen=True, slots=True)
+class Rows:
+    """What a QUERY found: attribute names, one map per entity, whether more were left out."""
+
+    names: list[str]
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    more: bool = False
+
+
+def _order(row: dict[str, Any]) -> tuple[str, str, str]:
+    return (str(row.get("type")), str(row.get("name")), str(row.get("identity")))
+
+
+async def query_rows(
+    client: ManagementClient,
+    entity_type: str | None,
+    attribute_names: Sequence[str] = (),
+    *,
+    limit: int | None = None,
+) -> Rows:
+    """Every entity of ``entity_type`` (every type when ``None``), or the first ``limit``.
+
+    Pages through QUERY.  Offsets shift while entities come and go (each
+    management client's reply queue, say), so each page starts ``OVERLAP``
+    rows early and only rows ordered after the last one kept are taken: no
+    row twice, and none missed unless more than ``OVERLAP`` earlier ones
+    vanished between two pages.  With a ``limit``, one row beyond it is
+    asked for, to tell whether there are more.
+    """
+    asked = list(attribute_names)
+    extra = [name for name in _ORDER if asked and name not in asked]
+    names: list[str] | None = None
+    rows: list[dict[str, Any]] = []
+    last: tuple[str, str, str] | None = None
+    offset = 0
+    while True:
+        ask = PAGE_SIZE
+        if limit is not None:
+            ask = min(ask, limit + 1 - len(rows) + (OVERLAP if offset else 0))
+        page = await client.query(entity_type, [*asked, *extra], offset=offset, count=ask)
+        if names is None:
+            names = [name for name in page.attribute_names if name not in extra]
+        got = page.as_dicts()
+        for row in got:
+            key = _order(row)
+            if last is None or key > last:
+                rows.append(row)
+                last = key
+        if len(got) < ask or (limit is not None and len(rows) > limit):
+            break
+        offset += len(got) - OVERLAP
+    if extra:
+        rows = [{k: v for k, v in row.items() if k not in extra} for row in rows]
+    if limit is not None and len(rows) > limit:
+        return Rows(names, rows[:limit], more=True)
+    return Rows(names, rows)
