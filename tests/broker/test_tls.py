@@ -10,7 +10,9 @@ a second CA (:func:`other_ca`) signs the ones nobody here should accept.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -21,6 +23,8 @@ import pytest
 from proton import SSL, ConnectionException, SSLDomain
 from proton.utils import BlockingConnection
 
+from petrel.broker import Broker
+from petrel.server.config import BrokerSettings, LimitSettings, ListenerSettings, TlsSettings
 from tests.helpers.proton_client import TIMEOUT, bodies, drain, receiver, send, sender, settle
 from tests.helpers.proton_native import PACKAGES, build_ssl_client_cert
 from tests.helpers.servers import BrokerProcess, free_port, run_broker
@@ -307,3 +311,29 @@ def test_a_missing_certificate_file_is_named(tmp_path: Path, tls_files: dict[str
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert str(missing) in lines[0]
+
+
+async def test_a_failed_handshake_leaves_no_connection_behind(
+    tls_files: dict[str, str], other_ca: OtherCa
+) -> None:
+    """asyncio never tells the protocol of a TLS handshake that failed; the open deadline
+    ends such a connection, so nothing lingers in the broker (or in its management)."""
+    listener = ListenerSettings(
+        url="amqps://127.0.0.1:0",
+        tls=TlsSettings(cert_file=tls_files["server_cert"], key_file=tls_files["server_key"]),
+    )
+    broker = Broker(
+        BrokerSettings(store="memory", listeners=[listener], limits=LimitSettings(sasl_timeout=0.3))
+    )
+    await broker.start()
+    try:
+        distrustful = ssl.create_default_context(cafile=other_ca.ca)
+        with pytest.raises(ssl.SSLError):
+            await asyncio.open_connection("127.0.0.1", broker.bound[0][1], ssl=distrustful)
+        for _ in range(100):
+            if not broker.connections:
+                break
+            await asyncio.sleep(0.05)
+        assert not broker.connections
+    finally:
+        await broker.stop(timeout=1.0)

@@ -248,8 +248,13 @@ class AmqpProtocol(asyncio.Protocol):
         self.abort_if_open()
 
     def abort_if_open(self) -> None:
-        """Drop the socket now if it is still open (unsent data is lost)."""
-        if self.transport is not None and not self.transport.is_closing():
+        """Drop the socket now if it is still open (unsent data is lost).  A connection
+        that never got its socket (a TLS handshake that failed, which asyncio does not
+        report to the protocol) is over now too."""
+        if self.transport is None:
+            self._cancel_timer()
+            self._resolve_closed(None)
+        elif not self.transport.is_closing():
             self.transport.abort()
 
     def _resolve_closed(self, error: AmqpError | None) -> None:
