@@ -29,8 +29,7 @@ import pytest
 
 import petrel
 from petrel.blocking import BlockingConnection
-from petrel.cli import _connect
-from petrel.management import BlockingManagementClient, QueryResult
+from petrel.management import BlockingManagementClient
 from tests.helpers.servers import BrokerProcess, free_port, run_broker
 
 PETREL = str(Path(sys.executable).with_name("petrel"))
@@ -283,43 +282,6 @@ def test_a_thousand_queues_page_through(broker: Broker, client: BlockingConnecti
     page = output(petrel_cli(*query, *offset, "--url", broker.url))
     assert page == rows[first + 995 : first + 1002]
     assert [r["name"] for r in page[:5]] == names[995:]
-
-
-class ChangingQueues:
-    """A stand-in for ManagementClient.query over queues that come and go between pages."""
-
-    def __init__(self, names: list[str]) -> None:
-        self.names = sorted(names)
-        self.pages = 0
-
-    async def query(
-        self, entity_type: str | None, names: Sequence[str], *, offset: int, count: int
-    ) -> QueryResult:
-        assert list(names) == []
-        self.pages += 1
-        if self.pages == 2:  # after the first page: three seen ones go, two come in early
-            for gone in ("q.001", "q.002", "q.003"):
-                self.names.remove(gone)
-            self.names = sorted([*self.names, "a.new", "b.new"])
-        rows = [["petrel.queue", n, f"id/{n}"] for n in self.names[offset : offset + count]]
-        return QueryResult(["type", "name", "identity"], rows)
-
-
-async def test_paging_takes_each_row_once_while_entities_come_and_go(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setattr(_connect, "PAGE_SIZE", 40)
-    names = [f"q.{i:03d}" for i in range(100)]
-    changing = ChangingQueues(names)
-    found = await _connect.query_rows(changing, "petrel.queue")  # type: ignore[arg-type]
-    assert [row["name"] for row in found.rows] == names and not found.more
-    assert changing.pages == 4  # 99 rows, 40 a page, each page 16 rows back
-    limited = await _connect.query_rows(
-        ChangingQueues(names),  # type: ignore[arg-type]
-        "petrel.queue",
-        limit=50,
-    )
-    assert [row["name"] for row in limited.rows] == names[:50] and limited.more
 
 
 # --- petrel manage ------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -278,7 +278,7 @@ async def test_the_requests_on_the_wire_and_replies_the_agent_would_not_send(nod
         elif operation == "QUERY" and properties["offset"] == 0:
             body = {"attributeNames": ["name", "x"], "results": [["a", 1], ["b", 2]]}
         elif operation == "QUERY":  # the types changed between pages: other columns
-            rows = [[3, "c"], [4, "d"], [5, "e"]] if greedy else [[3, "c"]]
+            rows = [[3, "c"], [4, "d"], [5, "e"], [6, "f"]] if greedy else [[3, "c"]]
             body = {"attributeNames": ["x", "name"], "results": rows}
         elif operation == "GET-TYPES":
             return petrel.Message({"t": []})  # no statusCode at all
@@ -306,10 +306,11 @@ async def test_the_requests_on_the_wire_and_replies_the_agent_would_not_send(nod
             "type": "org.amqp.management",
             "name": "self",
             "entityType": "q",
-            "offset": 2,
-            "count": 2,
+            "offset": 1,  # one row back: the page before may have shifted
+            "count": 3,
             "locales": "de, en",
-            "body": {"attributeNames": ["name", "x"]},
+            # type and identity tell entities apart across pages; they are not returned
+            "body": {"attributeNames": ["name", "x", "type", "identity"]},
         }
         # A server that ignores count and sends everything at once is taken at its word...
         assert (await client.query_all(page_size=1)).results == [["a", 1], ["b", 2]]
@@ -340,3 +341,53 @@ async def test_the_requests_on_the_wire_and_replies_the_agent_would_not_send(nod
             "locales": "de, en",
             "body": [1],
         }
+
+
+class ChangingQueues(ManagementClient):
+    """A client whose QUERY sees queues come and go between pages (no server: the paging
+    logic of query_all alone)."""
+
+    def __init__(self, names: list[str]) -> None:
+        self.names = sorted(names)
+        self.pages = 0
+
+    async def query(
+        self, entity_type: str | None, names: Sequence[str], *, offset: int, count: int
+    ) -> QueryResult:
+        assert list(names) == []
+        self.pages += 1
+        if self.pages == 2:  # after the first page: three seen ones go, two come in early
+            for gone in ("q.001", "q.002", "q.003"):
+                self.names.remove(gone)
+            self.names = sorted([*self.names, "a.new", "b.new"])
+        rows = [["petrel.queue", n, f"id/{n}"] for n in self.names[offset : offset + count]]
+        return QueryResult(["type", "name", "identity"], rows)
+
+
+async def test_query_all_takes_each_entity_once_while_entities_come_and_go() -> None:
+    names = [f"q.{i:03d}" for i in range(100)]
+    changing = ChangingQueues(names)
+    found = await changing.query_all("petrel.queue", page_size=40)
+    assert [row["name"] for row in found.as_dicts()] == names and not found.more
+    assert changing.pages == 3  # 40 rows, then 56 from 16 back, then the short last page
+    limited = await ChangingQueues(names).query_all("petrel.queue", page_size=40, limit=50)
+    assert [row["name"] for row in limited.as_dicts()] == names[:50] and limited.more
+
+
+class Stuck(ManagementClient):
+    """A server that answers every QUERY page with the first one."""
+
+    def __init__(self) -> None:
+        pass
+
+    async def query(
+        self, entity_type: str | None, names: Sequence[str], *, offset: int, count: int
+    ) -> QueryResult:
+        rows = [["petrel.queue", f"q{i}", f"id/{i}"] for i in range(count)]
+        return QueryResult(["type", "name", "identity"], rows)
+
+
+async def test_query_all_stops_on_a_server_that_ignores_the_offset() -> None:
+    with pytest.raises(ManagementError, match="ignores the offset") as caught:
+        await Stuck().query_all("petrel.queue", page_size=10)
+    assert caught.value.status == 502

@@ -41,11 +41,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 #: Rows asked for per QUERY request.
 PAGE_SIZE = 1000
-#: Rows each page repeats of the one before: entities deleted meanwhile shift the
-#: pages this far without a row being missed.
-OVERLAP = 16
-#: The attributes that order QUERY rows (type, then name, then identity).
-_ORDER = ("type", "name", "identity")
 
 _FLAGS = ("url", "user", "password", "sasl_mechanisms", "ca_file", "cert_file", "key_file")
 _PEM = click.Path(exists=True, dir_okay=False)
@@ -159,10 +154,6 @@ class Rows:
     more: bool = False
 
 
-def _order(row: dict[str, Any]) -> tuple[str, str, str]:
-    return (str(row.get("type")), str(row.get("name")), str(row.get("identity")))
-
-
 async def query_rows(
     client: ManagementClient,
     entity_type: str | None,
@@ -170,39 +161,7 @@ async def query_rows(
     *,
     limit: int | None = None,
 ) -> Rows:
-    """Every entity of ``entity_type`` (every type when ``None``), or the first ``limit``.
-
-    Pages through QUERY.  Offsets shift while entities come and go (each
-    management client's reply queue, say), so each page starts ``OVERLAP``
-    rows early and only rows ordered after the last one kept are taken: no
-    row twice, and none missed unless more than ``OVERLAP`` earlier ones
-    vanished between two pages.  With a ``limit``, one row beyond it is
-    asked for, to tell whether there are more.
-    """
-    asked = list(attribute_names)
-    extra = [name for name in _ORDER if asked and name not in asked]
-    names: list[str] | None = None
-    rows: list[dict[str, Any]] = []
-    last: tuple[str, str, str] | None = None
-    offset = 0
-    while True:
-        ask = PAGE_SIZE
-        if limit is not None:
-            ask = min(ask, limit + 1 - len(rows) + (OVERLAP if offset else 0))
-        page = await client.query(entity_type, [*asked, *extra], offset=offset, count=ask)
-        if names is None:
-            names = [name for name in page.attribute_names if name not in extra]
-        got = page.as_dicts()
-        for row in got:
-            key = _order(row)
-            if last is None or key > last:
-                rows.append(row)
-                last = key
-        if len(got) < ask or (limit is not None and len(rows) > limit):
-            break
-        offset += len(got) - OVERLAP
-    if extra:
-        rows = [{k: v for k, v in row.items() if k not in extra} for row in rows]
-    if limit is not None and len(rows) > limit:
-        return Rows(names, rows[:limit], more=True)
-    return Rows(names, rows)
+    """Every entity of ``entity_type`` (every type when ``None``), or the first ``limit``
+    (see :meth:`~petrel.management.ManagementClient.query_all` for how it pages)."""
+    found = await client.query_all(entity_type, attribute_names, page_size=PAGE_SIZE, limit=limit)
+    return Rows(found.attribute_names, found.as_dicts(), more=found.more)

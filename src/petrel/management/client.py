@@ -65,6 +65,8 @@ class QueryResult:
 
     attribute_names: list[str]
     results: list[list[Any]] = field(default_factory=list)
+    more: bool = False
+    """:meth:`ManagementClient.query_all` with a ``limit``: some were left out."""
 
     def as_dicts(self) -> list[dict[str, Any]]:
         """Each row as a map of attribute name to value."""
@@ -75,6 +77,12 @@ class QueryResult:
 
     def __iter__(self) -> Iterator[list[Any]]:
         return iter(self.results)
+
+
+#: Rows each page of :meth:`ManagementClient.query_all` repeats of the one before.
+OVERLAP = 16
+#: What tells entities apart across pages.
+_KEY = ("type", "identity")
 
 
 def _bad_reply(operation: str, body: Any) -> ManagementError:
@@ -132,6 +140,16 @@ def _realign(page: QueryResult, names: list[str]) -> QueryResult:
     index = {name: i for i, name in enumerate(page.attribute_names)}
     return QueryResult(
         names, [[row[index[n]] if n in index else None for n in names] for row in page.results]
+    )
+
+
+def _without(result: QueryResult, names: Sequence[str]) -> QueryResult:
+    """``result`` without the columns ``names``."""
+    keep = [i for i, name in enumerate(result.attribute_names) if name not in names]
+    return QueryResult(
+        [result.attribute_names[i] for i in keep],
+        [[row[i] for i in keep] for row in result.results],
+        more=result.more,
     )
 
 
@@ -298,32 +316,57 @@ class ManagementClient:
         attribute_names: Sequence[str] = (),
         *,
         page_size: int = 1000,
+        limit: int | None = None,
     ) -> QueryResult:
-        """Every entity, fetched ``page_size`` rows per request (at most 10,000, Petrel's cap).
+        """Every entity (or the first ``limit``), fetched ``page_size`` rows per request
+        (at most 10,000, Petrel's cap); :attr:`QueryResult.more` says whether ``limit``
+        left some out.
 
-        Stops at the first page shorter than ``page_size``.  A server that
-        ignores ``count`` and sends everything at once is taken at its word.
-        Entities created or deleted meanwhile may be missed or seen twice
-        (paging gives no snapshot).
+        Offsets shift while entities come and go between two requests, so each
+        page after the first starts :data:`OVERLAP` rows early and rows already
+        seen (by type and identity) are skipped: no entity twice, and none
+        missed unless more than :data:`OVERLAP` earlier ones vanished between
+        two pages.  A server that ignores ``count`` and sends everything at
+        once is taken at its word.
         """
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
         page_size = min(page_size, MAX_QUERY_COUNT)
+        asked = list(attribute_names)
+        extra = [key for key in _KEY if asked and key not in asked]
         names: list[str] | None = None
         rows: list[list[Any]] = []
+        seen: set[Any] = set()
+        overlap = min(OVERLAP, page_size - 1)  # each page must get past the one before
+        offset = 0
         while True:
-            page = await self.query(type, attribute_names, offset=len(rows), count=page_size)
+            count = page_size if limit is None else min(page_size, limit + 1 - len(rows))
+            if offset:
+                count += overlap
+            page = await self.query(type, [*asked, *extra], offset=offset, count=count)
             if names is None:
                 names = page.attribute_names
             elif page.attribute_names != names:
                 page = _realign(page, names)
-            if len(page.results) > page_size:
-                if rows:
+            if len(page.results) > count:
+                if offset:
                     raise ManagementError(502, "the server ignores the count of QUERY")
-                return page
-            rows.extend(page.results)
-            if len(page.results) < page_size:
-                return QueryResult(names, rows)
+                count = len(page.results) + 1  # everything came at once
+            key_at = [names.index(key) for key in _KEY if key in names]
+            before = len(rows)
+            for row in page.results:
+                key = tuple(row[i] for i in key_at) if key_at else tuple(map(repr, row))
+                if key not in seen:
+                    seen.add(key)
+                    rows.append(row)
+            if len(page.results) < count or (limit is not None and len(rows) > limit):
+                break
+            if len(rows) == before:  # a whole page of what was seen: the server ignores offset
+                raise ManagementError(502, "the server ignores the offset of QUERY")
+            offset += len(page.results) - overlap
+        more = limit is not None and len(rows) > limit
+        result = QueryResult(names, rows[:limit] if more else rows, more=more)
+        return _without(result, extra) if extra else result
 
     async def get_types(self, type: str | None = None) -> dict[str, list[str]]:
         """Entity type -> the types it extends; all types, or ``type`` and its extensions."""
