@@ -54,6 +54,8 @@ __all__ = ["ADDRESS", "BROKER", "QUEUE", "SUBSCRIPTION", "TYPES", "BrokerProvide
 
 #: Most messages PEEK returns, and MOVE or RETRY move, in one request.
 MAX_BATCH = 10_000
+#: Seconds a connection DELETE waits for the client's close before dropping its socket.
+CLOSE_TIMEOUT = 5.0
 
 _COUNTERS = [
     Attribute("depth", "integer", "Messages in the queue (those delivered and unsettled too)."),
@@ -79,8 +81,17 @@ BROKER = EntityType(
         Attribute("addresses", "integer", "Addresses."),
         Attribute("queues", "integer", "Queues and subscriptions."),
         Attribute("depth", "integer", "Messages in all queues."),
-        Attribute("enqueued", "integer", "Messages that entered a queue since the start."),
-        Attribute("acknowledged", "integer", "Messages accepted by consumers since the start."),
+        Attribute(
+            "enqueued",
+            "integer",
+            "Messages that entered the queues there are now (a deleted queue's count goes "
+            "with it).",
+        ),
+        Attribute(
+            "acknowledged",
+            "integer",
+            "Messages consumers accepted from the queues there are now (likewise).",
+        ),
         Attribute("dead_lettered", "integer", "Messages dead-lettered since the start."),
         Attribute("expired", "integer", "Messages expired since the start."),
     ],
@@ -151,6 +162,7 @@ SUBSCRIPTION = EntityType.from_model(
         *_COUNTERS,
     ],
     operations=[_PURGE, _PEEK],
+    create_only=["routing", "address"],
     allows=("READ", "UPDATE", "DELETE"),
 )
 
@@ -177,11 +189,20 @@ class BrokerProvider:
         key = "identity" if identity is not None else "name"
         wanted = identity if identity is not None else name
         if entity_type in (QUEUE.name, SUBSCRIPTION.name):  # by name, without a scan
-            queue = self.core.queues.get(str(wanted).removeprefix("queue/"))
+            # Only an identity has the prefix: a queue may be called "queue/x" itself.
+            queue_name = str(wanted).removeprefix("queue/") if key == "identity" else str(wanted)
+            queue = self.core.queues.get(queue_name)
             if queue is None:
                 return None
             entity = self._queue(queue)
             return entity if entity["type"] == entity_type and entity[key] == wanted else None
+        if entity_type == ADDRESS.name:  # likewise
+            address = str(wanted).removeprefix("address/") if key == "identity" else str(wanted)
+            info = self.core.lookup(address)
+            if info is None or info.temporary:
+                return None
+            entity = self._address(info)
+            return entity if entity[key] == wanted else None
         return next((e for e in self._all(entity_type) if e[key] == wanted), None)
 
     async def create(
@@ -191,6 +212,11 @@ class BrokerProvider:
             if entity_type == QUEUE.name:
                 settings = QUEUE.to_model(name, attributes)
                 assert isinstance(settings, QueueSettings)
+                if settings.routing != ANYCAST:
+                    raise BadRequest(
+                        "a queue is anycast; create a topic as a petrel.address with "
+                        "routing multicast"
+                    )
                 queue = self.core.create_queue(settings)
                 await self.core.commit()
                 return self._queue(queue)
@@ -201,8 +227,11 @@ class BrokerProvider:
                 await self.core.commit()
                 return self._address(info)
             if entity_type == LISTENER.name:
-                # A listener is named by its URL: the name is the URL unless one is given.
-                listener = ListenerSettings.model_validate({"url": name, **attributes})
+                # A listener is named by its URL.
+                if attributes.get("url", name) != name:
+                    raise BadRequest(f"a listener's name is its url, not {attributes['url']!r}")
+                listener = LISTENER.to_model(None, {**attributes, "url": name})
+                assert isinstance(listener, ListenerSettings)
                 identity = await self.listeners.add(listener)
                 return self._listener(identity, *self.listeners.listeners[identity])
         except AmqpError as exc:
@@ -228,9 +257,9 @@ class BrokerProvider:
     async def delete(self, entity_type: str, identity: str) -> None:
         if entity_type in (QUEUE.name, SUBSCRIPTION.name):
             queue = self._find_queue(identity)
-            info = self.core.address_of(queue)
+            info = self._address_of(queue)
             if entity_type == QUEUE.name and info is not None and info.routing == ANYCAST:
-                self._detach(self.core.remove_address(info))
+                self._remove_address(info)
             else:
                 self._detach([queue])
                 self.core.delete_queue(queue)
@@ -239,15 +268,16 @@ class BrokerProvider:
             info = self.core.lookup(identity.removeprefix("address/"))
             if info is None:
                 raise EntityNotFound(f"no address {identity!r}")
-            self._detach(self.core.remove_address(info))
+            self._remove_address(info)
             await self.core.commit()
         elif entity_type == LISTENER.name:
             await self.listeners.remove(identity)
         elif entity_type == CONNECTION.name:
             conn = self._connection(identity)
             error = AmqpError("closed by management", condition=Condition.CONNECTION_FORCED)
-            conn.engine.close(error)
-            conn.protocol.flush()
+            # The reply waits for the client's close (or drops the socket of a client that
+            # does not answer within CLOSE_TIMEOUT): once DELETE has answered, it is gone.
+            await conn.protocol.close(error, timeout=CLOSE_TIMEOUT)
         else:
             raise OperationNotImplemented(f"DELETE is not supported for {entity_type}")
 
@@ -353,7 +383,7 @@ class BrokerProvider:
         }
 
     def _queue(self, queue: Queue) -> dict[str, Any]:
-        info = self.core.address_of(queue)
+        info = self._address_of(queue)
         anycast = info is None or info.routing == ANYCAST
         settings = queue.settings.model_dump()
         settings["name"] = queue.name
@@ -382,6 +412,28 @@ class BrokerProvider:
 
     # --- lookups ----------------------------------------------------------------------------
 
+    def _address_of(self, queue: Queue) -> AddressInfo | None:
+        """The address ``queue`` belongs to, found by name where it can be.
+
+        ``BrokerCore.address_of`` looks through every address: called for each queue of a
+        QUERY (and each CREATE's reply) that is quadratic, and a broker with ten thousand
+        queues would stop for seconds on one ``petrel stat -q``.  A queue's address is
+        its ``address`` setting or its name, a subscription's the part of its name before
+        ``::``; the scan is left for anything else.
+        """
+        addresses = self.core.addresses
+        name = queue.name
+        for candidate in (
+            queue.settings.address,
+            name,
+            name.partition("::")[0],
+            name.rpartition("::")[0],
+        ):
+            info = addresses.get(candidate) if candidate else None
+            if info is not None and (info.queue is queue or info.subscriptions.get(name) is queue):
+                return info
+        return self.core.address_of(queue)
+
     def _find_queue(self, identity: str) -> Queue:
         queue = self.core.queues.get(identity.removeprefix("queue/"))
         if queue is None:
@@ -393,6 +445,34 @@ class BrokerProvider:
             if conn.id == identity:
                 return conn  # type: ignore[return-value]
         raise EntityNotFound(f"no connection {identity!r}")
+
+    def _remove_address(self, info: AddressInfo) -> None:
+        """Delete ``info`` with its queues: their consumers and the address's producers are
+        detached, and the queues' records leave the store."""
+        queues = self.core.remove_address(info)
+        self._detach(queues)
+        # A producer link holds its address: left attached, its next message would bring the
+        # queue back (auto-create or not), where no consumer could reach it.
+        error = AmqpError(
+            f"the address {info.name!r} was deleted by management",
+            condition=Condition.RESOURCE_DELETED,
+        )
+        for conn in list(self.state.connections.values()):
+            producers = [
+                link
+                for link, handler in conn.links.items()
+                if getattr(handler, "info", None) is info and not link.is_sender
+            ]
+            for link in producers:
+                link.detach(error)
+            if producers:
+                conn.protocol.flush()
+        if info.routing == ANYCAST and not info.temporary:
+            # Every such queue has a record in the store (saved when it was made), but the
+            # core forgets the record only of a queue that held stored messages: without
+            # this, an empty queue deleted here would come back at the next start.
+            for queue in queues:
+                self.core.store.delete_queue(queue.name)
 
     def _detach(self, queues: list[Queue]) -> None:
         """The queues were deleted: their consumers are detached with the reason."""
@@ -482,7 +562,7 @@ class BrokerProvider:
                 break
             annotations = MessageView(data).message_annotations or {}
             original = self.core.queues.get(str(annotations.get(ORIGINAL_QUEUE, "")))
-            info = self.core.address_of(original) if original is not None else None
+            info = self._address_of(original) if original is not None else None
             if info is None or not self._publish(info, data):
                 continue
             queue.remove(entry)

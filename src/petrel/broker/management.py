@@ -4,11 +4,13 @@ Requests reach the node over a link attached to ``$management`` (a
 :class:`RequestLink`) or through the anonymous relay with ``to =
 $management``.  Each is answered by the :class:`~petrel.management.ManagementAgent`
 (the entities behind it are :mod:`petrel.broker.entities`') and the reply goes
-to the request's ``reply-to``: to a link the client attached *from*
+to the request's ``reply-to``: to a link the same connection attached *from*
 ``$management`` whose target address (or name) is that reply-to (a
 :class:`ReplyLink`, the pattern some clients use), else into the broker's
-address space, normally the client's dynamic reply queue.  A reply to an
-address that does not exist is dropped: it never creates a queue.
+address space, normally the client's dynamic reply queue.  A reply link
+serves its own connection only: another client cannot catch replies by
+attaching one with the same address.  A reply to an address that does not
+exist is dropped: it never creates a queue.
 
 Whether a connection may manage is the server policy's
 (:attr:`~petrel.server.ServerConnection.may_manage`); others are answered
@@ -53,7 +55,8 @@ class ManagementNode:
         self.core = core
         self.agent = agent
         self.in_flight = 0
-        self._reply_links: dict[str, ReplyLink] = {}
+        #: Reply links by (connection, reply-to): each serves its own connection's requests.
+        self._reply_links: dict[tuple[ServerConnection, str], ReplyLink] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     # --- Node -------------------------------------------------------------------------------
@@ -64,7 +67,7 @@ class ManagementNode:
             # The client receives from $management: replies for it come this way.
             replies = ReplyLink(self, connection, link)
             for key in replies.keys:
-                self._reply_links[key] = replies
+                self._reply_links[connection, key] = replies
             return replies
         requests = RequestLink(self, connection, link)
         requests.top_up()
@@ -90,7 +93,7 @@ class ManagementNode:
                 f"not a management request: {exc.description}", condition=Condition.DECODE_ERROR
             ) from None
         self.in_flight += 1
-        task = asyncio.get_running_loop().create_task(self._answer(request, connection.may_manage))
+        task = asyncio.get_running_loop().create_task(self._answer(request, connection))
         self._tasks.add(task)
 
         def finished(task: asyncio.Task[None]) -> None:
@@ -101,15 +104,16 @@ class ManagementNode:
 
         task.add_done_callback(finished)
 
-    async def _answer(self, request: Message, allowed: bool) -> None:
-        reply = await self.agent.handle(request, allowed=allowed)
+    async def _answer(self, request: Message, connection: ServerConnection) -> None:
+        reply = await self.agent.handle(request, allowed=connection.may_manage)
         if reply is not None:
-            self.route(reply)
+            self.route(reply, connection)
 
-    def route(self, reply: Message) -> None:
-        """Send ``reply`` to its ``to``: a reply link, else an existing address."""
+    def route(self, reply: Message, connection: ServerConnection) -> None:
+        """Send ``reply`` to its ``to``: a reply link of ``connection`` (which sent the
+        request), else an existing address."""
         to = str(reply.to)
-        link = self._reply_links.get(to)
+        link = self._reply_links.get((connection, to))
         if link is not None:
             link.send(reply.encode())
             return
@@ -124,8 +128,8 @@ class ManagementNode:
 
     def forget(self, replies: ReplyLink) -> None:
         for key in replies.keys:
-            if self._reply_links.get(key) is replies:
-                del self._reply_links[key]
+            if self._reply_links.get((replies.connection, key)) is replies:
+                del self._reply_links[replies.connection, key]
 
     async def close(self) -> None:
         """Cancel what is still being answered (the broker is stopping)."""

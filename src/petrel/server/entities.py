@@ -120,8 +120,12 @@ def describe_link(conn: ServerConnection, link: Link) -> dict[str, Any]:
     """One attached link of ``conn`` as a :data:`LINK` entity."""
     handler = conn.links[link]
     identity = f"{conn.id}/{conn.link_id(link)}"
-    terminus = link.remote_source if link.is_sender else link.remote_target
+    # Our terminus: it names the node a dynamic one was given (the client's names none).
+    terminus = link.source if link.is_sender else link.target
     address = getattr(terminus, "address", None)
+    if address is None:
+        remote = link.remote_source if link.is_sender else link.remote_target
+        address = getattr(remote, "address", None)
     return {
         "name": identity,
         "identity": identity,
