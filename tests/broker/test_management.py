@@ -553,6 +553,30 @@ def test_queues_come_and_go_with_create_and_delete(
     assert manager.call("READ", ADDRESS, name).status == 404
 
 
+def test_dynamic_reply_queues_are_not_listed_and_totals_outlive_queues(
+    manager: Manager, clients: Callable[..., BlockingConnection], name: str
+) -> None:
+    # The manager's own reply queue is a dynamic one: no listing shows it.
+    assert manager.reply_to.startswith("dynamic.")
+    assert manager.reply_to not in [row["name"] for row in manager.rows(QUEUE)]
+    # Replies on a reply link pass through no queue: the totals count the traffic alone.
+    quiet = Manager(clients(), reply_link=True)
+    before = ok(quiet.call("READ", BROKER, identity="broker"))
+    ok(quiet.call("CREATE", QUEUE, name, body={}), 201)
+    conn = clients()
+    put(conn, name, "counted")
+    rx = receiver(conn, name, credit=1)
+    settle(fetch(conn, rx)[1])
+    sync(conn)
+    rx.close()
+    ok(quiet.call("DELETE", QUEUE, name), 204)
+    after = ok(quiet.call("READ", BROKER, identity="broker"))
+    # The deleted queue's message still counts.
+    assert after["enqueued"] - before["enqueued"] == 1
+    assert after["acknowledged"] - before["acknowledged"] == 1
+    assert after["queues"] == before["queues"]
+
+
 def test_addresses_come_and_go_with_create_and_delete(
     manager: Manager, clients: Callable[..., BlockingConnection], name: str
 ) -> None:

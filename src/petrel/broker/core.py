@@ -151,6 +151,9 @@ class BrokerCore:
         self._expiry_task: asyncio.Task[None] | None = None
         self.dead_lettered_total = 0
         self.expired_total = 0
+        #: What deleted queues had counted: the broker's totals are these plus the live ones'.
+        self.retired_enqueued = 0
+        self.retired_acknowledged = 0
         #: Expired paged entries whose bodies are being loaded to be forwarded.
         self._forwarding: set[Entry] = set()
         self._tasks: set[asyncio.Task[None]] = set()
@@ -235,6 +238,7 @@ class BrokerCore:
         selector_text = saved.pop(_SELECTOR_KEY, None)
         settings = self._settings_for(record.name, saved)
         queue = Queue(record.name, settings, self)
+        queue.address = record.address
         queue.durable_subscription = record.durable_subscription
         if selector_text:
             try:
@@ -299,6 +303,7 @@ class BrokerCore:
         name = name or info.name
         settings = self._settings_for(name)
         queue = Queue(name, settings, self)
+        queue.address = info.name
         self.queues[name] = queue
         info.queue = queue
         if not info.temporary:
@@ -368,6 +373,7 @@ class BrokerCore:
         if queue is None:
             settings = self._settings_for(name)
             queue = Queue(name, settings, self)
+            queue.address = info.name
             queue.durable_subscription = durable
             queue.filter = selector
             queue.filter_text = selector_text
@@ -454,10 +460,12 @@ class BrokerCore:
         return queues
 
     def address_of(self, queue: Queue) -> AddressInfo | None:
-        """The address ``queue`` belongs to."""
-        for info in self.addresses.values():
-            if info.queue is queue or info.subscriptions.get(queue.name) is queue:
-                return info
+        """The address ``queue`` belongs to (``None`` once it was deleted)."""
+        info = self.addresses.get(queue.address) if queue.address is not None else None
+        if info is not None and (
+            info.queue is queue or info.subscriptions.get(queue.name) is queue
+        ):
+            return info
         return None
 
     def delete_queue(self, queue: Queue) -> None:
@@ -465,6 +473,8 @@ class BrokerCore:
         if self.queues.get(queue.name) is not queue:
             return
         del self.queues[queue.name]
+        self.retired_enqueued += queue.enqueued_total
+        self.retired_acknowledged += queue.acknowledged_total
         for info in list(self.addresses.values()):
             if info.queue is queue:
                 info.queue = None

@@ -42,7 +42,7 @@ from ..server.entities import (
     describe_link,
 )
 from ..server.listening import Listeners
-from .core import ANYCAST, ORIGINAL_QUEUE, AddressInfo, BrokerCore, selector_lookup
+from .core import ANYCAST, DYNAMIC_PREFIX, ORIGINAL_QUEUE, AddressInfo, BrokerCore, selector_lookup
 from .queues import AVAILABLE, Entry, Queue
 from .selector import SelectorError, compile_selector
 
@@ -79,19 +79,10 @@ BROKER = EntityType(
         Attribute("connections", "integer", "Live connections."),
         Attribute("connections_total", "integer", "Connections accepted since the start."),
         Attribute("addresses", "integer", "Addresses."),
-        Attribute("queues", "integer", "Queues and subscriptions."),
+        Attribute("queues", "integer", "Queues and subscriptions (dynamic reply queues left out)."),
         Attribute("depth", "integer", "Messages in all queues."),
-        Attribute(
-            "enqueued",
-            "integer",
-            "Messages that entered the queues there are now (a deleted queue's count goes "
-            "with it).",
-        ),
-        Attribute(
-            "acknowledged",
-            "integer",
-            "Messages consumers accepted from the queues there are now (likewise).",
-        ),
+        Attribute("enqueued", "integer", "Messages that entered a queue since the start."),
+        Attribute("acknowledged", "integer", "Messages consumers accepted since the start."),
         Attribute("dead_lettered", "integer", "Messages dead-lettered since the start."),
         Attribute("expired", "integer", "Messages expired since the start."),
     ],
@@ -257,7 +248,7 @@ class BrokerProvider:
     async def delete(self, entity_type: str, identity: str) -> None:
         if entity_type in (QUEUE.name, SUBSCRIPTION.name):
             queue = self._find_queue(identity)
-            info = self._address_of(queue)
+            info = self.core.address_of(queue)
             if entity_type == QUEUE.name and info is not None and info.routing == ANYCAST:
                 self._remove_address(info)
             else:
@@ -322,6 +313,8 @@ class BrokerProvider:
                     yield self._address(info)
         elif entity_type in (QUEUE.name, SUBSCRIPTION.name):
             for queue in core.queues.values():
+                if _dynamic(queue):
+                    continue  # a reply queue: there as long as its link, and not managed
                 entity = self._queue(queue)
                 if entity["type"] == entity_type:
                     yield entity
@@ -340,7 +333,8 @@ class BrokerProvider:
 
     def _broker(self) -> dict[str, Any]:
         core = self.core
-        queues = list(core.queues.values())
+        queues = [q for q in core.queues.values() if not _dynamic(q)]
+        everything = core.queues.values()
         return {
             "name": core.settings.container_id,
             "identity": "broker",
@@ -352,8 +346,9 @@ class BrokerProvider:
             "addresses": sum(1 for info in core.addresses.values() if not info.temporary),
             "queues": len(queues),
             "depth": sum(q.depth for q in queues),
-            "enqueued": sum(q.enqueued_total for q in queues),
-            "acknowledged": sum(q.acknowledged_total for q in queues),
+            "enqueued": core.retired_enqueued + sum(q.enqueued_total for q in everything),
+            "acknowledged": core.retired_acknowledged
+            + sum(q.acknowledged_total for q in everything),
             "dead_lettered": core.dead_lettered_total,
             "expired": core.expired_total,
         }
@@ -383,7 +378,7 @@ class BrokerProvider:
         }
 
     def _queue(self, queue: Queue) -> dict[str, Any]:
-        info = self._address_of(queue)
+        info = self.core.address_of(queue)
         anycast = info is None or info.routing == ANYCAST
         settings = queue.settings.model_dump()
         settings["name"] = queue.name
@@ -411,28 +406,6 @@ class BrokerProvider:
         return entity
 
     # --- lookups ----------------------------------------------------------------------------
-
-    def _address_of(self, queue: Queue) -> AddressInfo | None:
-        """The address ``queue`` belongs to, found by name where it can be.
-
-        ``BrokerCore.address_of`` looks through every address: called for each queue of a
-        QUERY (and each CREATE's reply) that is quadratic, and a broker with ten thousand
-        queues would stop for seconds on one ``petrel stat -q``.  A queue's address is
-        its ``address`` setting or its name, a subscription's the part of its name before
-        ``::``; the scan is left for anything else.
-        """
-        addresses = self.core.addresses
-        name = queue.name
-        for candidate in (
-            queue.settings.address,
-            name,
-            name.partition("::")[0],
-            name.rpartition("::")[0],
-        ):
-            info = addresses.get(candidate) if candidate else None
-            if info is not None and (info.queue is queue or info.subscriptions.get(name) is queue):
-                return info
-        return self.core.address_of(queue)
 
     def _find_queue(self, identity: str) -> Queue:
         queue = self.core.queues.get(identity.removeprefix("queue/"))
@@ -562,7 +535,7 @@ class BrokerProvider:
                 break
             annotations = MessageView(data).message_annotations or {}
             original = self.core.queues.get(str(annotations.get(ORIGINAL_QUEUE, "")))
-            info = self._address_of(original) if original is not None else None
+            info = self.core.address_of(original) if original is not None else None
             if info is None or not self._publish(info, data):
                 continue
             queue.remove(entry)
@@ -577,3 +550,8 @@ class BrokerProvider:
         except AmqpError:
             return False
         return True
+
+
+def _dynamic(queue: Queue) -> bool:
+    """Whether ``queue`` is a dynamic node (a reply queue), which listings leave out."""
+    return queue.address is not None and queue.address.startswith(DYNAMIC_PREFIX)

@@ -211,6 +211,8 @@ class Queue:
 
     def __init__(self, name: str, settings: QueueSettings, hooks: QueueHooks) -> None:
         self.name = name
+        #: The address it belongs to (the broker core sets it).
+        self.address: str | None = None
         self.settings = settings
         self.hooks = hooks
         self.durable_subscription = False
