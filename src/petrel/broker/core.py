@@ -151,7 +151,8 @@ class BrokerCore:
         self._expiry_task: asyncio.Task[None] | None = None
         self.dead_lettered_total = 0
         self.expired_total = 0
-        #: What deleted queues had counted: the broker's totals are these plus the live ones'.
+        #: What deleted queues had counted (dynamic ones aside): the broker's totals are
+        #: these plus the live queues'.
         self.retired_enqueued = 0
         self.retired_acknowledged = 0
         #: Expired paged entries whose bodies are being loaded to be forwarded.
@@ -473,8 +474,9 @@ class BrokerCore:
         if self.queues.get(queue.name) is not queue:
             return
         del self.queues[queue.name]
-        self.retired_enqueued += queue.enqueued_total
-        self.retired_acknowledged += queue.acknowledged_total
+        if not (queue.address or "").startswith(DYNAMIC_PREFIX):
+            self.retired_enqueued += queue.enqueued_total
+            self.retired_acknowledged += queue.acknowledged_total
         for info in list(self.addresses.values()):
             if info.queue is queue:
                 info.queue = None

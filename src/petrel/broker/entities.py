@@ -81,8 +81,14 @@ BROKER = EntityType(
         Attribute("addresses", "integer", "Addresses."),
         Attribute("queues", "integer", "Queues and subscriptions (dynamic reply queues left out)."),
         Attribute("depth", "integer", "Messages in all queues."),
-        Attribute("enqueued", "integer", "Messages that entered a queue since the start."),
-        Attribute("acknowledged", "integer", "Messages consumers accepted since the start."),
+        Attribute(
+            "enqueued",
+            "integer",
+            "Messages that entered a queue since the start (dynamic reply queues left out).",
+        ),
+        Attribute(
+            "acknowledged", "integer", "Messages consumers accepted since the start (likewise)."
+        ),
         Attribute("dead_lettered", "integer", "Messages dead-lettered since the start."),
         Attribute("expired", "integer", "Messages expired since the start."),
     ],
@@ -334,7 +340,6 @@ class BrokerProvider:
     def _broker(self) -> dict[str, Any]:
         core = self.core
         queues = [q for q in core.queues.values() if not _dynamic(q)]
-        everything = core.queues.values()
         return {
             "name": core.settings.container_id,
             "identity": "broker",
@@ -346,9 +351,8 @@ class BrokerProvider:
             "addresses": sum(1 for info in core.addresses.values() if not info.temporary),
             "queues": len(queues),
             "depth": sum(q.depth for q in queues),
-            "enqueued": core.retired_enqueued + sum(q.enqueued_total for q in everything),
-            "acknowledged": core.retired_acknowledged
-            + sum(q.acknowledged_total for q in everything),
+            "enqueued": core.retired_enqueued + sum(q.enqueued_total for q in queues),
+            "acknowledged": core.retired_acknowledged + sum(q.acknowledged_total for q in queues),
             "dead_lettered": core.dead_lettered_total,
             "expired": core.expired_total,
         }
