@@ -713,21 +713,39 @@ def test_what_management_creates_survives_a_restart(
         conn.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the store keeps queues only: a topic without durable subscriptions is not kept",
-)
-def test_a_topic_created_by_management_survives_a_restart(tmp_path: Path) -> None:
+def test_addresses_created_by_management_survive_a_restart(tmp_path: Path) -> None:
     config = "auto_create = false\n"
-    with run_broker(config, store="sqlite", data_dir=tmp_path) as broker:
-        conn = connect(broker.url)
-        ok(Manager(conn).call("CREATE", ADDRESS, "kept-topic", body={"routing": "multicast"}), 201)
-        conn.close()
-    with run_broker(config, store="sqlite", data_dir=tmp_path) as broker:
+
+    def read(broker: BrokerProcess, name: str) -> Reply:
         conn = connect(broker.url)
         try:
-            topic = ok(Manager(conn).call("READ", ADDRESS, "kept-topic"))
-            assert (topic["routing"], topic["declared"]) == ("multicast", True)
+            return Manager(conn).call("READ", ADDRESS, name)
+        finally:
+            conn.close()
+
+    with run_broker(config, store="sqlite", data_dir=tmp_path) as broker:
+        conn = connect(broker.url)
+        manager = Manager(conn)
+        ok(manager.call("CREATE", ADDRESS, "kept-topic", body={"routing": "multicast"}), 201)
+        ok(manager.call("CREATE", ADDRESS, "kept-queue", body={"routing": "anycast"}), 201)
+        ok(manager.call("CREATE", ADDRESS, "gone-topic", body={"routing": "multicast"}), 201)
+        ok(manager.call("DELETE", ADDRESS, "gone-topic"), 204)
+        conn.close()
+    with run_broker(config, store="sqlite", data_dir=tmp_path) as broker:
+        topic = ok(read(broker, "kept-topic"))
+        assert (topic["routing"], topic["declared"]) == ("multicast", True)
+        queue = ok(read(broker, "kept-queue"))
+        assert (queue["routing"], queue["declared"]) == ("anycast", True)
+        assert read(broker, "gone-topic").status == 404
+        # A topic, not a queue: subscribers each get the message.
+        conn = connect(broker.url)
+        try:
+            first, second = (
+                receiver(conn, "kept-topic", credit=1),
+                receiver(conn, "kept-topic", credit=1),
+            )
+            put(conn, "kept-topic", "to both")
+            assert fetch(conn, first)[0].body == fetch(conn, second)[0].body == "to both"
         finally:
             conn.close()
 

@@ -56,6 +56,11 @@ PAGE_IN_COUNT = 1000
 PAGE_IN_BYTES = 4 * 1024 * 1024
 #: The key under which a subscription's selector is kept in its stored queue settings.
 _SELECTOR_KEY = "selector"
+#: Kept with a queue's stored settings: its address was declared (config, management).
+_DECLARED_KEY = "declared"
+#: A stored record that holds no queue: it declares a multicast address (a topic made by
+#: management), under this name prefix.
+_ADDRESS_RECORD = "$address:"
 
 
 def selector_lookup(view: MessageView, priority: int, delivery_count: int) -> Lookup:
@@ -234,8 +239,11 @@ class BrokerCore:
         await self.store.close()
 
     async def _recover_queue(self, record: QueueRecord) -> None:
-        info = self._address(record.address, record.routing, declared=False)
         saved = dict(record.settings)
+        declared = bool(saved.pop(_DECLARED_KEY, False))
+        info = self._address(record.address, record.routing, declared=declared)
+        if record.name.startswith(_ADDRESS_RECORD):
+            return  # a topic declared by management: the address is all there is
         selector_text = saved.pop(_SELECTOR_KEY, None)
         settings = self._settings_for(record.name, saved)
         queue = Queue(record.name, settings, self)
@@ -308,9 +316,10 @@ class BrokerCore:
         self.queues[name] = queue
         info.queue = queue
         if not info.temporary:
-            self.store.save_queue(
-                QueueRecord(name, info.name, ANYCAST, settings=settings.model_dump())
-            )
+            stored = settings.model_dump()
+            if info.declared:
+                stored[_DECLARED_KEY] = True
+            self.store.save_queue(QueueRecord(name, info.name, ANYCAST, settings=stored))
         return queue
 
     def lookup(self, name: str) -> AddressInfo | None:
@@ -429,6 +438,8 @@ class BrokerCore:
             stored = settings.model_dump()
             if queue.filter_text:
                 stored[_SELECTOR_KEY] = queue.filter_text
+            if info.declared:
+                stored[_DECLARED_KEY] = True
             record = QueueRecord(
                 queue.name,
                 info.name,
@@ -448,6 +459,11 @@ class BrokerCore:
         info = self._address(name, routing, declared=True)
         if routing == ANYCAST:
             self._create_anycast_queue(info)
+        else:
+            record = QueueRecord(
+                f"{_ADDRESS_RECORD}{name}", name, MULTICAST, settings={_DECLARED_KEY: True}
+            )
+            self.store.save_queue(record)
         return info
 
     def remove_address(self, info: AddressInfo) -> list[Queue]:
@@ -457,6 +473,8 @@ class BrokerCore:
         for queue in queues:
             self.delete_queue(queue)
             self._queue_settings.pop(queue.name, None)
+        if info.routing == MULTICAST and info.declared:
+            self.store.delete_queue(f"{_ADDRESS_RECORD}{info.name}")
         self.addresses.pop(info.name, None)
         return queues
 
@@ -470,14 +488,16 @@ class BrokerCore:
         return None
 
     def delete_queue(self, queue: Queue) -> None:
-        """Remove a queue and its messages (temporary and non-durable subscription queues)."""
+        """Remove a queue, its messages and its record in the store."""
         if self.queues.get(queue.name) is not queue:
             return
+        info = self.address_of(queue)
+        recorded = info is not None and _is_stored(info, queue)
         del self.queues[queue.name]
-        if not (queue.address or "").startswith(DYNAMIC_PREFIX):
-            self.retired_enqueued += queue.enqueued_total
-            self.retired_acknowledged += queue.acknowledged_total
-        for info in list(self.addresses.values()):
+        if info is not None:
+            if not info.temporary:  # a dynamic node's traffic is not the broker's totals'
+                self.retired_enqueued += queue.enqueued_total
+                self.retired_acknowledged += queue.acknowledged_total
             if info.queue is queue:
                 info.queue = None
                 if info.temporary:
@@ -487,8 +507,7 @@ class BrokerCore:
         # Producers waiting for room in it look again: their other queues may have room.
         for callback in self._room_waiters.pop(queue, ()):
             asyncio.get_running_loop().call_soon(callback)
-        stored = any(e.stored or e.spilled for e in queue.entries())
-        if stored or queue.durable_subscription:
+        if recorded or any(e.stored or e.spilled for e in queue.entries()):
             self.store.delete_queue(queue.name)
 
     # --- publishing -----------------------------------------------------------------------------

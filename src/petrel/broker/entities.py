@@ -444,12 +444,6 @@ class BrokerProvider:
                 link.detach(error)
             if producers:
                 conn.protocol.flush()
-        if info.routing == ANYCAST and not info.temporary:
-            # Every such queue has a record in the store (saved when it was made), but the
-            # core forgets the record only of a queue that held stored messages: without
-            # this, an empty queue deleted here would come back at the next start.
-            for queue in queues:
-                self.core.store.delete_queue(queue.name)
 
     def _detach(self, queues: list[Queue]) -> None:
         """The queues were deleted: their consumers are detached with the reason."""
