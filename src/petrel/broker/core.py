@@ -26,17 +26,11 @@ from ..message import MessageView
 from ..server.config import BrokerSettings, QueueSettings
 from ..store import MessageStore, QueueRecord, StoredMessage
 from ..types import Symbol
+from .lookup import selector_lookup
 from .queues import GONE, Entry, Queue
-from .selector import (
-    JMS_HEADER_IDENTIFIERS,
-    Lookup,
-    Selector,
-    SelectorError,
-    compile_selector,
-    make_lookup,
-)
+from .selector import Lookup, Selector, SelectorError, compile_selector
 
-__all__ = ["DYNAMIC_PREFIX", "AddressInfo", "BrokerCore", "selector_lookup"]
+__all__ = ["DYNAMIC_PREFIX", "AddressInfo", "BrokerCore"]
 
 log = logging.getLogger("petrel.broker")
 
@@ -46,7 +40,6 @@ MULTICAST: Final = "multicast"
 DEAD_LETTER_REASON = Symbol("x-opt-petrel-dead-letter-reason")
 DEAD_LETTER_DESCRIPTION = Symbol("x-opt-petrel-dead-letter-description")
 ORIGINAL_QUEUE = Symbol("x-opt-petrel-original-queue")
-JMS_TYPE = Symbol("x-opt-jms-type")
 
 #: Addresses of dynamic nodes start with this; they are never auto-created, so a reply
 #: to a temporary queue that has gone is refused rather than kept forever.
@@ -61,57 +54,6 @@ _DECLARED_KEY = "declared"
 #: A stored record that holds no queue: it declares a multicast address (a topic made by
 #: management), under this name prefix.
 _ADDRESS_RECORD = "$address:"
-
-
-def selector_lookup(view: MessageView, priority: int, delivery_count: int) -> Lookup:
-    """The identifiers a JMS selector sees for one message (header fields and properties).
-
-    Lazy: a plain name reads the application properties alone; the header and
-    the properties are decoded only when a selector asks for a JMS header name,
-    and the message annotations only for ``JMSType``.  A selector neither pays
-    for nor trips over a section it does not read.
-    """
-    built: dict[bool, Lookup] = {}
-
-    def lookup(name: str) -> Any:
-        if name not in JMS_HEADER_IDENTIFIERS:
-            app = view.application_properties
-            return app.get(name) if app is not None else None
-        jms_type = name == "JMSType"
-        found = built.get(jms_type)
-        if found is None:
-            found = built[jms_type] = _header_lookup(view, priority, delivery_count, jms_type)
-        return found(name)
-
-    return lookup
-
-
-def _header_lookup(view: MessageView, priority: int, delivery_count: int, jms_type: bool) -> Lookup:
-    header = view.header
-    durable = bool(header.durable) if header is not None else False
-    annotations = view.message_annotations if jms_type else None
-    props = view.properties
-    if props is None:
-        return make_lookup(
-            durable=durable,
-            priority=priority,
-            jms_type=annotations.get(JMS_TYPE) if annotations else None,
-            delivery_count=delivery_count,
-        )
-    return make_lookup(
-        durable=durable,
-        priority=priority,
-        message_id=props.message_id,
-        correlation_id=props.correlation_id,
-        creation_time=props.creation_time,
-        absolute_expiry_time=props.absolute_expiry_time,
-        subject=props.subject,
-        jms_type=annotations.get(JMS_TYPE) if annotations else None,
-        delivery_count=delivery_count,
-        group_id=props.group_id,
-        group_sequence=props.group_sequence,
-        user_id=props.user_id,
-    )
 
 
 class AddressInfo:

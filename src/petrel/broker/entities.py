@@ -42,7 +42,8 @@ from ..server.entities import (
     describe_link,
 )
 from ..server.listening import Listeners
-from .core import ANYCAST, DYNAMIC_PREFIX, ORIGINAL_QUEUE, AddressInfo, BrokerCore, selector_lookup
+from .core import ANYCAST, DYNAMIC_PREFIX, ORIGINAL_QUEUE, AddressInfo, BrokerCore
+from .lookup import selector_lookup
 from .queues import AVAILABLE, Entry, Queue
 from .selector import SelectorError, compile_selector
 

@@ -21,7 +21,7 @@ from ..server.connection import LinkHandler
 from ..spec import Accepted, Error, Modified, Rejected, Released, SenderSettleMode
 from ..spec.transport import ReceiverSettleMode
 from ..types import Symbol
-from .core import selector_lookup
+from .lookup import selector_lookup
 from .queues import Entry, Queue
 from .selector import Selector
 
