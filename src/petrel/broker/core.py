@@ -258,11 +258,25 @@ class BrokerCore:
         self.queues[name] = queue
         info.queue = queue
         if not info.temporary:
-            stored = settings.model_dump()
-            if info.declared:
-                stored[_DECLARED_KEY] = True
-            self.store.save_queue(QueueRecord(name, info.name, ANYCAST, settings=stored))
+            self._save_record(info, queue)
         return queue
+
+    def _save_record(self, info: AddressInfo, queue: Queue) -> None:
+        """Write ``queue``'s record to the store: its address, routing and settings (with
+        its selector, and whether the address was declared)."""
+        stored = queue.settings.model_dump()
+        if queue.filter_text:
+            stored[_SELECTOR_KEY] = queue.filter_text
+        if info.declared:
+            stored[_DECLARED_KEY] = True
+        record = QueueRecord(
+            queue.name,
+            info.name,
+            info.routing,
+            durable_subscription=queue.durable_subscription,
+            settings=stored,
+        )
+        self.store.save_queue(record)
 
     def lookup(self, name: str) -> AddressInfo | None:
         """The address called ``name``, if it exists."""
@@ -332,14 +346,7 @@ class BrokerCore:
             self.queues[name] = queue
             info.subscriptions[name] = queue
             if durable:
-                stored = settings.model_dump()
-                if selector_text:
-                    stored[_SELECTOR_KEY] = selector_text
-                self.store.save_queue(
-                    QueueRecord(
-                        name, info.name, MULTICAST, durable_subscription=True, settings=stored
-                    )
-                )
+                self._save_record(info, queue)
         return queue
 
     # --- management -------------------------------------------------------------------------
@@ -377,19 +384,7 @@ class BrokerCore:
         self._queue_settings[queue.name] = settings
         info = self.address_of(queue)
         if info is not None and _is_stored(info, queue):
-            stored = settings.model_dump()
-            if queue.filter_text:
-                stored[_SELECTOR_KEY] = queue.filter_text
-            if info.declared:
-                stored[_DECLARED_KEY] = True
-            record = QueueRecord(
-                queue.name,
-                info.name,
-                info.routing,
-                durable_subscription=queue.durable_subscription,
-                settings=stored,
-            )
-            self.store.save_queue(record)
+            self._save_record(info, queue)
         self.mark_dirty(queue)
         self.room_available(queue)
 
