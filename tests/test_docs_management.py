@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from petrel.broker.entities import CLOSE_TIMEOUT, MAX_BATCH, TYPES
-from petrel.broker.management import MAX_HELD_REPLIES, MAX_IN_FLIGHT, WINDOW
 from petrel.management import (
     MAX_QUERY_COUNT,
     Attribute,
@@ -30,6 +29,7 @@ from petrel.management import (
     Unauthenticated,
 )
 from petrel.management.protocol import ENTITY_OPERATIONS, NODE_OPERATIONS
+from petrel.server.management import MAX_HELD_REPLIES, MAX_IN_FLIGHT, WINDOW
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "management.md"
 TEXT = DOC.read_text()

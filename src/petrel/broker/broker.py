@@ -20,7 +20,7 @@ from ..store import MemoryStore, MessageStore, SqliteStore, StoreError
 from .connection import BrokerConnection
 from .core import BrokerCore
 from .entities import TYPES, BrokerProvider
-from .management import ManagementNode
+from .management import management_node
 
 __all__ = ["Broker", "make_store"]
 
@@ -83,7 +83,7 @@ class Broker:
         self.state = ServerState(policy)
         self.listeners = Listeners(settings, self.state, self._accept)
         agent = ManagementAgent(TYPES, BrokerProvider(self.core, self.state, self.listeners))
-        self.management = ManagementNode(self.core, agent)
+        self.management = management_node(self.core, agent)
         self.state.nodes.register(NODE_ADDRESS, self.management)
         self._stopping = False
         self._watch: asyncio.Task[None] | None = None

@@ -7,11 +7,15 @@
 :class:`petrel.ConnectOptions`, the one declaration of how a client connects;
 the tools add their own ``--timeout``, whose meaning differs from tool to tool.
 
+``@management_options`` adds those and ``--router ID``, for the tools that
+talk to a management node: without it the node is the peer's own
+``$management``; with it, router ID's anywhere in the network of the router
+at ``--url`` (``_topo/0/ID/$management``, which the routers forward).
 :func:`run_management` is the frame of ``petrel stat`` and ``petrel manage``:
-connect, run the work with a :class:`~petrel.management.ManagementClient`,
-close, and turn every failure (unreachable, refused, a management status)
-into one line on stderr and exit status 1.  :func:`query_rows` pages
-through a QUERY for them.
+connect, run the work with a :class:`~petrel.management.ManagementClient`
+for that node, close, and turn every failure (unreachable, refused, a
+management status) into one line on stderr and exit status 1.
+:func:`query_rows` pages through a QUERY for them.
 """
 
 from __future__ import annotations
@@ -27,11 +31,20 @@ from typing import Any, TypeVar
 import click
 
 import petrel
-from petrel.management import ManagementClient, ManagementError
+from petrel.management import NODE_ADDRESS, ManagementClient, ManagementError
 
 from ._common import fail
 
-__all__ = ["DEFAULT_URL", "Peer", "Rows", "connection_options", "query_rows", "run_management"]
+__all__ = [
+    "DEFAULT_URL",
+    "Peer",
+    "Rows",
+    "connection_options",
+    "management_options",
+    "query_rows",
+    "router_management_address",
+    "run_management",
+]
 
 #: Where the tools connect unless told otherwise.
 DEFAULT_URL = "amqp://127.0.0.1:5672"
@@ -52,6 +65,8 @@ class Peer:
 
     url: str
     options: petrel.ConnectOptions
+    management_node: str = NODE_ADDRESS
+    """The management node the management tools talk to (``--router``)."""
 
     async def connect(self, timeout: float) -> petrel.Connection:
         """Open the connection (no reconnecting: a tool reports the failure instead)."""
@@ -122,6 +137,40 @@ def connection_options(command: F) -> F:
     return decorated  # type: ignore[return-value]
 
 
+def router_management_address(router_id: str) -> str:
+    """The address of router ``router_id``'s management node, from anywhere in its network."""
+    return f"_topo/0/{router_id}/{NODE_ADDRESS}"
+
+
+def _router_id(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and (not value or "/" in value):
+        raise click.BadParameter("a router id is a non-empty name without '/'")
+    return value
+
+
+def management_options(command: F) -> F:
+    """The connection flags and ``--router ID``; the command receives ``peer: Peer`` whose
+    ``management_node`` is the one to talk to."""
+
+    @functools.wraps(command)
+    def with_node(*args: Any, **kwargs: Any) -> Any:
+        router_id = kwargs.pop("router_id")
+        if router_id is not None:
+            kwargs["peer"] = dataclasses.replace(
+                kwargs["peer"], management_node=router_management_address(router_id)
+            )
+        return command(*args, **kwargs)
+
+    option = click.option(
+        "--router",
+        "router_id",
+        metavar="ID",
+        callback=_router_id,
+        help="Talk to router ID's management node, through the router at --url.",
+    )
+    return connection_options(option(with_node))  # type: ignore[return-value]
+
+
 def run_management(
     tool: str,
     peer: Peer,
@@ -137,7 +186,8 @@ def run_management(
 
     async def session() -> T:
         async with await peer.connect(timeout) as conn:
-            return await work(ManagementClient(conn, timeout=timeout))
+            client = ManagementClient(conn, address=peer.management_node, timeout=timeout)
+            return await work(client)
 
     try:
         return asyncio.run(session())

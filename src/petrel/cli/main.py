@@ -18,6 +18,7 @@ COMMANDS = {
     "demo": ".demo",
     "manage": ".manage",
     "receive": ".receive",
+    "router": ".router",
     "send": ".send",
     "stat": ".stat",
 }

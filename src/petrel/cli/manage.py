@@ -25,7 +25,7 @@ import click
 from petrel.management import ManagementClient, ManagementRequest
 from petrel.management.protocol import CREATE, DELETE, READ, UPDATE
 
-from ._connect import Peer, connection_options, query_rows, run_management
+from ._connect import Peer, management_options, query_rows, run_management
 
 __all__ = ["echo_json", "jsonable", "manage"]
 
@@ -106,7 +106,7 @@ def echo_json(value: Any, pretty: bool = False) -> None:
 
 
 def _tool_options(command: F) -> F:
-    """The connection flags, ``--timeout`` and ``--pretty``."""
+    """The connection flags, ``--router``, ``--timeout`` and ``--pretty``."""
     command = click.option("--pretty", is_flag=True, help="Indent the JSON output.")(command)
     command = click.option(
         "--timeout",
@@ -115,7 +115,7 @@ def _tool_options(command: F) -> F:
         type=click.FloatRange(min=0, min_open=True),
         help="Seconds allowed for connecting and for each request.",
     )(command)
-    return connection_options(command)
+    return management_options(command)
 
 
 def _entity_key(command: F) -> F:
@@ -157,7 +157,9 @@ def _attribute_body(body_text: str | None, attributes: Sequence[str]) -> Any:
 
 @click.group()
 def manage() -> None:
-    """Manage a broker's entities over AMQP Management; every reply is printed as JSON.
+    """Manage a broker's or a router's entities over AMQP Management; every reply is
+    printed as JSON.  With --router ID, router ID's, anywhere in the network of the
+    router at --url.
 
     Exit status: 0 on success; 1 when the peer cannot be reached or answers
     with an error (the line on stderr starts with the status code); 2 on bad

@@ -1,11 +1,19 @@
-"""``petrel stat``: a broker's state at a glance, in the manner of Qpid Dispatch's qdstat.
+"""``petrel stat``: a broker's or a router's state at a glance, in the manner of Qpid
+Dispatch's qdstat.
 
-One section per run: the broker in general (the default), its connections,
-links, addresses or queues, read over AMQP Management (QUERY, paged, so
-thousands of queues are fine).  Tables are for people: the columns that
-matter, abbreviated, fitted to the terminal's width (``COLUMNS``; 80 when
-the output is not a terminal).  ``--json`` and ``--csv`` are for scripts:
-every attribute of every row, nothing cut.
+One section per run: the server in general (the default), its connections,
+links, addresses, a broker's queues or a router's nodes (the other routers of
+its network), read over AMQP Management (QUERY, paged, so thousands of queues
+are fine).  The general and address sections differ between a broker and a
+router, and queues and nodes exist on one of them only: for those ``petrel
+stat`` first asks the node which entity types it has (GET-TYPES: a router has
+``petrel.router``), one small request.  ``--router ID`` reads router ID's
+management node anywhere in the network of the router connected to.
+
+Tables are for people: the columns that matter, abbreviated, fitted to the
+terminal's width (``COLUMNS``; 80 when the output is not a terminal).
+``--json`` and ``--csv`` are for scripts: every attribute of every row,
+nothing cut.
 """
 
 from __future__ import annotations
@@ -14,7 +22,7 @@ import csv
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -23,7 +31,7 @@ import click
 import petrel
 from petrel.management import ManagementClient
 
-from ._connect import Peer, Rows, connection_options, query_rows, run_management
+from ._connect import Peer, Rows, management_options, query_rows, run_management
 from .manage import echo_json, jsonable
 
 if TYPE_CHECKING:
@@ -31,9 +39,12 @@ if TYPE_CHECKING:
 
 __all__ = ["stat"]
 
-#: How a column's values are shown: as text, right-aligned counts, yes/no, or the time
-#: since an epoch-seconds instant.
-Style = Literal["text", "count", "flag", "age"]
+#: What answers: a broker or a router.
+Kind = Literal["broker", "router"]
+
+#: How a column's values are shown: as text, right-aligned counts, yes/no, the time
+#: since an epoch-seconds instant, or a list as its items separated by commas.
+Style = Literal["text", "count", "flag", "age", "list"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,64 +68,128 @@ class Section:
     columns: tuple[Column, ...] = ()
 
 
-GENERAL = Section("Broker", "petrel.broker")
-SECTIONS = {
-    "general": GENERAL,
-    "connections": Section(
-        "Connections",
-        "petrel.connection",
-        (
-            Column("identity", "id"),
-            Column("host", "host"),
-            Column("container", "container"),
-            Column("user", "user"),
-            Column("sasl", "sasl"),
-            Column("tls", "tls", "flag"),
-            Column("sessions", "sess", "count"),
-            Column("links", "links", "count"),
-            Column("opened", "age", "age"),
-        ),
+_CONNECTIONS = Section(
+    "Connections",
+    "petrel.connection",
+    (
+        Column("identity", "id"),
+        Column("host", "host"),
+        Column("container", "container"),
+        Column("user", "user"),
+        Column("sasl", "sasl"),
+        Column("tls", "tls", "flag"),
+        Column("sessions", "sess", "count"),
+        Column("links", "links", "count"),
+        Column("opened", "age", "age"),
     ),
-    "links": Section(
-        "Links",
-        "petrel.link",
-        (
-            Column("identity", "id"),
-            Column("connection", "conn"),
-            Column("direction", "dir"),
-            Column("address", "address"),
-            Column("credit", "credit", "count"),
-            Column("unsettled", "unsettled", "count"),
-            Column("delivered", "delivered", "count"),
-        ),
+)
+_LINKS = Section(
+    "Links",
+    "petrel.link",
+    (
+        Column("identity", "id"),
+        Column("connection", "conn"),
+        Column("direction", "dir"),
+        Column("address", "address"),
+        Column("credit", "credit", "count"),
+        Column("unsettled", "unsettled", "count"),
+        Column("delivered", "delivered", "count"),
     ),
-    "addresses": Section(
-        "Addresses",
-        "petrel.address",
-        (
-            Column("name", "address"),
-            Column("routing", "routing"),
-            Column("declared", "declared", "flag"),
-            Column("queues", "queues", "count"),
-            Column("consumers", "cons", "count"),
-            Column("depth", "depth", "count"),
+)
+
+#: Each kind's sections by name (the ``-g``, ``-c``, ... flags' long names).
+SECTIONS: dict[Kind, dict[str, Section]] = {
+    "broker": {
+        "general": Section("Broker", "petrel.broker"),
+        "connections": _CONNECTIONS,
+        "links": _LINKS,
+        "addresses": Section(
+            "Addresses",
+            "petrel.address",
+            (
+                Column("name", "address"),
+                Column("routing", "routing"),
+                Column("declared", "declared", "flag"),
+                Column("queues", "queues", "count"),
+                Column("consumers", "cons", "count"),
+                Column("depth", "depth", "count"),
+            ),
         ),
-    ),
-    "queues": Section(
-        "Queues",
-        "petrel.queue",
-        (
-            Column("name", "queue"),
-            Column("depth", "depth", "count"),
-            Column("unacknowledged", "unack", "count"),
-            Column("consumers", "cons", "count"),
-            Column("enqueued", "enq", "count"),
-            Column("acknowledged", "acked", "count"),
-            Column("expired", "exp", "count"),
-            Column("dead_lettered", "dead", "count"),
+        "queues": Section(
+            "Queues",
+            "petrel.queue",
+            (
+                Column("name", "queue"),
+                Column("depth", "depth", "count"),
+                Column("unacknowledged", "unack", "count"),
+                Column("consumers", "cons", "count"),
+                Column("enqueued", "enq", "count"),
+                Column("acknowledged", "acked", "count"),
+                Column("expired", "exp", "count"),
+                Column("dead_lettered", "dead", "count"),
+            ),
         ),
-    ),
+    },
+    "router": {
+        "general": Section("Router", "petrel.router"),
+        "connections": _CONNECTIONS,
+        "links": _LINKS,
+        "addresses": Section(
+            "Addresses",
+            "petrel.router.address",
+            (
+                Column("address", "address"),
+                Column("distribution", "distrib"),
+                Column("local_receivers", "local", "count"),
+                Column("local_senders", "senders", "count"),
+                Column("remote_routers", "remote", "list"),
+                Column("delivered_in", "in", "count"),
+                Column("delivered_out", "out", "count"),
+            ),
+        ),
+        "nodes": Section(
+            "Routers",
+            "petrel.router.node",
+            (
+                Column("id", "router id"),
+                Column("next_hop", "next hop"),
+                Column("cost", "cost", "count"),
+                Column("neighbours", "neighbours", "list"),
+                Column("valid_origins", "valid origins", "list"),
+                Column("last_topology_change", "last change", "age"),
+                Column("reachable", "reachable", "flag"),
+            ),
+        ),
+    },
 }
+
+#: The sections every kind shows the same way: no need to ask what the peer is.
+SAME_FOR_ALL = frozenset(
+    name for name, section in SECTIONS["broker"].items() if SECTIONS["router"].get(name) is section
+)
+
+#: The flag of each section, for messages.
+FLAGS = {
+    "general": "-g",
+    "connections": "-c",
+    "links": "-l",
+    "addresses": "-a",
+    "queues": "-q",
+    "nodes": "-n",
+}
+
+#: The entity type only a router has.
+ROUTER_TYPE = "petrel.router"
+
+
+def peer_kind(types: Mapping[str, Any]) -> Kind:
+    """What the management node is, from its GET-TYPES answer (type -> types it extends)."""
+    return "router" if ROUTER_TYPE in types else "broker"
+
+
+def section_for(name: str, kind: Kind) -> Section | None:
+    """The section called ``name`` on a ``kind``; ``None`` when that kind has none."""
+    return SECTIONS[kind].get(name)
 
 
 # --- showing values -----------------------------------------------------------------------
@@ -151,6 +226,8 @@ def show(value: Any, style: Style = "text", now: float | None = None) -> str:
         instant = _epoch_seconds(value)
         if instant is not None:
             return duration((time.time() if now is None else now) - instant)
+    if style == "list" and isinstance(value, list | tuple):
+        return ", ".join(show(item) for item in value)
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, float):
@@ -169,12 +246,12 @@ def _general_value(key: str, value: Any) -> str:
 # --- output -------------------------------------------------------------------------------
 
 
-def general_table(entity: dict[str, Any]) -> Table:
-    """The broker entity as label/value lines (``dead lettered  3``)."""
+def general_table(entity: dict[str, Any], title: str = "Broker") -> Table:
+    """The broker or router entity as label/value lines (``dead lettered  3``)."""
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title=GENERAL.title, title_justify="left", box=None, show_header=False)
+    table = Table(title=title, title_justify="left", box=None, show_header=False)
     table.add_column("attribute", style="bold", no_wrap=True)
     table.add_column("value", overflow="fold")
     for key, value in entity.items():
@@ -202,7 +279,7 @@ def section_table(section: Section, found: Rows, limit: int | None) -> Table:
         pad_edge=False,
     )
     for column in columns:
-        if column.style == "text":
+        if column.style in ("text", "list"):
             # Text columns give up width first; a value too long is cut with an ellipsis.
             table.add_column(column.header, overflow="ellipsis", min_width=4)
         else:
@@ -242,12 +319,39 @@ def _csv_value(value: Any) -> Any:
 # --- the command --------------------------------------------------------------------------
 
 
+async def read_section(
+    client: ManagementClient, name: str, limit: int | None
+) -> tuple[Kind | None, Section | None, Rows]:
+    """Read section ``name``: ask what the peer is first when the section depends on it.
+
+    Returns the peer's kind (``None`` when it was not asked), the section
+    (``None`` when that kind has none: nothing was read) and the rows.
+    """
+    kind: Kind | None = None
+    if name in SAME_FOR_ALL:
+        section = SECTIONS["broker"][name]
+    else:
+        kind = peer_kind(await client.get_types())
+        found = section_for(name, kind)
+        if found is None:
+            return kind, None, Rows([])
+        section = found
+    general = name == "general"
+    rows = await query_rows(client, section.entity_type, limit=1 if general else limit)
+    return kind, section, rows
+
+
 @click.command()
-@click.option("-g", "--general", is_flag=True, help="The broker as a whole (the default).")
-@click.option("-c", "--connections", is_flag=True, help="Client connections.")
+@click.option(
+    "-g", "--general", is_flag=True, help="The broker or router as a whole (the default)."
+)
+@click.option("-c", "--connections", is_flag=True, help="Connections.")
 @click.option("-l", "--links", is_flag=True, help="Links, with credit and unsettled counts.")
 @click.option("-a", "--addresses", is_flag=True, help="Addresses and their routing.")
-@click.option("-q", "--queues", is_flag=True, help="Queues: depth and message counters.")
+@click.option("-q", "--queues", is_flag=True, help="A broker's queues: depth and counters.")
+@click.option(
+    "-n", "--nodes", is_flag=True, help="A router's network: each router, its next hop and cost."
+)
 @click.option("--csv", "as_csv", is_flag=True, help="CSV with every attribute, for scripts.")
 @click.option("--json", "as_json", is_flag=True, help="JSON with every attribute, for scripts.")
 @click.option("--limit", type=click.IntRange(min=1), help="Show at most this many rows.")
@@ -258,25 +362,27 @@ def _csv_value(value: Any) -> Any:
     type=click.FloatRange(min=0, min_open=True),
     help="Seconds allowed for connecting and for each request.",
 )
-@connection_options
+@management_options
 def stat(
     general: bool,
     connections: bool,
     links: bool,
     addresses: bool,
     queues: bool,
+    nodes: bool,
     as_csv: bool,
     as_json: bool,
     limit: int | None,
     timeout: float,
     peer: Peer,
 ) -> None:
-    """Show a broker's state: one section, as a table, CSV or JSON.
+    """Show a broker's or a router's state: one section, as a table, CSV or JSON.
 
     --json prints an object for -g and a list of objects for the others.
-    Exit status: 0 on success; 1 when the broker cannot be reached or
-    refuses (one line on stderr, with the management status code); 2 on bad
-    usage.
+    --router ID shows router ID of the network the router at --url belongs to.
+    Exit status: 0 on success; 1 when the peer cannot be reached or refuses
+    (one line on stderr, with the management status code), or has no such
+    section (-q on a router, -n on a broker); 2 on bad usage.
     """
     chosen = [
         name
@@ -286,24 +392,26 @@ def stat(
             ("links", links),
             ("addresses", addresses),
             ("queues", queues),
+            ("nodes", nodes),
         )
         if flag
     ]
     if len(chosen) > 1:
-        raise click.UsageError("choose one of -g, -c, -l, -a and -q")
+        raise click.UsageError("choose one of -g, -c, -l, -a and -q (or -n, a router's nodes)")
     if as_csv and as_json:
         raise click.UsageError("choose one of --csv and --json")
-    section = SECTIONS[chosen[0] if chosen else "general"]
+    name = chosen[0] if chosen else "general"
 
-    async def work(client: ManagementClient) -> Rows:
-        return await query_rows(
-            client, section.entity_type, limit=1 if section is GENERAL else limit
-        )
+    async def work(client: ManagementClient) -> tuple[Kind | None, Section | None, Rows]:
+        return await read_section(client, name, limit)
 
-    found = run_management("stat", peer, timeout, work)
-    if section is GENERAL:
+    kind, section, found = run_management("stat", peer, timeout, work)
+    if section is None:
+        click.echo(f"petrel stat: the peer is a {kind}: it has no {FLAGS[name]} section", err=True)
+        sys.exit(1)
+    if name == "general":
         if not found.rows:
-            click.echo(f"petrel stat: the peer has no {GENERAL.entity_type} entity", err=True)
+            click.echo(f"petrel stat: the peer has no {section.entity_type} entity", err=True)
             sys.exit(1)
         entity = found.rows[0]
         if as_json:
@@ -311,7 +419,7 @@ def stat(
         elif as_csv:
             write_csv(found.names, [entity])
         else:
-            _print_table(general_table(entity))
+            _print_table(general_table(entity, section.title))
         return
     if as_json:
         echo_json(found.rows)

@@ -22,6 +22,9 @@ class TlsConfig:
     verify: bool = True
     """Clients: check the server's certificate and host name.  Listeners: require a
     client certificate signed by ``ca_file``."""
+    check_hostname: bool = True
+    """Clients that verify: also check that the certificate names the host dialled
+    (off: any certificate the CAs signed will do, e.g. a router reached by address)."""
 
 
 def client_context(config: TlsConfig | None = None) -> ssl.SSLContext:
@@ -32,6 +35,8 @@ def client_context(config: TlsConfig | None = None) -> ssl.SSLContext:
     if not config.verify:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
+    elif not config.check_hostname:
+        context.check_hostname = False
     if config.cert_file:
         _load_cert_chain(context, config.cert_file, config.key_file)
     return context

@@ -39,6 +39,14 @@ from __future__ import annotations
 
 from ._message import Message
 from ._sections import KEEP, BodyType, Sections, skip_value
-from ._view import MessageView
+from ._view import EncodedAnnotations, MessageView
 
-__all__ = ["KEEP", "BodyType", "Message", "MessageView", "Sections", "skip_value"]
+__all__ = [
+    "KEEP",
+    "BodyType",
+    "EncodedAnnotations",
+    "Message",
+    "MessageView",
+    "Sections",
+    "skip_value",
+]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Collection
 from typing import Any, Final, NoReturn
 
 from .. import codec
@@ -60,6 +61,43 @@ def _key_in(data: bytes, at: int, keys: dict[Any, Any]) -> bool:
         return codec.decode_from(data, at)[0] in keys
     except (DecodeError, TypeError):
         return False
+
+
+class EncodedAnnotations:
+    """Message-annotation entries encoded once, to be set on many messages with
+    :meth:`MessageView.with_header` (``add_message_annotations``)."""
+
+    __slots__ = ("count", "entries", "keys")
+
+    def __init__(self, values: dict[Any, Any]) -> None:
+        fresh = bytearray()
+        if values:
+            _encode_message_annotations(fresh, values)
+            # Our own encoding: 00 53 72, then a map8 (c1 size count) or map32 (d1 size count).
+            skip = 6 if fresh[3] == 0xC1 else 12
+            self.entries = bytes(fresh[skip:])
+        else:
+            self.entries = b""
+        #: Map items (keys and values) in :attr:`entries`.
+        self.count = 2 * len(values)
+        self.keys: dict[Any, None] = dict.fromkeys(values)
+
+
+_NO_ANNOTATIONS: Final[EncodedAnnotations] = EncodedAnnotations({})
+
+
+def _write_annotations(out: bytearray, parts: list[Any], count: int) -> None:
+    """A message-annotations section holding the encoded map items ``parts`` (``count``
+    keys and values in all); nothing when there are none."""
+    if not count:
+        return
+    body = b"".join(parts)
+    out += b"\x00\x53\x72"
+    if len(body) < 255 and count < 256:
+        out += bytes((0xC1, len(body) + 1, count))
+    else:
+        out += b"\xd1" + struct.pack(">II", len(body) + 4, count)
+    out += body
 
 
 class _Undecodable:
@@ -225,6 +263,16 @@ class MessageView:
         if type(found) is _Undecodable:
             found.raise_again()
         return found  # type: ignore[no-any-return]
+
+    @property
+    def encoded_message_annotations(self) -> bytes:
+        """The message-annotations section as encoded (descriptor included), or ``b""``:
+        a key under which what was learnt from it can be kept for the next message."""
+        bounds = self._bounds
+        start = bounds[3 * _MESSAGE_ANN]
+        if start < 0:
+            return b""
+        return self._data[start : bounds[3 * _MESSAGE_ANN + 2]]
 
     @property
     def properties(self) -> Properties | None:
@@ -398,8 +446,9 @@ class MessageView:
         first_acquirer: bool | _Keep = KEEP,
         delivery_count: int | _Keep = KEEP,
         delivery_annotations: dict[Any, Any] | _Keep | None = KEEP,
-        message_annotations: dict[Any, Any] | _Keep | None = KEEP,
-        add_message_annotations: dict[Any, Any] | None = None,
+        message_annotations: dict[Any, Any] | EncodedAnnotations | _Keep | None = KEEP,
+        add_message_annotations: dict[Any, Any] | EncodedAnnotations | None = None,
+        drop_message_annotations: Collection[Any] = (),
     ) -> bytes:
         """The message with a new header in front of the untouched rest.
 
@@ -412,8 +461,14 @@ class MessageView:
         decode can still be annotated and moved).  The properties,
         application-properties, body and footer bytes are never re-encoded.  A
         header whose fields all hold their defaults is left out.
+        ``drop_message_annotations`` removes the entries with these keys in the same
+        way (the section goes when nothing is left); an :class:`EncodedAnnotations`
+        given to ``add_message_annotations`` is copied in without encoding it again
+        (a router sets the same few entries on many messages).
         """
-        if add_message_annotations:
+        if add_message_annotations is not None or drop_message_annotations:
+            if not add_message_annotations:
+                add_message_annotations = _NO_ANNOTATIONS
             if message_annotations is not KEEP:
                 raise ValueError("give message_annotations or add_message_annotations, not both")
             message_annotations = _KEPT_AS_ENCODED
@@ -443,7 +498,9 @@ class MessageView:
                     out += data[bounds[3 * rank] : bounds[3 * rank + 2]]
             elif given is _KEPT_AS_ENCODED:
                 assert add_message_annotations is not None
-                self._add_annotations(out, add_message_annotations)
+                self._add_annotations(out, add_message_annotations, drop_message_annotations)
+            elif isinstance(given, EncodedAnnotations):
+                _write_annotations(out, [given.entries], given.count)
             elif given is not None:
                 start = len(out)
                 try:
@@ -463,10 +520,20 @@ class MessageView:
         # One copy of the bare message, straight into the result.
         return b"".join((out, memoryview(data)[rest:]))
 
-    def _add_annotations(self, out: bytearray, added: dict[Any, Any]) -> None:
-        """Write the message-annotations section with ``added`` set in it: the existing
-        entries whose keys are not in ``added`` are copied as encoded (only their keys,
-        small symbols or ulongs, are decoded), then ``added`` is encoded after them."""
+    def _add_annotations(
+        self,
+        out: bytearray,
+        added: dict[Any, Any] | EncodedAnnotations,
+        dropped: Collection[Any] = (),
+    ) -> None:
+        """Write the message-annotations section with ``added`` set in it and ``dropped``
+        taken out: the other entries are copied as encoded (only their keys, small
+        symbols or ulongs, are decoded), then ``added`` is encoded after them."""
+        if not isinstance(added, EncodedAnnotations):
+            added = EncodedAnnotations(added)
+        skip: Any = added.keys
+        if dropped:
+            skip = {**added.keys, **dict.fromkeys(dropped)}
         data = self._data
         kept: list[memoryview] = []
         count = 0
@@ -483,22 +550,13 @@ class MessageView:
             for _ in range(pairs // 2):
                 value_at = skip_value(data, at)
                 end = skip_value(data, value_at)
-                if not _key_in(data, at, added):
+                if not _key_in(data, at, skip):
                     kept.append(view[at:end])
                     count += 2
                 at = end
-        fresh = bytearray()
-        _encode_message_annotations(fresh, added)
-        # Our own encoding: 00 53 72, then a map8 (c1 size count) or map32 (d1 size count).
-        entries = memoryview(fresh)[6:] if fresh[3] == 0xC1 else memoryview(fresh)[12:]
-        count += 2 * len(added)
-        body = b"".join((*kept, entries))
-        out += b"\x00\x53\x72"
-        if len(body) < 255 and count < 256:
-            out += bytes((0xC1, len(body) + 1, count))
-        else:
-            out += b"\xd1" + struct.pack(">II", len(body) + 4, count)
-        out += body
+        count += added.count
+        kept.append(memoryview(added.entries))
+        _write_annotations(out, kept, count)
 
     def decode(self) -> Message:
         """The whole message, decoded (body included)."""

@@ -25,10 +25,15 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from ..driver import parse_url
+
 __all__ = [
+    "MAX_COST",
     "AddressSettings",
     "BrokerSettings",
     "ConfigError",
+    "ConnectorSettings",
+    "ConnectorTlsSettings",
     "LimitSettings",
     "ListenerSettings",
     "QueueSettings",
@@ -42,6 +47,10 @@ __all__ = [
 
 class ConfigError(ValueError):
     """The configuration is unusable; the message is one line naming the problem."""
+
+
+#: The highest cost a listener or connector may give an inter-router connection.
+MAX_COST = 2**24
 
 
 class _Model(BaseModel):
@@ -64,6 +73,22 @@ class TlsSettings(_Model):
     decides who it is (the broker offers no SASL EXTERNAL)."""
 
 
+def _check_amqp_url(value: str, what: str) -> str:
+    """``value`` if it is an ``amqp://`` or ``amqps://`` URL (a bare ``host:port`` means
+    ``amqp://``) with a usable port; else a ``ValueError`` naming it."""
+    if "://" in value and value.split("://", 1)[0].lower() not in ("amqp", "amqps"):
+        raise ValueError(f"{value!r}: a {what} URL starts with amqp:// or amqps://")
+    parse_url(value)  # raises ValueError naming a bad port
+    if "?" in value:
+        # parse_url ignores a query: a "?cost=5" here would be silently lost.
+        raise ValueError(f"{value!r}: a {what} URL has no ?query part")
+    return value
+
+
+def _is_amqps(url: str) -> bool:
+    return url.lower().startswith("amqps://")
+
+
 class ListenerSettings(_Model):
     """Where the server accepts connections, and how it authenticates them."""
 
@@ -73,17 +98,22 @@ class ListenerSettings(_Model):
     """Serve clients that skip SASL or choose ANONYMOUS.  Unset: yes on a loopback
     address, no elsewhere (a safe default for a listener others can reach)."""
     tls: TlsSettings | None = None
+    role: Literal["normal", "inter-router"] = "normal"
+    """``normal``: clients connect here.  ``inter-router``: other routers of the network
+    connect here (routers only; a broker refuses it)."""
+    cost: int = Field(default=1, ge=1, le=MAX_COST)
+    """Inter-router listeners: the cost of the connections accepted here, in the
+    network's least-cost paths (the higher of both ends' costs counts).  Setting it
+    on a normal listener is an error."""
 
     @field_validator("url")
     @classmethod
     def _check_url(cls, value: str) -> str:
-        if "://" in value and value.split("://", 1)[0].lower() not in ("amqp", "amqps"):
-            raise ValueError("a listener URL starts with amqp:// or amqps://")
-        return value
+        return _check_amqp_url(value, "listener")
 
     @model_validator(mode="after")
     def _check_tls(self) -> ListenerSettings:
-        amqps = self.url.lower().startswith("amqps://")
+        amqps = _is_amqps(self.url)
         if amqps and self.tls is None:
             raise ValueError(f"listener {self.url} is amqps:// but has no [tls] settings")
         if not amqps and self.tls is not None:
@@ -94,6 +124,11 @@ class ListenerSettings(_Model):
             raise ValueError(
                 f"listener {self.url}: tls.require_client_cert = true needs tls.ca_file "
                 "(the CA certificates that sign client certificates)"
+            )
+        if self.role == "normal" and "cost" in self.model_fields_set:
+            # A cost there would be ignored: most likely role = "inter-router" is missing.
+            raise ValueError(
+                f'listener {self.url}: cost applies to role = "inter-router" listeners only'
             )
         return self
 
@@ -109,6 +144,78 @@ class ListenerSettings(_Model):
             return ipaddress.ip_address(host).is_loopback
         except ValueError:
             return False
+
+
+class ConnectorTlsSettings(_Model):
+    """TLS for a connector (PEM files): how the server checks the peer it dials, and the
+    certificate it shows when the peer asks for one."""
+
+    ca_file: str | None = None
+    """CA certificates that sign the peer's certificate.  None: the system's trusted CAs."""
+    cert_file: str | None = None
+    """Our certificate chain, for a peer that asks for a client certificate."""
+    key_file: str | None = None
+    """Its private key, unless it is inside ``cert_file``."""
+    verify_hostname: bool = True
+    """Check that the peer's certificate names the host of the URL.  False still checks
+    that the certificate is signed by ``ca_file`` (for peers reached by IP address)."""
+
+    @model_validator(mode="after")
+    def _check_key(self) -> ConnectorTlsSettings:
+        if self.key_file is not None and self.cert_file is None:
+            raise ValueError("tls.key_file needs tls.cert_file (the certificate it belongs to)")
+        return self
+
+
+class ConnectorSettings(_Model):
+    """A connection the server opens itself and keeps open (re-dialling after a loss):
+    a router to another router now; later, a router to a broker.
+
+    ``role`` says what the peer is to us; each role has its own keys (``cost`` is the
+    inter-router one).  A new role (``route-container``, for brokers) is one more
+    literal here, and its keys refused for the others in ``_check``.
+    """
+
+    name: str | None = Field(default=None, min_length=1)
+    """What management calls it.  Unset: ``connector-N``, N its place (from 1) in the
+    ``[[connectors]]`` list (a server's settings fill it in)."""
+    url: str
+    """``amqp://host:port`` or ``amqps://host:port`` (then ``tls`` is required).  No user
+    name or password in it: those go in ``username`` and ``password``."""
+    role: Literal["inter-router"] = "inter-router"
+    """What the peer is: ``inter-router``, another router of the network."""
+    cost: int = Field(default=1, ge=1, le=MAX_COST)
+    """The connection's cost in the network's least-cost paths."""
+    username: str | None = Field(default=None, min_length=1)
+    """Authenticate with SASL PLAIN as this user (with ``password``).  Unset: ANONYMOUS."""
+    password: str | None = None
+    tls: ConnectorTlsSettings | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        _check_amqp_url(value, "connector")
+        address = parse_url(value)
+        if not address.host:
+            raise ValueError(f"{value!r}: a connector URL names the host to dial")
+        if address.user is not None or address.password is not None:
+            # The URL is shown by management and in logs: keep secrets out of it.
+            raise ValueError(
+                f"connector {address}: put the user name and password in username and "
+                "password, not in the URL"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> ConnectorSettings:
+        amqps = _is_amqps(self.url)
+        if amqps and self.tls is None:
+            raise ValueError(f"connector {self.url} is amqps:// but has no [tls] settings")
+        if not amqps and self.tls is not None:
+            raise ValueError(f"connector {self.url} has [tls] settings but is not amqps://")
+        if self.password is not None and self.username is None:
+            raise ValueError(f"connector {self.url}: password needs username")
+        return self
 
 
 class UserSettings(_Model):
@@ -195,6 +302,12 @@ class BrokerSettings(ServerSettings):
 
     @model_validator(mode="after")
     def _check(self) -> BrokerSettings:
+        for listener in self.listeners:
+            if listener.role != "normal":
+                raise ValueError(
+                    f"listener {listener.url}: role = {listener.role!r} is for routers; "
+                    'a broker\'s listeners are role = "normal"'
+                )
         if self.store == "postgresql" and not self.store_url:
             raise ValueError('store = "postgresql" needs store_url')
         names = [q.name for q in self.queues]
@@ -242,7 +355,11 @@ def read_settings(
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: not valid TOML: {exc}") from None
     for key, value in overrides.items():
-        if value is not None:
+        if value is None:
+            continue
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        else:
             data[key] = value
     try:
         return model.model_validate(data)

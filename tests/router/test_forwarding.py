@@ -1,0 +1,236 @@
+"""The router's data plane in one process: routers on loopback, Petrel's client on each.
+
+These pin what the subprocess tests (``tests/integration/test_router_*``, driven by
+Proton) cannot see from outside: the annotations a receiver gets, resend-released,
+the management counters, management of one router through another, and what a
+producer's credit does as receivers come and go.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterable
+
+import pytest
+
+import petrel
+from petrel.client import MessageModified, MessageReleased
+from petrel.management import ManagementClient
+from petrel.router import Router, RouterSettings
+from petrel.router.routing import Timers
+from petrel.router.table import ANN_INGRESS, ANN_TO, ANN_TRACE, CAP_TRACE
+from tests.helpers.servers import free_port
+
+FAST = Timers(hello_interval=0.2, hello_max_age=0.7, ra_interval=0.2, request_retry=0.2)
+TIMEOUT = 10.0
+
+
+class Net:
+    """Routers by id, each with its client port."""
+
+    def __init__(self) -> None:
+        self.routers: dict[str, Router] = {}
+        self.ports: dict[str, int] = {}
+
+    def url(self, router_id: str) -> str:
+        return f"amqp://127.0.0.1:{self.ports[router_id]}"
+
+    async def until(self, check: Callable[[], bool], what: str) -> None:
+        deadline = asyncio.get_running_loop().time() + TIMEOUT
+        while not check():
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"not within {TIMEOUT} s: {what}")
+            await asyncio.sleep(0.02)
+
+    async def knows(self, router_id: str, address: str, *remote: str) -> None:
+        core = self.routers[router_id].network.core
+        assert core is not None
+        await self.until(
+            lambda: core.routers_for(address) == frozenset(remote),
+            f"{router_id} sees {address} on {remote}",
+        )
+
+
+@contextlib.asynccontextmanager
+async def network(
+    links: Iterable[tuple[str, str, int]], ids: Iterable[str] = ()
+) -> AsyncIterator[Net]:
+    """Routers connected by ``(dialler, listener, cost)`` links, converged."""
+    links = list(links)
+    names = sorted({*ids, *(a for a, _, _ in links), *(b for _, b, _ in links)})
+    inter = {name: free_port() for name in names}
+    net = Net()
+    for name in names:
+        net.ports[name] = free_port()
+        settings = RouterSettings.model_validate(
+            {
+                "router": {"id": name},
+                "listeners": [
+                    {"url": net.url(name)},
+                    {"url": f"amqp://127.0.0.1:{inter[name]}", "role": "inter-router"},
+                ],
+                "connectors": [
+                    {"url": f"amqp://127.0.0.1:{inter[b]}", "role": "inter-router", "cost": c}
+                    for a, b, c in links
+                    if a == name
+                ],
+                "addresses": [{"prefix": "mc.", "distribution": "multicast"}],
+            }
+        )
+        net.routers[name] = Router(settings, timers=FAST)
+    try:
+        for router in net.routers.values():
+            await router.start()
+        for name, router in net.routers.items():
+            core = router.network.core
+            assert core is not None
+            others = frozenset(names) - {name}
+            await net.until(lambda core=core, others=others: core.reachable() == others, name)
+        yield net
+    finally:
+        for router in net.routers.values():
+            await router.stop(timeout=1.0)
+
+
+async def test_a_receiver_asking_for_the_trace_sees_the_path_and_others_see_nothing() -> None:
+    async with (
+        network([("A", "B", 1), ("B", "C", 1)]) as net,
+        await petrel.connect(net.url("A")) as client_a,
+        await petrel.connect(net.url("C")) as client_c,
+    ):
+        traced = await client_c.open_receiver(
+            "traced", capabilities=[CAP_TRACE], credit=10, auto_accept=True
+        )
+        plain = await client_c.open_receiver("plain", credit=10, auto_accept=True)
+        await net.knows("A", "traced", "C")
+        await net.knows("A", "plain", "C")
+        sent = asyncio.gather(
+            (await client_a.open_sender("traced")).send(petrel.Message(body=1)),
+            (await client_a.open_sender("plain")).send(
+                petrel.Message(body=2, message_annotations={"x-opt-mine": "kept"})
+            ),
+        )
+        got = await asyncio.wait_for(traced.receive(), TIMEOUT)
+        assert got.message.message_annotations == {ANN_INGRESS: "A", ANN_TRACE: ["A", "B", "C"]}
+        other = await asyncio.wait_for(plain.receive(), TIMEOUT)
+        # The routing annotations are gone; the sender's own are passed on as they were.
+        assert other.message.message_annotations == {"x-opt-mine": "kept"}
+        assert ANN_TO not in (other.message.message_annotations or {})
+        await asyncio.wait_for(sent, TIMEOUT)  # accepted end to end
+
+
+async def test_a_producer_has_credit_only_while_a_receiver_exists_somewhere() -> None:
+    async with (
+        network([("A", "B", 1)]) as net,
+        await petrel.connect(net.url("A")) as client_a,
+        await petrel.connect(net.url("B")) as client_b,
+    ):
+        sender = await client_a.open_sender("work")
+        producer = next(
+            h
+            for conn in net.routers["A"].state.connections.values()
+            for link, h in conn.links.items()
+            if link.name == sender.name
+        )
+        assert producer.link.credit == 0
+        receiver = await client_b.open_receiver("work", credit=5)
+        await net.until(lambda: producer.link.credit > 0, "credit once B has a receiver")
+        sent = asyncio.ensure_future(sender.send(petrel.Message(body="x")))
+        delivery = await asyncio.wait_for(receiver.receive(), TIMEOUT)
+        await delivery.accept()
+        await asyncio.wait_for(sent, TIMEOUT)
+        await receiver.close()
+        await net.until(lambda: producer.link.credit == 0, "no credit once it went")
+
+
+async def test_deliveries_waiting_for_a_receiver_that_leaves_are_released() -> None:
+    async with (
+        network([("A", "B", 1)]) as net,
+        await petrel.connect(net.url("A")) as client_a,
+        await petrel.connect(net.url("B")) as client_b,
+    ):
+        receiver = await client_b.open_receiver("slow", credit=1)
+        await net.knows("A", "slow", "B")
+        sender = await client_a.open_sender("slow")
+        sends = [asyncio.ensure_future(sender.send(petrel.Message(body=i))) for i in range(5)]
+        first = await asyncio.wait_for(receiver.receive(), TIMEOUT)
+        await first.accept()
+        await receiver.close()  # four wait at B for credit that will never come
+        outcomes = await asyncio.wait_for(asyncio.gather(*sends, return_exceptions=True), TIMEOUT)
+        assert outcomes[0] is None, outcomes
+        # Those B held for credit come back released; one the client had been sent (its
+        # credit window) comes back modified: none is left without an outcome.
+        released = [o for o in outcomes[1:] if isinstance(o, MessageReleased)]
+        modified = [o for o in outcomes[1:] if isinstance(o, MessageModified)]
+        assert len(released) + len(modified) == 4, outcomes
+        assert len(released) >= 3, outcomes
+        stats = net.routers["B"].network.table.stats
+        assert (stats.released, stats.modified) == (len(released), len(modified))
+
+
+async def test_resend_released_forwards_again_to_the_next_receiver() -> None:
+    async with (
+        network([("A", "B", 1)]) as net,
+        await petrel.connect(net.url("A")) as client_a,
+        await petrel.connect(net.url("B")) as client_b,
+    ):
+        # A receiver that gives no credit: B holds the messages for it until it goes.
+        first = await client_b.open_receiver("jobs", credit=0)
+        await net.knows("A", "jobs", "B")
+        sender = await client_a.open_sender("jobs", capabilities=["petrel:resend-released"])
+        sends = [asyncio.ensure_future(sender.send(petrel.Message(body=i))) for i in range(3)]
+        b_table = net.routers["B"].network.table
+        await net.until(lambda: b_table.stats.delivered_in == 3, "B holds the three")
+        await first.close()
+        # Released by B; router A tries again, and a new receiver takes them.
+        second = await client_a.open_receiver("jobs", credit=10)
+        bodies = []
+        for _ in range(3):
+            delivery = await asyncio.wait_for(second.receive(), TIMEOUT)
+            bodies.append(delivery.message.body)
+            await delivery.accept()
+        await asyncio.wait_for(asyncio.gather(*sends), TIMEOUT)
+        assert sorted(bodies) == [0, 1, 2]
+        assert net.routers["A"].network.table.stats.resent >= 1
+
+
+async def test_multicast_gives_each_receiver_one_copy_and_settles_accepted() -> None:
+    async with network([("A", "B", 1), ("B", "C", 1), ("C", "A", 1)]) as net:
+        clients = {r: await petrel.connect(net.url(r)) for r in "ABC"}
+        try:
+            receivers = [
+                await clients[r].open_receiver("mc.news", credit=100, auto_accept=True)
+                for r in ("A", "B", "C", "C")
+            ]
+            await net.knows("A", "mc.news", "B", "C")
+            await net.knows("B", "mc.news", "A", "C")
+            sender = await clients["A"].open_sender("mc.news")
+            sent = asyncio.gather(*(sender.send(petrel.Message(body=i)) for i in range(20)))
+            for receiver in receivers:
+                bodies = []
+                for _ in range(20):
+                    delivery = await asyncio.wait_for(receiver.receive(), TIMEOUT)
+                    bodies.append(delivery.message.body)
+                assert bodies == list(range(20))
+            await asyncio.wait_for(sent, TIMEOUT)  # each settled once every copy was
+            await asyncio.sleep(0.3)
+            for receiver in receivers:
+                with pytest.raises(asyncio.TimeoutError):
+                    await asyncio.wait_for(receiver.receive(), 0.1)  # no duplicates
+        finally:
+            for client in clients.values():
+                await client.close()
+
+
+async def test_management_of_a_router_through_another() -> None:
+    async with network([("A", "B", 5)]) as net, await petrel.connect(net.url("A")) as client:
+        here = ManagementClient(client)
+        there = ManagementClient(client, address="_topo/0/B/$management")
+        mine = (await here.query("petrel.router")).as_dicts()
+        theirs = (await there.query("petrel.router")).as_dicts()
+        assert [r["id"] for r in mine] == ["A"]
+        assert [r["id"] for r in theirs] == ["B"]
+        nodes = {n["id"]: n for n in (await there.query("petrel.router.node")).as_dicts()}
+        assert nodes["A"]["next_hop"] == "A"
+        assert nodes["A"]["cost"] == 5
