@@ -234,3 +234,25 @@ async def test_management_of_a_router_through_another() -> None:
         nodes = {n["id"]: n for n in (await there.query("petrel.router.node")).as_dicts()}
         assert nodes["A"]["next_hop"] == "A"
         assert nodes["A"]["cost"] == 5
+
+
+async def test_two_routers_that_dial_each_other_keep_one_connection() -> None:
+    async with network([("A", "B", 1), ("B", "A", 1)]) as net:
+        # Whichever came up first, both end up on the connection A (the lower id) dialled.
+        for name, dialled in (("A", True), ("B", False)):
+            network_ = net.routers[name].network
+            await net.until(
+                lambda n=network_, d=dialled: [x.connection.dialled for x in n.neighbours] == [d],
+                f"{name} keeps the connection A dialled",
+            )
+        async with (
+            await petrel.connect(net.url("A")) as client_a,
+            await petrel.connect(net.url("B")) as client_b,
+        ):
+            receiver = await client_b.open_receiver("both", credit=5, auto_accept=True)
+            await net.knows("A", "both", "B")
+            sent = asyncio.ensure_future(
+                (await client_a.open_sender("both")).send(petrel.Message(body=1))
+            )
+            assert (await asyncio.wait_for(receiver.receive(), TIMEOUT)).message.body == 1
+            await asyncio.wait_for(sent, TIMEOUT)

@@ -120,6 +120,16 @@ class Network:
         core = self.core
         if core is None:
             return False
+        twin = next((n for n in self.neighbours if n.peer_id == neighbour.peer_id), None)
+        if twin is not None:
+            # Two connections to one router (both dialled the other): both ends keep the
+            # one the lower router id dialled, so they agree without talking about it.
+            if _dialler(neighbour, self.router_id) < _dialler(twin, self.router_id):
+                twin.refuse(f"a second connection to {twin.peer_id}: keeping the other")
+                self.neighbour_down(twin)
+            else:
+                neighbour.refuse(f"already connected to {neighbour.peer_id}")
+                return False
         try:
             core.link_up(
                 neighbour,
@@ -222,3 +232,8 @@ class Network:
         if core is not None:
             core.handle_timer(self._now())
             self.service()
+
+
+def _dialler(neighbour: Neighbour, router_id: str) -> str:
+    """The id of the router that opened ``neighbour``'s connection."""
+    return router_id if neighbour.connection.dialled else neighbour.peer_id
