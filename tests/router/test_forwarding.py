@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Iterable
+from pathlib import Path
 
 import pytest
 
@@ -256,3 +257,79 @@ async def test_two_routers_that_dial_each_other_keep_one_connection() -> None:
             )
             assert (await asyncio.wait_for(receiver.receive(), TIMEOUT)).message.body == 1
             await asyncio.wait_for(sent, TIMEOUT)
+
+
+async def test_routers_talk_over_tls_with_client_certificates(tmp_path: Path) -> None:
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    for name, host in (("b", "127.0.0.1"), ("a", "router-a")):
+        leaf = ca.issue_cert(host)
+        leaf.cert_chain_pems[0].write_to_path(str(tmp_path / f"{name}.pem"))
+        leaf.private_key_pem.write_to_path(str(tmp_path / f"{name}.key"))
+    ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    inter, port_a, port_b = free_port(), free_port(), free_port()
+    b = Router(
+        RouterSettings.model_validate(
+            {
+                "router": {"id": "B"},
+                "listeners": [
+                    {"url": f"amqp://127.0.0.1:{port_b}"},
+                    {
+                        "url": f"amqps://127.0.0.1:{inter}",
+                        "role": "inter-router",
+                        "tls": {
+                            "cert_file": str(tmp_path / "b.pem"),
+                            "key_file": str(tmp_path / "b.key"),
+                            "ca_file": str(tmp_path / "ca.pem"),
+                            "require_client_cert": True,
+                        },
+                    },
+                ],
+            }
+        ),
+        timers=FAST,
+    )
+    a = Router(
+        RouterSettings.model_validate(
+            {
+                "router": {"id": "A"},
+                "listeners": [{"url": f"amqp://127.0.0.1:{port_a}"}],
+                "connectors": [
+                    {
+                        "url": f"amqps://127.0.0.1:{inter}",
+                        "tls": {
+                            "ca_file": str(tmp_path / "ca.pem"),
+                            "cert_file": str(tmp_path / "a.pem"),
+                            "key_file": str(tmp_path / "a.key"),
+                        },
+                    }
+                ],
+            }
+        ),
+        timers=FAST,
+    )
+    await b.start()
+    await a.start()
+    try:
+        net = Net()
+        net.routers = {"A": a, "B": b}
+        net.ports = {"A": port_a, "B": port_b}
+        core = a.network.core
+        assert core is not None
+        await net.until(lambda: core.reachable() == {"B"}, "A reaches B over TLS")
+        link = next(iter(a.network.neighbours)).connection.protocol.transport
+        assert link is not None and link.get_extra_info("ssl_object") is not None
+        async with (
+            await petrel.connect(net.url("A")) as client_a,
+            await petrel.connect(net.url("B")) as client_b,
+        ):
+            receiver = await client_b.open_receiver("secure", credit=5, auto_accept=True)
+            await net.knows("A", "secure", "B")
+            sent = asyncio.ensure_future(
+                (await client_a.open_sender("secure")).send(petrel.Message(body="s"))
+            )
+            assert (await asyncio.wait_for(receiver.receive(), TIMEOUT)).message.body == "s"
+            await asyncio.wait_for(sent, TIMEOUT)
+    finally:
+        await a.stop(timeout=1.0)
+        await b.stop(timeout=1.0)

@@ -17,6 +17,7 @@ from ..engine import Link
 from ..errors import AmqpError, Condition
 from ..server.config import ListenerSettings
 from ..server.connection import LinkHandler, ServerConnection, ServerState
+from ..server.nodes import terminus_capabilities
 from ..spec import (
     CAP_GLOBAL,
     CAP_QUEUE,
@@ -83,7 +84,7 @@ class BrokerConnection(ServerConnection):
         if not isinstance(source, Source):
             raise AmqpError("a receiving link needs a source", condition=Condition.INVALID_FIELD)
         core = self.core
-        capabilities = _symbols(source.capabilities) | _symbols(link.remote_desired_capabilities)
+        capabilities = terminus_capabilities(link)
         selector = None
         selector_text = None
         applied_filters: dict[Any, Any] | None = None
@@ -177,9 +178,7 @@ class BrokerConnection(ServerConnection):
             info = core.lookup(temporary.name)
             answer: Target = target.replace(address=temporary.name)
         elif target.address:
-            capabilities = _symbols(target.capabilities) | _symbols(
-                link.remote_desired_capabilities
-            )
+            capabilities = terminus_capabilities(link)
             info = core.resolve(str(target.address), _routing_hint(capabilities))
             answer = target
         else:
@@ -188,15 +187,6 @@ class BrokerConnection(ServerConnection):
         producer = ProducerLink(self, link, info, self.credit_window, temporary=temporary)
         producer.start()
         return producer
-
-
-def _symbols(value: Any) -> set[str]:
-    """A multiple-symbol field as a set: absent, one symbol, or an array of them."""
-    if value is None:
-        return set()
-    if isinstance(value, str):
-        return {value}
-    return {str(item) for item in value}
 
 
 def _routing_hint(capabilities: set[str]) -> str | None:

@@ -37,6 +37,7 @@ from ..errors import AmqpError, Condition, DecodeError
 from ..message import Message
 from ..server.config import ListenerSettings
 from ..server.connection import LinkHandler, ServerConnection, ServerState
+from ..server.nodes import terminus_capabilities
 from ..spec import Coordinator, SenderSettleMode, Source, Target
 from ..types import Symbol
 from .forwarding import CAP_RESEND_RELEASED, InLink, OutLink
@@ -421,7 +422,7 @@ class RouterConnection(ServerConnection):
                 f"{address} is a router's own address; receivers attach to mobile addresses",
                 condition=Condition.NOT_ALLOWED,
             )
-        capabilities = _symbols(source.capabilities) | _symbols(link.remote_desired_capabilities)
+        capabilities = terminus_capabilities(link)
         # Routers apply no filters: answering without them tells the client so.
         link.attach(source=source.replace(address=address, filter=None), target=link.remote_target)
         out = OutLink(link, self.protocol, keep_trace=CAP_TRACE in capabilities)
@@ -456,18 +457,10 @@ class RouterConnection(ServerConnection):
             owner=self,
             address=address,
         )
-        capabilities = _symbols(target.capabilities) | _symbols(link.remote_desired_capabilities)
+        capabilities = terminus_capabilities(link)
         producer.resend = CAP_RESEND_RELEASED in capabilities
         if address is not None:
             table.add_producer(address, producer)
             producer.on_close = lambda p: table.remove_producer(address, p)
         producer.top_up()
         return producer
-
-
-def _symbols(value: Any) -> set[str]:
-    if value is None:
-        return set()
-    if isinstance(value, str):
-        return {value}
-    return {str(item) for item in value}

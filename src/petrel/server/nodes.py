@@ -12,7 +12,7 @@ from ..engine import Link
 if TYPE_CHECKING:
     from .connection import LinkHandler, ServerConnection
 
-__all__ = ["Node", "NodeRegistry", "terminus_address"]
+__all__ = ["Node", "NodeRegistry", "terminus_address", "terminus_capabilities"]
 
 
 class Node(Protocol):
@@ -61,3 +61,18 @@ def terminus_address(link: Link) -> str | None:
     terminus = link.remote_source if link.is_sender else link.remote_target
     address = getattr(terminus, "address", None)
     return None if address is None else str(address)
+
+
+def terminus_capabilities(link: Link) -> set[str]:
+    """The capabilities a peer gives the terminus it attaches ``link`` to (its source's
+    or target's), with the link's desired capabilities: absent, one symbol, or an array."""
+    terminus = link.remote_source if link.is_sender else link.remote_target
+    found: set[str] = set()
+    for value in (getattr(terminus, "capabilities", None), link.remote_desired_capabilities):
+        if value is None:
+            continue
+        if isinstance(value, str):
+            found.add(value)
+        else:
+            found.update(str(item) for item in value)
+    return found
