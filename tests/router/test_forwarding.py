@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -55,9 +56,12 @@ class Net:
 
 @contextlib.asynccontextmanager
 async def network(
-    links: Iterable[tuple[str, str, int]], ids: Iterable[str] = ()
+    links: Iterable[tuple[str, str, int]],
+    ids: Iterable[str] = (),
+    extra: dict[str, dict[str, Any]] | None = None,
 ) -> AsyncIterator[Net]:
-    """Routers connected by ``(dialler, listener, cost)`` links, converged."""
+    """Routers connected by ``(dialler, listener, cost)`` links, converged; ``extra``
+    adds settings to some routers."""
     links = list(links)
     names = sorted({*ids, *(a for a, _, _ in links), *(b for _, b, _ in links)})
     inter = {name: free_port() for name in names}
@@ -77,6 +81,7 @@ async def network(
                     if a == name
                 ],
                 "addresses": [{"prefix": "mc.", "distribution": "multicast"}],
+                **(extra or {}).get(name, {}),
             }
         )
         net.routers[name] = Router(settings, timers=FAST)
@@ -333,3 +338,21 @@ async def test_routers_talk_over_tls_with_client_certificates(tmp_path: Path) ->
     finally:
         await a.stop(timeout=1.0)
         await b.stop(timeout=1.0)
+
+
+async def test_a_client_that_may_not_manage_here_may_not_manage_another_router() -> None:
+    async with network([("A", "B", 1)]) as net:
+        # Give A a user who is not an admin: only admins (and anonymous loopback clients)
+        # may use management, on A and, through A, on any other router.
+        policy = net.routers["A"].policy
+        policy._users["reader"] = "secret"
+        async with await petrel.connect(
+            net.url("A"), username="reader", password="secret"
+        ) as client:
+            there = ManagementClient(client, address="_topo/0/B/$management", timeout=5)
+            with pytest.raises(Exception, match="may not use") as caught:
+                await there.query("petrel.router")
+            assert "unauthorized" in repr(caught.value).lower() or "may not" in str(caught.value)
+        async with await petrel.connect(net.url("A")) as anonymous:  # loopback: allowed
+            there = ManagementClient(anonymous, address="_topo/0/B/$management", timeout=5)
+            assert [r["id"] for r in (await there.query("petrel.router")).as_dicts()] == ["B"]

@@ -385,6 +385,10 @@ class AddressTable:
         if route.topological:
             router, _, local = address[len(TOPO_PREFIX) :].partition("/")
             if router != self.router_id:
+                if not from_router and local in self.nodes and source is not None:
+                    # Another router's node trusts what its neighbours forward: the
+                    # router the request enters by decides, as for its own node.
+                    self._check_may_use(source, local)
                 link = core.next_hop(router)
                 out = self._data_link(link, view) if link is not None else None
                 if out is None:
@@ -498,14 +502,17 @@ class AddressTable:
             return
         if source is None:
             raise AmqpError(f"the router does not send to {name}", condition=Condition.NOT_FOUND)
-        owner = source.owner
-        if not owner.may_manage:
+        self._check_may_use(source, name)
+        node = self.nodes.get(name)
+        assert node is not None
+        node.relay(source.owner, payload)
+
+    @staticmethod
+    def _check_may_use(source: InLink, name: str) -> None:
+        if not source.owner.may_manage:
             raise AmqpError(
                 f"this connection may not use {name}", condition=Condition.UNAUTHORIZED_ACCESS
             )
-        node = self.nodes.get(name)
-        assert node is not None
-        node.relay(owner, payload)
 
 
 def _peer_of(link: Any) -> str:
