@@ -91,12 +91,40 @@ async def network(
         for name, router in net.routers.items():
             core = router.network.core
             assert core is not None
+            peers = frozenset(
+                {b for a, b, _ in links if a == name} | {a for a, b, _ in links if b == name}
+            )
             others = frozenset(names) - {name}
-            await net.until(lambda core=core, others=others: core.reachable() == others, name)
+            await net.until(
+                lambda core=core, others=others, peers=peers: (
+                    core.reachable() == others and frozenset(core.neighbours()) == peers
+                ),
+                f"{name} has its neighbours and reaches every router",
+            )
+        for router in net.routers.values():  # and every router's paths are final
+            core = router.network.core
+            assert core is not None
+            await net.until(
+                lambda core=core, me=router.router_id: all(
+                    core.cost_to(n) == _hops(links, me, n) for n in core.reachable()
+                ),
+                f"{router.router_id}: least costs",
+            )
         yield net
     finally:
         for router in net.routers.values():
             await router.stop(timeout=1.0)
+
+
+def _hops(links: list[tuple[str, str, int]], start: str, end: str) -> int:
+    """The least cost from ``start`` to ``end`` over ``links`` (Bellman-Ford: tiny graphs)."""
+    best = {start: 0}
+    for _ in links:
+        for a, b, cost in links:
+            for x, y in ((a, b), (b, a)):
+                if x in best and best[x] + cost < best.get(y, 1 << 62):
+                    best[y] = best[x] + cost
+    return best[end]
 
 
 async def test_a_receiver_asking_for_the_trace_sees_the_path_and_others_see_nothing() -> None:

@@ -48,6 +48,7 @@ __all__ = [
     "CONTROL_ADDRESS",
     "DATA_ADDRESS",
     "PROP_COST",
+    "PROP_INSTANCE",
     "PROP_PROTOCOL",
     "PROP_ROUTER_ID",
     "Neighbour",
@@ -61,6 +62,7 @@ DATA_ADDRESS = "_petrel.router/data"
 PROP_ROUTER_ID = Symbol("petrel:router-id")
 PROP_PROTOCOL = Symbol("petrel:router-protocol")
 PROP_COST = Symbol("petrel:cost")
+PROP_INSTANCE = Symbol("petrel:router-instance")
 PROP_BAND = Symbol("petrel:band")
 #: Credit a client's sending link gets while its address has a destination.
 CLIENT_WINDOW = 1000
@@ -84,7 +86,12 @@ class Neighbour:
         self.own_cost = cost
         self.cost = cost
         self.peer_id = ""
+        #: The peer's instance, from its open (new at each start of the peer).
+        self.instance: int | None = None
         self.protocol_version = 1
+        #: Whether the routing core ever took it (a connection refused before that is a
+        #: failed attempt for the connector's backoff).
+        self.ever_up = False
         self.control_out: Link | None = None
         self.control_in: Link | None = None
         self.data_out: list[OutLink | None] = [None] * BANDS
@@ -104,6 +111,8 @@ class Neighbour:
         self.peer_id = peer_id
         version = properties.get(PROP_PROTOCOL, 1)
         self.protocol_version = version if isinstance(version, int) else 1
+        instance = properties.get(PROP_INSTANCE)
+        self.instance = instance if isinstance(instance, int) else None
         peer_cost = properties.get(PROP_COST, 1)
         if isinstance(peer_cost, int) and peer_cost > self.cost:
             self.cost = peer_cost
@@ -145,7 +154,9 @@ class Neighbour:
         if out.state is not LinkState.ATTACHED or into.state is not LinkState.ATTACHED:
             return
         self.up = True
-        if not self.network.neighbour_up(self):
+        if self.network.neighbour_up(self):
+            self.ever_up = True
+        else:
             self.up = False
 
     def down(self) -> None:

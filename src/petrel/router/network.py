@@ -122,8 +122,17 @@ class Network:
             return False
         twin = next((n for n in self.neighbours if n.peer_id == neighbour.peer_id), None)
         if twin is not None:
-            # Two connections to one router (both dialled the other): both ends keep the
-            # one the lower router id dialled, so they agree without talking about it.
+            # Two connections to one router.  From one run of it (both dialled the other),
+            # both ends keep the one the lower router id dialled, so they agree without
+            # talking about it.  From another run (an impostor with its id, or a restart
+            # while the old connection lingers): the neighbour we have stays; the old
+            # connection of a restarted router goes soon enough (closed, or silent).
+            if neighbour.instance != twin.instance:
+                neighbour.refuse(
+                    f"already connected to {neighbour.peer_id} (instance {twin.instance}); "
+                    f"this connection claims instance {neighbour.instance}"
+                )
+                return False
             if _dialler(neighbour, self.router_id) < _dialler(twin, self.router_id):
                 twin.refuse(f"a second connection to {twin.peer_id}: keeping the other")
                 self.neighbour_down(twin)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 from typing import Any
@@ -19,7 +18,7 @@ from ..server.management import ManagementNode
 from ..server.policy import ConnectionPolicy
 from ..spec import ANONYMOUS_RELAY
 from .config import RouterSettings, distribution_for
-from .connection import PROP_COST, PROP_PROTOCOL, PROP_ROUTER_ID, RouterConnection
+from .connection import PROP_COST, PROP_INSTANCE, PROP_PROTOCOL, PROP_ROUTER_ID, RouterConnection
 from .entities import TYPES, RouterProvider
 from .network import Network
 from .routing import PROTOCOL_VERSION
@@ -38,14 +37,19 @@ class RouterPolicy(ConnectionPolicy):
     def __init__(self, settings: RouterSettings, **kwargs: Any) -> None:
         super().__init__(settings, **kwargs)
         self.router_id = settings.router.id
+        #: This run's instance (the routing core's), once started.
+        self.instance: int | None = None
 
     def router_properties(self, cost: int) -> dict[str, Any]:
-        return {
+        properties = {
             PROP_ROUTER_ID: self.router_id,
             PROP_PROTOCOL: PROTOCOL_VERSION,
             PROP_COST: cost,
             "product": "petrel",
         }
+        if self.instance is not None:
+            properties[PROP_INSTANCE] = self.instance
+        return properties
 
     def connection_config(self, listener: ListenerSettings) -> ConnectionConfig:
         config = super().connection_config(listener)
@@ -114,6 +118,8 @@ class Router:
 
     async def start(self) -> None:
         self.network.start()
+        assert self.network.core is not None
+        self.policy.instance = self.network.core.instance
         await self.listeners.start()
         loop = asyncio.get_running_loop()
         for index, connector in enumerate(self.settings.connectors):
@@ -126,9 +132,8 @@ class Router:
         self._stopping = True
         for task in self._dialers:
             task.cancel()
-        for task in self._dialers:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        if self._dialers:
+            await asyncio.wait(self._dialers, timeout=timeout)
         self._dialers.clear()
         await self.listeners.shutdown(timeout)
         await self.management.close()
@@ -183,10 +188,15 @@ class Router:
                 connection.handle_event(protocol, event)
 
         dialer = Connector([address], config_for, Dispatch(), tls=tls, timeout=10.0, backoff=REDIAL)
+        refused = 0  # connections in a row closed before the neighbour came up
         first = True
         while not self._stopping:
+            if refused:
+                # A peer that takes the connection and then refuses us (a duplicate id,
+                # a second connection) is a failed attempt too: back off, up to 5 s.
+                await asyncio.sleep(REDIAL.delay(refused))
             try:
-                protocol, _ = await dialer.connect(wait_first=not first)
+                protocol, _ = await dialer.connect(wait_first=not first and not refused)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # GaveUp cannot happen (no attempt limit); be safe
@@ -205,8 +215,10 @@ class Router:
             except Exception:
                 pass
             self._connector_states[index] = "connecting"
-            handlers.pop(protocol, None)
+            connection = handlers.pop(protocol, None)
             state.connections.pop(protocol, None)
+            neighbour = connection.neighbour if connection is not None else None
+            refused = 0 if neighbour is not None and neighbour.ever_up else refused + 1
             if not self._stopping:
                 log.info(
                     "router %s: connection to %s lost; dialling again",
