@@ -52,10 +52,12 @@ from ..server.config import (
 __all__ = [
     "DEFAULT_DISTRIBUTION",
     "AddressPolicy",
+    "AutolinkSettings",
     "Distribution",
     "RouterSection",
     "RouterSettings",
     "distribution_for",
+    "is_waypoint",
     "load_router_settings",
 ]
 
@@ -108,6 +110,10 @@ class AddressPolicy(_Model):
     ``balanced``: each message to one receiver, the least busy (unsettled deliveries,
     plus the path cost for one on another router).  ``multicast``: each message to
     every receiver."""
+    waypoint: bool = False
+    """The addresses it matches pass through a queue on a broker (``[[autolinks]]``):
+    what senders send goes to the broker, and receivers get what comes out of it.
+    Every router of the network must say so for the same addresses."""
 
     @field_validator("pattern")
     @classmethod
@@ -161,6 +167,27 @@ def _endpoint(url: str) -> str:
     return str(parse_url(url))
 
 
+class AutolinkSettings(_Model):
+    """An ``[[autolinks]]`` entry: a link the router keeps to a queue on a broker (a
+    waypoint), over a ``route-container`` connector."""
+
+    address: str = Field(min_length=1)
+    """The address in the network (it must be a waypoint: ``[[addresses]]`` with
+    ``waypoint = true`` on every router)."""
+    connector: str = Field(min_length=1)
+    """The name of the ``[[connectors]]`` entry (``role = "route-container"``) to the
+    broker."""
+    direction: Literal["in", "out"]
+    """``out``: messages sent to the address go into the broker's queue.  ``in``:
+    messages in the broker's queue go to the address's receivers."""
+    external_address: str | None = Field(default=None, min_length=1)
+    """The queue's name on the broker (default: ``address``)."""
+
+    @property
+    def queue(self) -> str:
+        return self.external_address or self.address
+
+
 class RouterSettings(ServerSettings):
     """Everything a router can be told (and all :class:`ServerSettings` keys)."""
 
@@ -169,6 +196,7 @@ class RouterSettings(ServerSettings):
     """The connections this router opens and keeps open.  After validation every one
     has a name (``connector-N`` when the file gave none)."""
     addresses: list[AddressPolicy] = Field(default_factory=list)
+    autolinks: list[AutolinkSettings] = Field(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod
@@ -201,6 +229,21 @@ class RouterSettings(ServerSettings):
         _once("listener", [_endpoint(listener.url) for listener in self.listeners])
         _once("connector", [_endpoint(connector.url) for connector in self.connectors])
         _once("connector name", [str(connector.name) for connector in self.connectors])
+        roles = {str(c.name): c.role for c in self.connectors}
+        for link in self.autolinks:
+            role = roles.get(link.connector)
+            if role is None:
+                raise ValueError(f"autolink {link.address}: no connector named {link.connector!r}")
+            if role != "route-container":
+                raise ValueError(
+                    f"autolink {link.address}: connector {link.connector!r} is {role}; "
+                    'an autolink needs role = "route-container"'
+                )
+            if not is_waypoint(self.addresses, link.address):
+                raise ValueError(
+                    f"autolink {link.address}: the address is not a waypoint (add an "
+                    "[[addresses]] entry matching it with waypoint = true)"
+                )
         return self
 
 
@@ -210,6 +253,13 @@ def _once(what: str, values: list[str]) -> None:
         if value in seen:
             raise ValueError(f"{what} {value} is listed twice")
         seen.add(value)
+
+
+def is_waypoint(policies: RouterSettings | Sequence[AddressPolicy], address: str) -> bool:
+    """Whether ``address`` passes through a broker's queue (its best-matching
+    ``[[addresses]]`` entry, chosen as for :func:`distribution_for`, says waypoint)."""
+    entry = _best(policies, address)
+    return entry is not None and entry.waypoint
 
 
 def load_router_settings(path: str | Path | None = None, **overrides: Any) -> RouterSettings:
@@ -224,14 +274,19 @@ def distribution_for(
     """How ``address`` is distributed under ``policies`` (a router's settings or their
     ``addresses``): the entry matching the most characters literally; on a tie a prefix
     before a pattern, then the first listed; ``balanced`` when none matches."""
+    entry = _best(policies, address)
+    return entry.distribution if entry is not None else DEFAULT_DISTRIBUTION
+
+
+def _best(policies: RouterSettings | Sequence[AddressPolicy], address: str) -> AddressPolicy | None:
     entries = policies.addresses if isinstance(policies, RouterSettings) else policies
     best: tuple[int, int] | None = None
-    chosen: Distribution = DEFAULT_DISTRIBUTION
+    chosen: AddressPolicy | None = None
     for entry in entries:
         strength = entry.strength(address)
         if strength is None:
             continue
         rank = (strength, 1 if entry.prefix is not None else 0)
         if best is None or rank > best:
-            best, chosen = rank, entry.distribution
+            best, chosen = rank, entry
     return chosen

@@ -28,6 +28,7 @@ from __future__ import annotations
 import collections
 import itertools
 import logging
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..driver import AmqpProtocol
@@ -40,9 +41,11 @@ from ..server.connection import LinkHandler, ServerConnection, ServerState
 from ..server.nodes import terminus_capabilities
 from ..spec import Coordinator, SenderSettleMode, Source, Target
 from ..types import Symbol
+from .config import AutolinkSettings
 from .forwarding import CAP_RESEND_RELEASED, InLink, OutLink
 from .network import Network
-from .table import BANDS, CAP_TRACE, TOPO_PREFIX
+from .table import BANDS, CAP_TRACE, PHASE_PREFIX, RESERVED_PREFIXES, TOPO_PREFIX
+from .waypoints import attach_autolinks
 
 __all__ = [
     "CONTROL_ADDRESS",
@@ -247,13 +250,17 @@ class RouterConnection(ServerConnection):
         refusal: AmqpError | None = None,
         dialled: bool = False,
         cost: int | None = None,
+        autolinks: Sequence[AutolinkSettings] = (),
     ) -> None:
         super().__init__(protocol, state, listener, refusal=refusal)
         self.network = network
         self.dialled = dialled
         role = getattr(listener, "role", "normal")
+        #: The waypoint links to attach once open (a route-container connection).
+        self.autolinks = list(autolinks)
+        self._when_attached: dict[Link, Callable[[], None]] = {}
         self.neighbour: Neighbour | None = None
-        if dialled or role == "inter-router":
+        if role == "inter-router":
             own = cost if cost is not None else int(getattr(listener, "cost", 1))
             self.neighbour = Neighbour(self, own)
         self._handlers[ev.LinkAttached] = self._on_link_attached
@@ -261,7 +268,9 @@ class RouterConnection(ServerConnection):
 
     @property
     def role(self) -> str:
-        return "inter-router" if self.neighbour is not None else "normal"
+        if self.neighbour is not None:
+            return "inter-router"
+        return "route-container" if self.autolinks else "normal"
 
     def _writable_again(self) -> None:
         for handler in self.links.values():
@@ -277,6 +286,8 @@ class RouterConnection(ServerConnection):
         else:
             self.container_id = event.container_id
             self.hostname = event.hostname
+        if self.autolinks and self.dialled and not self.engine.finished:
+            self._when_attached = attach_autolinks(self, self.autolinks)
         if neighbour is None or self.engine.finished:
             return
         why = neighbour.learn(event.properties)
@@ -302,10 +313,10 @@ class RouterConnection(ServerConnection):
             Target(address=CONTROL_ADDRESS),
             snd_settle_mode=SenderSettleMode.SETTLED,
         )
-        self._adopt(out, _ControlOut(neighbour))
+        self.adopt(out, _ControlOut(neighbour))
         neighbour.control_out = out
         control_in = _ControlIn(neighbour, into)
-        self._adopt(into, control_in)
+        self.adopt(into, control_in)
         neighbour.control_in = into
         for band in range(BANDS):
             properties = {PROP_BAND: band}
@@ -315,17 +326,18 @@ class RouterConnection(ServerConnection):
                 Target(address=DATA_ADDRESS),
                 properties=properties,
             )
-            self._adopt(sender, self._data_out(neighbour, sender, band))
+            self.adopt(sender, self._data_out(neighbour, sender, band))
             receiver = session.attach_receiver(
                 f"{prefix}:data-back.{band}",
                 Source(address=DATA_ADDRESS),
                 Target(address=DATA_ADDRESS),
                 properties=properties,
             )
-            self._adopt(receiver, self._data_in(neighbour, receiver))
+            self.adopt(receiver, self._data_in(neighbour, receiver))
         self.protocol.flush()
 
-    def _adopt(self, link: Link, handler: LinkHandler) -> None:
+    def adopt(self, link: Link, handler: LinkHandler) -> None:
+        """Take a link this end attached (the peer answers later) as one of ours."""
         self.links[link] = handler
         attached = self.sessions.get(link.session)
         if attached is not None:
@@ -341,6 +353,9 @@ class RouterConnection(ServerConnection):
             or (not link.is_sender and link.remote_source is None)
         ):
             return  # refused: its detach follows
+        when_attached = self._when_attached.pop(link, None)
+        if when_attached is not None:
+            when_attached()
         if isinstance(handler, (_ControlIn, InLink)):
             handler.top_up()
         if self.neighbour is not None:
@@ -428,7 +443,7 @@ class RouterConnection(ServerConnection):
             address = str(source.address)
         else:
             raise AmqpError("the source has no address", condition=Condition.INVALID_FIELD)
-        if address.startswith(TOPO_PREFIX) and not source.dynamic:
+        if address.startswith(RESERVED_PREFIXES) and not source.dynamic:
             raise AmqpError(
                 f"{address} is a router's own address; receivers attach to mobile addresses",
                 condition=Condition.NOT_ALLOWED,
@@ -438,8 +453,9 @@ class RouterConnection(ServerConnection):
         link.attach(source=source.replace(address=address, filter=None), target=link.remote_target)
         out = OutLink(link, self.protocol, keep_trace=CAP_TRACE in capabilities)
         table = network.table
-        table.add_consumer(address, out)
-        out.on_close = lambda o: table.remove_consumer(address, o)
+        key = address if source.dynamic else table.receiving_key(address)
+        table.add_consumer(key, out)
+        out.on_close = lambda o: table.remove_consumer(key, o)
         return out
 
     def _attach_producer(self, link: Link) -> InLink:
@@ -457,8 +473,15 @@ class RouterConnection(ServerConnection):
                 condition=Condition.NOT_IMPLEMENTED,
             )
         address = str(target.address) if target.address else None
-        link.attach(source=link.remote_source, target=target)
         table = self.network.table
+        if address is not None:
+            if address.startswith(PHASE_PREFIX):
+                raise AmqpError(
+                    f"{address} is the router's own name for a waypoint phase",
+                    condition=Condition.NOT_ALLOWED,
+                )
+            address = table.sending_key(address)
+        link.attach(source=link.remote_source, target=target)
         producer = InLink(
             link,
             self.protocol,

@@ -45,11 +45,13 @@ class Network:
         nodes: NodeRegistry,
         distribution_for: Callable[[str], str],
         *,
+        is_waypoint: Callable[[str], bool] = lambda address: False,
         timers: Any = None,
     ) -> None:
         self.router_id = router_id
         self.nodes = nodes
         self.distribution_for = distribution_for
+        self.is_waypoint = is_waypoint
         self.timers = timers
         self.core: RoutingCore | None = None
         self._table: AddressTable | None = None
@@ -85,6 +87,7 @@ class Network:
             nodes=self.nodes,
             on_mobile=self._mobile,
             remote_request=self._remote_request,
+            is_waypoint=self.is_waypoint,
         )
         self.last_change = time.time()
         self.service()

@@ -17,7 +17,7 @@ from ..server.listening import Listeners
 from ..server.management import ManagementNode
 from ..server.policy import ConnectionPolicy
 from ..spec import ANONYMOUS_RELAY
-from .config import RouterSettings, distribution_for
+from .config import RouterSettings, distribution_for, is_waypoint
 from .connection import PROP_COST, PROP_INSTANCE, PROP_PROTOCOL, PROP_ROUTER_ID, RouterConnection
 from .entities import TYPES, RouterProvider
 from .network import Network
@@ -29,6 +29,11 @@ log = logging.getLogger("petrel.router")
 
 #: How a router dials a neighbour that is away: soon at first, then every 5 s, for ever.
 REDIAL = Backoff(initial_delay=0.1, max_delay=5.0, multiplier=2.0, max_attempts=None)
+#: How it dials a broker (a route-container connector) that is away: after 2 s, then
+#: every 5 s, for ever.
+REDIAL_BROKER = Backoff(
+    initial_delay=2.0, max_delay=5.0, multiplier=2.5, jitter=0.1, max_attempts=None
+)
 
 
 class RouterPolicy(ConnectionPolicy):
@@ -85,6 +90,7 @@ class Router:
             self.router_id,
             self.state.nodes,
             lambda address: distribution_for(settings.addresses, address),
+            is_waypoint=lambda address: is_waypoint(settings.addresses, address),
             timers=timers,
         )
         self.network.remote_request = self._remote_request
@@ -152,11 +158,15 @@ class Router:
         return self._connector_states[index]
 
     async def _dial(self, index: int, connector: Any) -> None:
-        """Keep one connection to the router at ``connector.url``: dial, and when it drops
-        (or cannot be made), dial again with backoff."""
+        """Keep one connection to the router (or broker) at ``connector.url``: dial, and
+        when it drops (or cannot be made), dial again with backoff."""
         address = parse_url(connector.url)
         cost = int(getattr(connector, "cost", 1))
-        pseudo = ListenerSettings.model_construct(url=connector.url, role="inter-router", cost=cost)
+        role = connector.role
+        to_broker = role == "route-container"
+        autolinks = [a for a in self.settings.autolinks if a.connector == connector.name]
+        backoff = REDIAL_BROKER if to_broker else REDIAL
+        pseudo = ListenerSettings.model_construct(url=connector.url, role=role, cost=cost)
         tls = _connector_tls(connector)
         state = self.state
 
@@ -167,7 +177,7 @@ class Router:
                 hostname=address.host,
                 max_frame_size=self.policy.limits.max_frame_size,
                 idle_timeout=self.policy.limits.idle_timeout or None,
-                properties=self.router_properties(cost),
+                properties={"product": "petrel"} if to_broker else self.router_properties(cost),
                 sasl=SaslConfig(
                     mechanisms=("PLAIN", "ANONYMOUS") if username else ("ANONYMOUS",),
                     username=username,
@@ -182,19 +192,27 @@ class Router:
                 connection = handlers.get(protocol)
                 if connection is None:
                     connection = handlers[protocol] = RouterConnection(
-                        protocol, state, pseudo, self.network, dialled=True, cost=cost
+                        protocol,
+                        state,
+                        pseudo,
+                        self.network,
+                        dialled=True,
+                        cost=cost,
+                        autolinks=autolinks,
                     )
                     state.connections[protocol] = connection
                 connection.handle_event(protocol, event)
 
-        dialer = Connector([address], config_for, Dispatch(), tls=tls, timeout=10.0, backoff=REDIAL)
+        dialer = Connector(
+            [address], config_for, Dispatch(), tls=tls, timeout=10.0, backoff=backoff
+        )
         refused = 0  # connections in a row closed before the neighbour came up
         first = True
         while not self._stopping:
             if refused:
                 # A peer that takes the connection and then refuses us (a duplicate id,
                 # a second connection) is a failed attempt too: back off, up to 5 s.
-                await asyncio.sleep(REDIAL.delay(refused))
+                await asyncio.sleep(backoff.delay(refused))
             try:
                 protocol, _ = await dialer.connect(wait_first=not first and not refused)
             except asyncio.CancelledError:
@@ -218,7 +236,10 @@ class Router:
             connection = handlers.pop(protocol, None)
             state.connections.pop(protocol, None)
             neighbour = connection.neighbour if connection is not None else None
-            refused = 0 if neighbour is not None and neighbour.ever_up else refused + 1
+            if to_broker or (neighbour is not None and neighbour.ever_up):
+                refused = 0
+            else:
+                refused += 1
             if not self._stopping:
                 log.info(
                     "router %s: connection to %s lost; dialling again",

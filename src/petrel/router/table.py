@@ -64,6 +64,24 @@ __all__ = [
 log = logging.getLogger("petrel.router")
 
 TOPO_PREFIX = "_topo/0/"
+#: Waypoint addresses travel in two phases: ``_phase/0/A`` from senders to the broker's
+#: queue, ``_phase/1/A`` from the queue to receivers.  Clients never name these.
+PHASE_PREFIX = "_phase/"
+RESERVED_PREFIXES = (TOPO_PREFIX, PHASE_PREFIX)
+
+
+def phase(address: str, number: int) -> str:
+    """The key of ``address``'s phase ``number`` (0: to the waypoint, 1: from it)."""
+    return f"{PHASE_PREFIX}{number}/{address}"
+
+
+def unphased(address: str) -> str:
+    """The address a phase key stands for (any other address as it is)."""
+    if address.startswith(PHASE_PREFIX):
+        return address[len(PHASE_PREFIX) + 2 :]
+    return address
+
+
 ANN_INGRESS = Symbol("x-opt-petrel.ingress")
 ANN_TRACE = Symbol("x-opt-petrel.trace")
 ANN_TO = Symbol("x-opt-petrel.to")
@@ -161,10 +179,13 @@ class AddressTable:
         nodes: NodeRegistry,
         on_mobile: Callable[[str, bool], None],
         remote_request: Callable[[bytes], None],
+        is_waypoint: Callable[[str], bool] = lambda address: False,
     ) -> None:
         self.router_id = router_id
         self.core = core
-        self.distribution_for = distribution_for
+        self._distribution_for = distribution_for
+        #: Whether an address passes through a broker's queue (two phases).
+        self.is_waypoint = is_waypoint
         self.nodes = nodes
         #: ``on_mobile(address, present)``: the first local receiver came / the last went.
         self.on_mobile = on_mobile
@@ -318,9 +339,24 @@ class AddressTable:
 
     # --- routing annotations ----------------------------------------------------------------------
 
+    def distribution_for(self, address: str) -> str:
+        """The distribution of ``address`` (or of the address a phase key stands for)."""
+        return self._distribution_for(unphased(address))
+
+    def sending_key(self, address: str) -> str:
+        """Where a client's message to ``address`` goes first: the waypoint's phase 0
+        for a waypoint address, else the address itself."""
+        return phase(address, 0) if self.is_waypoint(address) else address
+
+    def receiving_key(self, address: str) -> str:
+        """What a client's receiver for ``address`` waits on: phase 1 of a waypoint."""
+        return phase(address, 1) if self.is_waypoint(address) else address
+
     def _route_from_client(self, view: MessageView, address: str) -> _Route:
         """The route of a message that enters the network here, by its annotations as
         encoded (most messages carry none, or the same few) and its address."""
+        if not address.startswith(RESERVED_PREFIXES):
+            address = self.sending_key(address)
         key = (view.encoded_message_annotations, address)
         route = self._client_routes.get(key)
         if route is None:
