@@ -131,7 +131,7 @@ def test_connectors() -> None:
         ({"url": "amqp://b:1", "tls": {}}, "has [tls] settings but is not amqps://"),
         ({"url": "amqp://b:1", "password": "p"}, "password needs username"),
         ({"url": "amqp://b:1", "cost": 0}, "connectors.0.cost: Input should be greater"),
-        ({"url": "amqp://b:1", "role": "route-container"}, "connectors.0.role: Input should be"),
+        ({"url": "amqp://b:1", "role": "broker"}, "connectors.0.role: Input should be"),
         ({"url": "amqp://b:1", "colour": 1}, "connectors.0.colour: unknown setting"),
         (
             {"url": "amqps://b:1", "tls": {"key_file": "k.pem"}},
