@@ -16,8 +16,9 @@ from pathlib import Path
 EXAMPLES = Path("/usr/share/proton/examples")
 PACKAGES = "libqpid-proton11-dev-examples libqpid-proton11-dev libqpid-proton-cpp12-dev"
 
-#: C examples (send.c/receive.c skip SASL) and C++ ones (speak SASL).
-C_PROGRAMS = ("send", "receive")
+#: C examples (send.c/receive.c skip SASL; broker.c is the C example broker) and C++ ones
+#: (speak SASL).
+C_PROGRAMS = ("send", "receive", "broker")
 CPP_PROGRAMS = ("simple_send", "simple_recv", "server")
 
 

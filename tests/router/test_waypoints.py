@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,8 @@ from petrel.broker import Broker
 from petrel.router import Router, RouterSettings
 from petrel.router.config import load_router_settings
 from petrel.server.config import BrokerSettings, ConfigError
-from tests.helpers.servers import free_port, run_broker
+from tests.helpers.proton_native import PACKAGES, build_examples
+from tests.helpers.servers import free_port, run_broker, wait_for_port
 from tests.router.test_forwarding import FAST, TIMEOUT, Net
 
 WAYPOINT = [{"prefix": "orders", "waypoint": True}]
@@ -209,3 +211,32 @@ def test_an_autolink_needs_a_route_container_connector_and_a_waypoint(tmp_path: 
         path.write_text(base + text)
         with pytest.raises(ConfigError, match=why):
             load_router_settings(path)
+
+
+async def test_proton_c_broker_behind_a_router(tmp_path: Path) -> None:
+    built = build_examples(tmp_path / "native")
+    assert built is not None, f"install {PACKAGES}"
+    port = free_port()
+    proc = subprocess.Popen(
+        [str(built["broker"]), "127.0.0.1", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for_port(port, proc)
+        async with (
+            two_routers([f"amqp://127.0.0.1:{port}"]) as net,
+            await petrel.connect(net.url("B")) as client,
+        ):
+            sender = await client.open_sender("orders")
+            for i in range(20):  # accepted by Proton's broker, through A
+                await asyncio.wait_for(sender.send(petrel.Message(body=i)), TIMEOUT)
+            receiver = await client.open_receiver("orders", credit=50, auto_accept=True)
+            got = [
+                (await asyncio.wait_for(receiver.receive(), TIMEOUT)).message.body
+                for _ in range(20)
+            ]
+            assert got == list(range(20))
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
