@@ -400,3 +400,62 @@ async def test_durable_messages_survive_a_restart(rabbit: RabbitMQNode, queue: s
     # Only the durable messages were kept, and their header still says durable.
     assert [(m.body, m.durable) for m in got] == [("m0", True), ("m2", True), ("m4", True)]
     wait_until(lambda: rabbit.queues().get(queue) == 0, f"{queue} to be empty")
+
+
+async def test_rabbitmq_behind_a_petrel_router_through_a_link_route(
+    rabbit: RabbitMQNode, queue: str
+) -> None:
+    """A client of a Petrel router reaches RabbitMQ's queues through a link route: the
+    router dials RabbitMQ (SASL PLAIN) and passes the client's links through."""
+    from petrel.router import Router, RouterSettings
+    from tests.helpers.servers import free_port
+
+    port = free_port()
+    settings = RouterSettings.model_validate(
+        {
+            "router": {"id": "R"},
+            "listeners": [{"url": f"amqp://127.0.0.1:{port}"}],
+            "connectors": [
+                {
+                    "name": "rabbit",
+                    "url": f"amqp://127.0.0.1:{rabbit.port}",
+                    "role": "route-container",
+                    "username": "guest",
+                    "password": "guest",
+                }
+            ],
+            "link_routes": [
+                {"prefix": "/queue/", "direction": "in", "connector": "rabbit"},
+                {"prefix": "/queue/", "direction": "out", "connector": "rabbit"},
+            ],
+        }
+    )
+    router = Router(settings)
+    await router.start()
+    try:
+        await until(lambda: bool(router.network.link_routes), "the router to reach RabbitMQ")
+        address = rabbit.queue(queue)
+        async with await petrel.connect(f"amqp://127.0.0.1:{port}", reconnect=False) as conn:
+            async with await conn.open_sender(address) as sender:
+                for i in range(20):
+                    await sender.send(petrel.Message(body=i), timeout=30)  # RabbitMQ accepts
+            await until(lambda: rabbit.queues().get(queue) == 20, f"{queue} to hold 20")
+            async with await conn.open_receiver(address, credit=5) as receiver:
+                got = []
+                for _ in range(20):
+                    delivery = await receiver.receive(timeout=30)
+                    got.append(delivery.message.body)
+                    await delivery.accept()
+        assert got == list(range(20))
+        await until(lambda: rabbit.queues().get(queue) == 0, f"{queue} to be empty")
+    finally:
+        await router.stop(timeout=1.0)
+
+
+async def until(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    """``wait_until`` for tests whose event loop must keep running (a router in it)."""
+    deadline = time.monotonic() + timeout
+    while not await asyncio.to_thread(condition):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.2)

@@ -54,6 +54,7 @@ __all__ = [
     "AddressPolicy",
     "AutolinkSettings",
     "Distribution",
+    "LinkRouteSettings",
     "RouterSection",
     "RouterSettings",
     "distribution_for",
@@ -188,6 +189,41 @@ class AutolinkSettings(_Model):
         return self.external_address or self.address
 
 
+class LinkRouteSettings(_Model):
+    """A ``[[link_routes]]`` entry: links attached to matching addresses are routed
+    through the network to a broker, as links (not messages)."""
+
+    prefix: str | None = Field(default=None, min_length=1)
+    pattern: str | None = Field(default=None, min_length=1)
+    direction: Literal["in", "out"]
+    """``in``: clients' receiving links (messages come in from the broker).  ``out``:
+    clients' sending links (messages go out to the broker)."""
+    connector: str | None = Field(default=None, min_length=1)
+    """The ``route-container`` connector to the broker, on the router attached to it.
+    Without one, the entry tells this router that the addresses are link-routed
+    somewhere in the network (an attach is refused while no broker serves them)."""
+
+    @model_validator(mode="after")
+    def _check_one(self) -> LinkRouteSettings:
+        if (self.prefix is None) == (self.pattern is None):
+            raise ValueError("a [[link_routes]] entry has exactly one of prefix and pattern")
+        if self.pattern is not None:
+            AddressPolicy(pattern=self.pattern)  # the same checks
+        return self
+
+    @property
+    def matcher(self) -> AddressPolicy:
+        return AddressPolicy(prefix=self.prefix, pattern=self.pattern)
+
+    @property
+    def key(self) -> str:
+        """The mobile address under which the router attached to the broker advertises
+        this link route while it has the broker: ``_lr/<direction>/P:<prefix>`` or
+        ``_lr/<direction>/T:<pattern>``."""
+        spec = f"P:{self.prefix}" if self.prefix is not None else f"T:{self.pattern}"
+        return f"_lr/{self.direction}/{spec}"
+
+
 class RouterSettings(ServerSettings):
     """Everything a router can be told (and all :class:`ServerSettings` keys)."""
 
@@ -197,6 +233,7 @@ class RouterSettings(ServerSettings):
     has a name (``connector-N`` when the file gave none)."""
     addresses: list[AddressPolicy] = Field(default_factory=list)
     autolinks: list[AutolinkSettings] = Field(default_factory=list)
+    link_routes: list[LinkRouteSettings] = Field(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod
@@ -230,6 +267,12 @@ class RouterSettings(ServerSettings):
         _once("connector", [_endpoint(connector.url) for connector in self.connectors])
         _once("connector name", [str(connector.name) for connector in self.connectors])
         roles = {str(c.name): c.role for c in self.connectors}
+        for route in self.link_routes:
+            if route.connector is not None and roles.get(route.connector) != "route-container":
+                raise ValueError(
+                    f"link route {route.prefix or route.pattern}: no route-container "
+                    f"connector named {route.connector!r}"
+                )
         for link in self.autolinks:
             role = roles.get(link.connector)
             if role is None:

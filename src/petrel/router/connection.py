@@ -29,10 +29,10 @@ import collections
 import itertools
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from ..driver import AmqpProtocol
-from ..engine import Link, LinkState
+from ..engine import Link, LinkState, Session
 from ..engine import events as ev
 from ..errors import AmqpError, Condition, DecodeError
 from ..message import Message
@@ -43,6 +43,7 @@ from ..spec import Coordinator, SenderSettleMode, Source, Target
 from ..types import Symbol
 from .config import AutolinkSettings
 from .forwarding import CAP_RESEND_RELEASED, InLink, OutLink
+from .linkroutes import LR_PREFIX, PROP_LINK_ROUTE, LinkProxy, match_link_route, near_handler
 from .network import Network
 from .table import BANDS, CAP_TRACE, PHASE_PREFIX, RESERVED_PREFIXES, TOPO_PREFIX
 from .waypoints import attach_autolinks
@@ -251,6 +252,7 @@ class RouterConnection(ServerConnection):
         dialled: bool = False,
         cost: int | None = None,
         autolinks: Sequence[AutolinkSettings] = (),
+        link_route_keys: Sequence[str] = (),
     ) -> None:
         super().__init__(protocol, state, listener, refusal=refusal)
         self.network = network
@@ -259,6 +261,9 @@ class RouterConnection(ServerConnection):
         #: The waypoint links to attach once open (a route-container connection).
         self.autolinks = list(autolinks)
         self._when_attached: dict[Link, Callable[[], None]] = {}
+        #: The link routes this (broker) connection serves while it is open.
+        self.link_route_keys: list[str] = list(link_route_keys)
+        self._routed_session: Session | None = None
         self.neighbour: Neighbour | None = None
         if role == "inter-router":
             own = cost if cost is not None else int(getattr(listener, "cost", 1))
@@ -270,7 +275,7 @@ class RouterConnection(ServerConnection):
     def role(self) -> str:
         if self.neighbour is not None:
             return "inter-router"
-        return "route-container" if self.autolinks else "normal"
+        return "route-container" if self.autolinks or self.link_route_keys else "normal"
 
     def _writable_again(self) -> None:
         for handler in self.links.values():
@@ -288,6 +293,8 @@ class RouterConnection(ServerConnection):
             self.hostname = event.hostname
         if self.autolinks and self.dialled and not self.engine.finished:
             self._when_attached = attach_autolinks(self, self.autolinks)
+        if self.link_route_keys and self.dialled and not self.engine.finished:
+            self.network.advertise_link_routes(self, self.link_route_keys, True)
         if neighbour is None or self.engine.finished:
             return
         why = neighbour.learn(event.properties)
@@ -366,12 +373,79 @@ class RouterConnection(ServerConnection):
         super()._on_closed(event)
         if self.neighbour is not None:
             self.neighbour.down()
+        if self.link_route_keys:
+            self.network.advertise_link_routes(self, self.link_route_keys, False)
+
+    def _on_flowed(self, event: ev.LinkFlowed) -> None:
+        handler = self.links.get(event.link)
+        proxy = getattr(handler, "proxy", None)
+        if isinstance(proxy, LinkProxy):
+            proxy.flowed(event.link, event)
+        else:
+            super()._on_flowed(event)
+
+    def routed_session(self) -> Session:
+        """The session this connection carries routed links on (begun on first use)."""
+        if self._routed_session is None or self._routed_session not in self.sessions:
+            session = self.engine.begin_session()
+            self.sessions[session] = set()
+            self._routed_session = session
+        return self._routed_session
+
+    def when_attached(self, link: Link, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once the peer answered the attach of ``link`` (ours)."""
+        self._when_attached[link] = callback
+
+    def route_link(self, link: Link, destination: str | None = None) -> LinkHandler | None:
+        """Route ``link``'s attach toward a broker if a link route matches its address
+        (``destination``: the router an upstream router chose); None when none does."""
+        terminus = link.remote_source if link.is_sender else link.remote_target
+        address = getattr(terminus, "address", None)
+        if address is None and destination is None:
+            return None
+        network = self.network
+        core = network.core
+        assert core is not None
+        direction = "in" if link.is_sender else "out"
+        if destination is None or destination == network.router_id:
+            keys = set(network.link_routes) | network.configured_link_routes
+            keys.update(a for a in core.remote_addresses() if a.startswith(LR_PREFIX))
+            key = match_link_route(keys, str(address), direction) if address is not None else None
+            if key is None:
+                if destination is None:
+                    return None
+                raise AmqpError(f"no link route here for {address}", condition=Condition.NOT_FOUND)
+            proxy = LinkProxy(link, self)
+            broker = network.link_routes.get(key)
+            if broker is not None:
+                proxy.extend(broker, None)
+                return near_handler(proxy)
+            routers = [r for r in core.routers_for(key) if core.cost_to(r) is not None]
+            if not routers:
+                raise AmqpError(
+                    f"no broker serves {address} now (link route {key[len(LR_PREFIX) :]})",
+                    condition=Condition.NOT_FOUND,
+                )
+            destination = min(routers, key=lambda r: (core.cost_to(r) or 0, r))
+        else:
+            proxy = LinkProxy(link, self)
+        hop = core.next_hop(destination)
+        if hop is None:
+            raise AmqpError(
+                f"router {destination} (the link route for {address}) is unreachable",
+                condition=Condition.NOT_FOUND,
+            )
+        proxy.extend(cast("Neighbour", hop).connection, destination)
+        return near_handler(proxy)
 
     # --- links --------------------------------------------------------------------------------
 
     def attach_link(self, link: Link) -> LinkHandler:
         if self.neighbour is not None:
             return self._attach_router_link(self.neighbour, link)
+        routed = self.route_link(link)
+        if routed is not None:
+            return routed
         if link.is_sender:
             return self._attach_consumer(link)
         return self._attach_producer(link)
@@ -380,6 +454,11 @@ class RouterConnection(ServerConnection):
         """The dialling router attached one of the inter-router links."""
         if not neighbour.peer_id or neighbour.refused:
             raise AmqpError("not an inter-router connection yet", condition=Condition.NOT_ALLOWED)
+        destination = (link.remote_properties or {}).get(PROP_LINK_ROUTE)
+        if isinstance(destination, str):  # a client's link, routed toward a broker
+            routed = self.route_link(link, destination)
+            assert routed is not None
+            return routed
         terminus = link.remote_source if link.is_sender else link.remote_target
         address = getattr(terminus, "address", None)
         link.attach()

@@ -29,7 +29,7 @@ from .routing import (
 from .table import AddressTable
 
 if TYPE_CHECKING:
-    from .connection import Neighbour
+    from .connection import Neighbour, RouterConnection
 
 __all__ = ["Network"]
 
@@ -56,6 +56,10 @@ class Network:
         self.core: RoutingCore | None = None
         self._table: AddressTable | None = None
         self.neighbours: set[Neighbour] = set()
+        #: Link routes this router serves (its broker connection is open), by key.
+        self.link_routes: dict[str, RouterConnection] = {}
+        #: Link-route keys configured here (with or without a broker behind this router).
+        self.configured_link_routes: set[str] = set()
         #: Answers a request for one of this router's nodes that came through the network.
         self.remote_request: Callable[[bytes], None] = lambda payload: None
         #: When the topology last changed (``time.time()``), and how often it did.
@@ -116,6 +120,19 @@ class Network:
         else:
             core.remove_address(address, self._now())
         self.service()
+
+    def advertise_link_routes(
+        self, connection: RouterConnection, keys: list[str], present: bool
+    ) -> None:
+        """The broker behind ``connection`` came (or went): serve its link routes (or not),
+        and tell the network."""
+        for key in keys:
+            if present:
+                self.link_routes[key] = connection
+                self._mobile(key, True)
+            elif self.link_routes.get(key) is connection:
+                del self.link_routes[key]
+                self._mobile(key, False)
 
     def neighbour_up(self, neighbour: Neighbour) -> bool:
         """The control links to a neighbour are attached; False if the core refused it

@@ -94,6 +94,7 @@ class Router:
             timers=timers,
         )
         self.network.remote_request = self._remote_request
+        self.network.configured_link_routes = {r.key for r in settings.link_routes}
         self.listeners = Listeners(settings, self.state, self._accept)
         self._failed = asyncio.Event()
         self._dialers: list[asyncio.Task[None]] = []
@@ -165,6 +166,7 @@ class Router:
         role = connector.role
         to_broker = role == "route-container"
         autolinks = [a for a in self.settings.autolinks if a.connector == connector.name]
+        link_routes = [r.key for r in self.settings.link_routes if r.connector == connector.name]
         backoff = REDIAL_BROKER if to_broker else REDIAL
         pseudo = ListenerSettings.model_construct(url=connector.url, role=role, cost=cost)
         tls = _connector_tls(connector)
@@ -199,6 +201,7 @@ class Router:
                         dialled=True,
                         cost=cost,
                         autolinks=autolinks,
+                        link_route_keys=link_routes,
                     )
                     state.connections[protocol] = connection
                 connection.handle_event(protocol, event)

@@ -1,0 +1,282 @@
+"""Link routes: links, not messages, routed through the network to a broker.
+
+A client's attach to an address a ``[[link_routes]]`` entry matches is not
+answered by the router it reaches.  That router attaches a link of its own
+toward the broker (to the next router on the least-cost path to the router
+attached to the broker, or to the broker itself), each router on the way does
+the same, and the broker's answer comes back the same way.  From then on each
+router pairs the two links of its hop (a :class:`LinkProxy`) and passes
+everything across one for one: credit and drain, transfers, dispositions and
+settlement, detach.  So what the broker offers on a link — selectors, browse,
+drain, transactions — works as if the client were attached to it directly.
+
+The router attached to the broker advertises each of its link routes as a
+mobile address (:attr:`~petrel.router.config.LinkRouteSettings.key`) while its
+connection to the broker is open; other routers find a route by matching the
+attach's address against the link routes advertised (prefix or pattern, the
+longest literal match winning, as for ``[[addresses]]``).  An attach that a
+link route matches while no broker serves it is refused with
+``amqp:not-found``; a link whose broker (or any hop) goes away mid-stream is
+detached with ``amqp:link:detach-forced`` naming what was lost.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from typing import TYPE_CHECKING, Any
+
+from ..engine import Delivery, Link, LinkState
+from ..engine import events as ev
+from ..errors import AmqpError, Condition
+from ..server.connection import LinkHandler
+from ..types import Symbol
+from .config import AddressPolicy
+
+if TYPE_CHECKING:
+    from .connection import RouterConnection
+
+__all__ = ["LR_PREFIX", "PROP_LINK_ROUTE", "LinkProxy", "match_link_route", "near_handler"]
+
+log = logging.getLogger("petrel.router")
+
+#: The link property naming the router a routed attach is for (on inter-router links).
+PROP_LINK_ROUTE = Symbol("petrel:link-route")
+LR_PREFIX = "_lr/"
+
+_names = itertools.count(1)
+
+
+def match_link_route(keys: Any, address: str, direction: str) -> str | None:
+    """The best link-route key of ``keys`` for an attach to ``address`` in ``direction``
+    (``in``: the client receives; ``out``: it sends), or None."""
+    best: tuple[int, int] | None = None
+    chosen = None
+    head = f"{LR_PREFIX}{direction}/"
+    for key in keys:
+        if not key.startswith(head):
+            continue
+        spec = key[len(head) :]
+        kind, _, text = spec.partition(":")
+        try:
+            matcher = AddressPolicy(prefix=text) if kind == "P" else AddressPolicy(pattern=text)
+        except ValueError:
+            continue
+        strength = matcher.strength(address)
+        if strength is None:
+            continue
+        rank = (strength, 1 if kind == "P" else 0)
+        if best is None or rank > best:
+            best, chosen = rank, key
+    return chosen
+
+
+class LinkProxy:
+    """The two links of one hop of a routed link: ``near`` toward the client, ``far``
+    toward the broker (see the module docstring)."""
+
+    def __init__(self, near: Link, near_conn: RouterConnection) -> None:
+        self.near = near
+        self.near_conn = near_conn
+        self.far: Link | None = None
+        self.far_conn: RouterConnection | None = None
+        #: Deliveries paired across the hop, both ways.
+        self.pairs: dict[Delivery, Delivery] = {}
+        self.done = False
+
+    # --- attaching ----------------------------------------------------------------------------
+
+    def extend(self, far_conn: RouterConnection, destination: str | None) -> None:
+        """Attach the far link on ``far_conn`` (to the next router, naming ``destination``,
+        or to the broker when ``destination`` is None)."""
+        near = self.near
+        session = far_conn.routed_session()
+        name = f"{near.name}~{far_conn.network.router_id}.{next(_names)}"
+        properties = {PROP_LINK_ROUTE: destination} if destination is not None else None
+        modes: dict[str, Any] = {}
+        if near.remote_snd_settle_mode is not None:
+            modes["snd_settle_mode"] = near.remote_snd_settle_mode
+        if near.remote_rcv_settle_mode is not None:
+            modes["rcv_settle_mode"] = near.remote_rcv_settle_mode
+        if near.is_sender:  # the client receives: we receive from the broker's side
+            far = session.attach_receiver(
+                name,
+                near.remote_source,
+                near.remote_target,
+                desired_capabilities=near.remote_desired_capabilities,
+                properties=properties,
+                **modes,
+            )
+        else:
+            far = session.attach_sender(
+                name,
+                near.remote_source,
+                near.remote_target,
+                desired_capabilities=near.remote_desired_capabilities,
+                properties=properties,
+                **modes,
+            )
+        self.far = far
+        self.far_conn = far_conn
+        far_conn.adopt(far, _Far(self))
+        far_conn.when_attached(far, self._far_attached)
+        far_conn.protocol.flush()
+
+    def _far_attached(self) -> None:
+        far = self.far
+        assert far is not None
+        if far.remote_source is None and far.remote_target is None:
+            return  # refused: its detach follows and detaches the client's link
+        near = self.near
+        near.attach(
+            source=far.remote_source,
+            target=far.remote_target,
+            snd_settle_mode=far.remote_snd_settle_mode,
+            rcv_settle_mode=far.remote_rcv_settle_mode,
+            initial_delivery_count=far.remote_initial_delivery_count or 0,
+            offered_capabilities=far.remote_offered_capabilities,
+        )
+        # Credit given while the attach travelled is in the links' state: pass it on now.
+        if near.is_sender:
+            if near.credit:
+                far.flow(near.credit, near.drain)
+                self._flush_far()
+        elif far.credit:
+            near.flow(far.credit, far.drain)
+        self.near_conn.protocol.flush()
+
+    def refuse(self, error: AmqpError) -> None:
+        self.near.detach(error)
+        self.near_conn.protocol.flush()
+
+    # --- both ways -----------------------------------------------------------------------------
+
+    def flowed(self, link: Link, event: ev.LinkFlowed) -> None:
+        """Credit or drain changed on one side: pass it to the other."""
+        far = self.far
+        if (
+            far is None
+            or far.state is not LinkState.ATTACHED
+            or self.near.state is not LinkState.ATTACHED
+        ):
+            return
+        near = self.near
+        if link is near:
+            if near.is_sender:  # the client gave credit (or asked to drain)
+                far.flow(near.credit, event.drain)
+                self._flush_far()
+            elif event.drained:  # the client finished a drain the broker asked for
+                far.drained()
+                self._flush_far()
+        elif far.is_sender:  # the broker gave credit (or asked to drain)
+            near.flow(far.credit, event.drain)
+            self.near_conn.protocol.flush()
+        elif event.drained:  # the broker finished a drain the client asked for
+            near.drained()
+            self.near_conn.protocol.flush()
+
+    def received(self, link: Link, delivery: Delivery, payload: bytes) -> None:
+        """A transfer on one side goes on across the hop."""
+        other = self.far if link is self.near else self.near
+        if other is None or other.state is not LinkState.ATTACHED:
+            return  # the other side is gone: this link is being detached
+        settled = delivery.remote_settled
+        sent = other.send(payload, tag=delivery.tag, settled=settled)
+        if not settled:
+            self.pairs[delivery] = sent
+            self.pairs[sent] = delivery
+        self._flush(other)
+
+    def outcome(self, delivery: Delivery, state: Any, settled: bool) -> None:
+        """A disposition on one side goes across to the paired delivery."""
+        pair = self.pairs.get(delivery)
+        if settled:
+            self.pairs.pop(delivery, None)
+            if pair is not None:
+                self.pairs.pop(pair, None)
+            if not delivery.settled:
+                delivery.settle()
+        if pair is None or pair.settled:
+            return
+        if state is not None:
+            pair.update(state, settled=settled)
+        elif settled:
+            pair.settle()
+        self._flush(pair.link)
+
+    def closed(self, link: Link, error: Any, closed: bool) -> None:
+        """One side detached: detach the other, with the same error (or one saying what
+        was lost when a connection went)."""
+        if self.done:
+            return
+        self.done = True
+        other = self.far if link is self.near else self.near
+        self.pairs.clear()
+        if other is None:
+            return
+        if error is None and link.remote_detach is None:
+            error = AmqpError(
+                "the link route lost its way to the broker"
+                if link is self.far
+                else "the client's side of the routed link went away",
+                condition=Condition.DETACH_FORCED,
+            )
+        other.detach(error, closed=closed)
+        self._flush(other)
+
+    def _flush(self, link: Link) -> None:
+        conn = self.near_conn if link is self.near else self.far_conn
+        if conn is not None:
+            conn.protocol.flush()
+
+    def _flush_far(self) -> None:
+        if self.far_conn is not None:
+            self.far_conn.protocol.flush()
+
+
+class _Near(LinkHandler):
+    """The client's side (or the upstream router's) of a routed link."""
+
+    __slots__ = ("proxy",)
+
+    def __init__(self, proxy: LinkProxy) -> None:
+        self.proxy = proxy
+
+    def received(self, delivery: Delivery, payload: bytes) -> None:
+        self.proxy.received(self.proxy.near, delivery, payload)
+
+    def outcome(self, delivery: Delivery, state: Any, settled: bool) -> None:
+        self.proxy.outcome(delivery, state, settled)
+
+    def close(self, closed: bool) -> None:
+        near = self.proxy.near
+        error = near.remote_detach.error if near.remote_detach is not None else None
+        self.proxy.closed(near, error, closed)
+
+
+class _Far(LinkHandler):
+    """The broker's side (or the next router's) of a routed link."""
+
+    __slots__ = ("proxy",)
+
+    def __init__(self, proxy: LinkProxy) -> None:
+        self.proxy = proxy
+
+    def received(self, delivery: Delivery, payload: bytes) -> None:
+        far = self.proxy.far
+        assert far is not None
+        self.proxy.received(far, delivery, payload)
+
+    def outcome(self, delivery: Delivery, state: Any, settled: bool) -> None:
+        self.proxy.outcome(delivery, state, settled)
+
+    def close(self, closed: bool) -> None:
+        far = self.proxy.far
+        assert far is not None
+        error = far.remote_detach.error if far.remote_detach is not None else None
+        self.proxy.closed(far, error, closed)
+
+
+def near_handler(proxy: LinkProxy) -> LinkHandler:
+    """The handler of a routed link's near side."""
+    return _Near(proxy)

@@ -1,0 +1,175 @@
+"""Link routes: a client's links to matching addresses go through the network to a broker,
+as links: the broker's selectors, drain and settlement work end to end.
+
+Router A has the broker behind it (a route-container connector and two link routes);
+router B dials A and only knows the addresses are link-routed.  Clients attach on B.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+import petrel
+from petrel.broker import Broker
+from petrel.client import ClientError, NotFound
+from petrel.router import Router, RouterSettings
+from petrel.server.config import BrokerSettings
+from tests.helpers.servers import free_port
+from tests.router.test_forwarding import FAST, TIMEOUT, Net
+from tests.router.test_waypoints import broker_url, brokers, depth
+
+ROUTES = [{"prefix": "lr.", "direction": "in"}, {"prefix": "lr.", "direction": "out"}]
+
+
+@contextlib.asynccontextmanager
+async def routed(broker_address: str) -> AsyncIterator[Net]:
+    inter = free_port()
+    net = Net()
+    net.ports = {"A": free_port(), "B": free_port()}
+    a = RouterSettings.model_validate(
+        {
+            "router": {"id": "A"},
+            "listeners": [
+                {"url": net.url("A")},
+                {"url": f"amqp://127.0.0.1:{inter}", "role": "inter-router"},
+            ],
+            "connectors": [{"name": "broker", "url": broker_address, "role": "route-container"}],
+            "link_routes": [{**route, "connector": "broker"} for route in ROUTES],
+        }
+    )
+    b = RouterSettings.model_validate(
+        {
+            "router": {"id": "B"},
+            "listeners": [{"url": net.url("B")}],
+            "connectors": [{"url": f"amqp://127.0.0.1:{inter}"}],
+            "link_routes": ROUTES,  # no connector: the broker is elsewhere
+        }
+    )
+    net.routers = {"A": Router(a, timers=FAST), "B": Router(b, timers=FAST)}
+    try:
+        for router in net.routers.values():
+            await router.start()
+        core = net.routers["B"].network.core
+        assert core is not None
+        await net.until(lambda: core.routers_for("_lr/in/P:lr.") == {"A"}, "B learns the route")
+        await net.until(lambda: core.routers_for("_lr/out/P:lr.") == {"A"}, "both ways")
+        yield net
+    finally:
+        for router in net.routers.values():
+            await router.stop(timeout=1.0)
+
+
+async def test_messages_go_straight_into_the_brokers_queue_and_back() -> None:
+    async with (
+        brokers(1) as (broker,),
+        routed(broker_url(broker)) as net,
+        await petrel.connect(net.url("B")) as client,
+    ):
+        sender = await client.open_sender("lr.orders")
+        for i in range(10):  # settled by the broker itself
+            await asyncio.wait_for(sender.send(petrel.Message(body=i)), TIMEOUT)
+        assert depth(broker, "lr.orders") == 10
+        receiver = await client.open_receiver("lr.orders", credit=20)
+        bodies = []
+        for _ in range(10):
+            delivery = await asyncio.wait_for(receiver.receive(), TIMEOUT)
+            bodies.append(delivery.message.body)
+            await delivery.accept()
+        assert bodies == list(range(10))
+        await net.until(lambda: depth(broker, "lr.orders") == 0, "accepted at the broker")
+
+
+async def test_the_brokers_selector_and_drain_work_through_two_routers() -> None:
+    async with (
+        brokers(1) as (broker,),
+        routed(broker_url(broker)) as net,
+        await petrel.connect(net.url("B")) as client,
+    ):
+        sender = await client.open_sender("lr.picky")
+        for i in range(10):
+            colour = "red" if i % 2 else "blue"
+            message = petrel.Message(body=i, application_properties={"colour": colour})
+            await asyncio.wait_for(sender.send(message), TIMEOUT)
+        receiver = await client.open_receiver(
+            "lr.picky", credit=0, selector="colour = 'red'", auto_accept=True
+        )
+        receiver.add_credit(100)
+        await asyncio.wait_for(receiver.drain(), TIMEOUT)  # the broker's drain, end to end
+        got = []
+        while receiver.buffered:
+            got.append((await receiver.receive(timeout=1)).message.body)
+        assert got == [1, 3, 5, 7, 9]
+
+
+async def test_an_attach_with_no_broker_behind_the_route_is_refused_not_found() -> None:
+    port = free_port()  # nothing listens there: the route is configured, its broker absent
+    async with routed_without_broker(f"amqp://127.0.0.1:{port}") as net:
+        async with await petrel.connect(net.url("B")) as client:
+            with pytest.raises(NotFound, match=r"no broker serves lr\.orders"):
+                await client.open_sender("lr.orders", timeout=5)
+        async with await petrel.connect(net.url("A")) as client:
+            with pytest.raises(NotFound):
+                await client.open_receiver("lr.orders", timeout=5)
+
+
+async def test_a_link_whose_broker_goes_away_is_detached_with_a_clear_error() -> None:
+    port = free_port()
+    broker = Broker(BrokerSettings(store="memory", listeners=[{"url": f"amqp://127.0.0.1:{port}"}]))
+    await broker.start()
+    stopped = False
+    try:
+        async with (
+            routed(f"amqp://127.0.0.1:{port}") as net,
+            await petrel.connect(net.url("B")) as client,
+        ):
+            receiver = await client.open_receiver("lr.gone", credit=10)
+            await broker.stop(timeout=1.0)
+            stopped = True
+            with pytest.raises(ClientError) as caught:
+                await asyncio.wait_for(receiver.receive(), TIMEOUT)
+            assert "broker" in str(caught.value) or "forced" in str(caught.value)
+    finally:
+        if not stopped:
+            await broker.stop(timeout=1.0)
+
+
+@contextlib.asynccontextmanager
+async def routed_without_broker(url: str) -> AsyncIterator[Net]:
+    inter = free_port()
+    net = Net()
+    net.ports = {"A": free_port(), "B": free_port()}
+    settings: dict[str, dict[str, Any]] = {
+        "A": {
+            "router": {"id": "A"},
+            "listeners": [
+                {"url": net.url("A")},
+                {"url": f"amqp://127.0.0.1:{inter}", "role": "inter-router"},
+            ],
+            "connectors": [{"name": "broker", "url": url, "role": "route-container"}],
+            "link_routes": [{**route, "connector": "broker"} for route in ROUTES],
+        },
+        "B": {
+            "router": {"id": "B"},
+            "listeners": [{"url": net.url("B")}],
+            "connectors": [{"url": f"amqp://127.0.0.1:{inter}"}],
+            "link_routes": ROUTES,
+        },
+    }
+    net.routers = {
+        name: Router(RouterSettings.model_validate(s), timers=FAST) for name, s in settings.items()
+    }
+    try:
+        for router in net.routers.values():
+            await router.start()
+        core = net.routers["B"].network.core
+        assert core is not None
+        await net.until(lambda: core.reachable() == {"A"}, "B reaches A")
+        yield net
+    finally:
+        for router in net.routers.values():
+            await router.stop(timeout=1.0)
