@@ -58,7 +58,7 @@ def test_bad_ids(router_id: str) -> None:
 
 def test_unknown_keys_are_errors() -> None:
     assert problem(router={"id": "A", "edge": True}) == "command line: router.edge: unknown setting"
-    assert problem(router={"id": "A", "mode": "edge"}).startswith("command line: router.mode:")
+    assert problem(router={"id": "A", "mode": "leaf"}).startswith("command line: router.mode:")
     assert problem(queues=[], **ROUTER) == "command line: queues: unknown setting"
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 import sys
+import tomllib
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
@@ -81,13 +82,14 @@ def _listener_entries(urls: Sequence[str], role: str) -> list[dict[str, Any]]:
     return entries
 
 
-def _connector_entries(urls: Sequence[str]) -> list[dict[str, Any]]:
+def _connector_entries(urls: Sequence[str], role: str = "inter-router") -> list[dict[str, Any]]:
+    flag = "--connect-router" if role == "inter-router" else "--connect-uplink"
     entries: list[dict[str, Any]] = []
     for text in urls:
-        url, cost = split_cost(text, "--connect-router")
+        url, cost = split_cost(text, flag)
         if "://" not in url:
             url = "amqp://" + url
-        entry: dict[str, Any] = {"role": "inter-router"}
+        entry: dict[str, Any] = {"role": role}
         parts = urlsplit(url)
         if "@" in parts.netloc:
             # The URL is shown by management: the credentials move to their own keys.
@@ -106,6 +108,18 @@ def _connector_entries(urls: Sequence[str]) -> list[dict[str, Any]]:
     return entries
 
 
+def _file_mode(path: str | None) -> str | None:
+    """``[router] mode`` as the config file says it (None: not said, or unreadable)."""
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as handle:
+            mode = tomllib.load(handle).get("router", {}).get("mode")
+    except (OSError, tomllib.TOMLDecodeError, AttributeError):
+        return None
+    return mode if isinstance(mode, str) else None
+
+
 def router_settings(
     config_file: str | None = None,
     *,
@@ -113,6 +127,8 @@ def router_settings(
     listen: Sequence[str] = (),
     inter_router_listen: Sequence[str] = (),
     connect_router: Sequence[str] = (),
+    connect_uplink: Sequence[str] = (),
+    mode: str | None = None,
     log_level: str | None = None,
 ) -> RouterSettings:
     """The settings ``petrel router`` runs with: the config file (if any) and the flags,
@@ -122,14 +138,25 @@ def router_settings(
     """
     normal = _listener_entries(listen, "normal")
     inter = _listener_entries(inter_router_listen, "inter-router")
-    connectors = _connector_entries(connect_router)
-    settings = load_router_settings(
-        config_file,
-        router={"id": router_id} if router_id is not None else None,
-        log_level=log_level,
-    )
+    connectors = _connector_entries(connect_router) + _connector_entries(connect_uplink, "edge")
+    section: dict[str, Any] = {}
+    if router_id is not None:
+        section["id"] = router_id
+    if mode is not None:
+        section["mode"] = mode
+    flags = listen or inter_router_listen or connect_router or connect_uplink
+    try:
+        settings = load_router_settings(config_file, router=section or None, log_level=log_level)
+    except ConfigError:
+        if not flags:
+            raise
+        # The flags may complete what the file lacks (an edge's uplinks): read it as an
+        # interior router's, and check the edge once everything is merged.
+        mode = mode or _file_mode(config_file)
+        section["mode"] = "interior"
+        settings = load_router_settings(config_file, router=section, log_level=log_level)
     has_normal = any(listener.role == "normal" for listener in settings.listeners)
-    if not (listen or inter_router_listen or connect_router) and has_normal:
+    if not flags and has_normal:
         return settings
 
     def from_file(role: str) -> list[dict[str, Any]]:
@@ -141,6 +168,8 @@ def router_settings(
 
     listeners = (normal or from_file("normal") or [{}]) + (inter or from_file("inter-router"))
     data = settings.model_dump(exclude_unset=True)
+    if mode is not None:
+        data["router"] = {**data["router"], "mode": mode}
     data["listeners"] = listeners
     data["connectors"] = connectors or [
         connector.model_dump(exclude_unset=True) for connector in settings.connectors
@@ -169,6 +198,19 @@ def router_settings(
     help="Connect to the router listening there (repeatable); URL?cost=N sets the cost.",
 )
 @click.option(
+    "--mode",
+    type=click.Choice(["interior", "edge"]),
+    help="interior: a member of the routing protocol; edge: joins through an uplink.  "
+    "[default: interior]",
+)
+@click.option(
+    "--connect-uplink",
+    multiple=True,
+    metavar="URL",
+    help="Edge routers: an interior router to join through (repeatable: the first to open "
+    "is used, the others stand by).",
+)
+@click.option(
     "--config", "config_file", type=click.Path(dir_okay=False), help="A TOML config file."
 )
 @click.option(
@@ -181,10 +223,12 @@ def router(
     listen: tuple[str, ...],
     inter_router_listen: tuple[str, ...],
     connect_router: tuple[str, ...],
+    mode: str | None,
+    connect_uplink: tuple[str, ...],
     config_file: str | None,
     log_level: str | None,
 ) -> None:
-    """Run a Petrel router: an interior router of a router network.
+    """Run a Petrel router: an interior or edge router of a router network.
 
     The router needs an id (--id, or [router] id in the config file).  It
     serves clients on 127.0.0.1:5672 unless told otherwise, accepts other
@@ -202,6 +246,8 @@ def router(
             listen=listen,
             inter_router_listen=inter_router_listen,
             connect_router=connect_router,
+            connect_uplink=connect_uplink,
+            mode=mode,
             log_level=log_level,
         )
     except ConfigError as exc:

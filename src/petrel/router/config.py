@@ -84,8 +84,10 @@ class RouterSection(_Model):
     id: str
     """The router's name in the network: 1 to 255 of ``A-Z a-z 0-9 . _ : -``, unique
     among the routers.  It is also the container id unless ``container_id`` is set."""
-    mode: Literal["interior"] = "interior"
-    """``interior``: a full member of the network, forwarding for the others."""
+    mode: Literal["interior", "edge"] = "interior"
+    """``interior``: a full member of the network, forwarding for the others.  ``edge``:
+    joins the network through an interior router (its ``role = "edge"`` connectors,
+    the uplinks), without taking part in the routing protocol."""
 
     @field_validator("id")
     @classmethod
@@ -267,6 +269,23 @@ class RouterSettings(ServerSettings):
         _once("connector", [_endpoint(connector.url) for connector in self.connectors])
         _once("connector name", [str(connector.name) for connector in self.connectors])
         roles = {str(c.name): c.role for c in self.connectors}
+        uplinks = [c for c in self.connectors if c.role == "edge"]
+        if self.router.mode == "edge":
+            if not uplinks:
+                raise ValueError(
+                    'router.mode = "edge" needs an uplink: a [[connectors]] entry with '
+                    'role = "edge" (or --connect-uplink)'
+                )
+            extra = [c for c in self.connectors if c.role == "inter-router"]
+            if extra or any(listener.role == "inter-router" for listener in self.listeners):
+                raise ValueError(
+                    "an edge router has no inter-router listeners or connectors; it joins "
+                    'through its uplinks (role = "edge")'
+                )
+        elif uplinks:
+            raise ValueError(
+                'a role = "edge" connector is an edge router\'s uplink: set router.mode = "edge"'
+            )
         for route in self.link_routes:
             if route.connector is not None and roles.get(route.connector) != "route-container":
                 raise ValueError(

@@ -258,6 +258,7 @@ class RouterConnection(ServerConnection):
         self.network = network
         self.dialled = dialled
         role = getattr(listener, "role", "normal")
+        self._role = role
         #: The waypoint links to attach once open (a route-container connection).
         self.autolinks = list(autolinks)
         self._when_attached: dict[Link, Callable[[], None]] = {}
@@ -275,6 +276,8 @@ class RouterConnection(ServerConnection):
     def role(self) -> str:
         if self.neighbour is not None:
             return "inter-router"
+        if self._role == "edge":
+            return "edge"
         return "route-container" if self.autolinks or self.link_route_keys else "normal"
 
     def _writable_again(self) -> None:
@@ -295,6 +298,8 @@ class RouterConnection(ServerConnection):
             self._when_attached = attach_autolinks(self, self.autolinks)
         if self.link_route_keys and self.dialled and not self.engine.finished:
             self.network.advertise_link_routes(self, self.link_route_keys, True)
+        if self._role == "edge" and self.network.uplinks is not None and not self.engine.finished:
+            self.network.uplinks.opened(self)
         if neighbour is None or self.engine.finished:
             return
         why = neighbour.learn(event.properties)
@@ -370,6 +375,9 @@ class RouterConnection(ServerConnection):
         self.protocol.flush()
 
     def _on_closed(self, event: ev.ConnectionClosed) -> None:
+        uplinks = self.network.uplinks
+        if uplinks is not None and self.role == "edge":
+            uplinks.lost(self)  # first: its links move to the next uplink as they close
         super()._on_closed(event)
         if self.neighbour is not None:
             self.neighbour.down()
@@ -443,6 +451,9 @@ class RouterConnection(ServerConnection):
     def attach_link(self, link: Link) -> LinkHandler:
         if self.neighbour is not None:
             return self._attach_router_link(self.neighbour, link)
+        uplinks = self.network.uplinks
+        if uplinks is not None and self._role != "edge":  # a client of an edge router
+            return uplinks.route(self, link)
         routed = self.route_link(link)
         if routed is not None:
             return routed

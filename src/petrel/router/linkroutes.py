@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..engine import Delivery, Link, LinkState
 from ..engine import events as ev
 from ..errors import AmqpError, Condition
 from ..server.connection import LinkHandler
+from ..spec import Modified, Released
 from ..types import Symbol
 from .config import AddressPolicy
 
@@ -45,6 +47,8 @@ PROP_LINK_ROUTE = Symbol("petrel:link-route")
 LR_PREFIX = "_lr/"
 
 _names = itertools.count(1)
+FAILED = Modified(delivery_failed=True)
+RELEASED = Released()
 
 
 def match_link_route(keys: Any, address: str, direction: str) -> str | None:
@@ -83,6 +87,17 @@ class LinkProxy:
         #: Deliveries paired across the hop, both ways.
         self.pairs: dict[Delivery, Delivery] = {}
         self.done = False
+        #: ``on_far_lost(proxy)``: the far side's connection went; True when the proxy was
+        #: given another (an edge router's standby uplink), so the client keeps its link.
+        self.on_far_lost: Callable[[LinkProxy], bool] | None = None
+        #: Called once when the proxy is over.
+        self.on_done: Callable[[LinkProxy], None] | None = None
+        #: ``intercept(delivery, payload)``: a message from the client that this router
+        #: answers itself (True: taken) instead of passing it on.
+        self.intercept: Callable[[Delivery, bytes], bool] | None = None
+        #: What the client sent while its far link was being attached again (bounded by
+        #: the credit the client had).
+        self.waiting: list[tuple[Delivery, bytes]] = []
 
     # --- attaching ----------------------------------------------------------------------------
 
@@ -118,9 +133,22 @@ class LinkProxy:
             )
         self.far = far
         self.far_conn = far_conn
-        far_conn.adopt(far, _Far(self))
+        far_conn.adopt(far, _Far(self, far))
         far_conn.when_attached(far, self._far_attached)
         far_conn.protocol.flush()
+
+    def rehome(self, far_conn: RouterConnection) -> None:
+        """Carry on over ``far_conn`` after the far side's connection went: deliveries
+        the client sent and had no outcome for are settled modified (``delivery-failed``,
+        so it sends them again); what it receives comes again by the new way."""
+        near = self.near
+        if not near.is_sender:
+            for delivery in list(self.pairs):
+                if delivery.link is near and not delivery.settled:
+                    delivery.update(FAILED, settled=True)
+        self.pairs.clear()
+        self.extend(far_conn, None)
+        self.near_conn.protocol.flush()
 
     def _far_attached(self) -> None:
         far = self.far
@@ -128,6 +156,22 @@ class LinkProxy:
         if far.remote_source is None and far.remote_target is None:
             return  # refused: its detach follows and detaches the client's link
         near = self.near
+        if near.state is LinkState.ATTACHED:  # rehomed: the client's link stays as it is
+            if near.is_sender:
+                if near.credit:
+                    far.flow(near.credit, near.drain)
+                    self._flush_far()
+            else:
+                waiting, self.waiting = self.waiting, []
+                for delivery, payload in waiting:
+                    if far.credit > 0:
+                        self._pass(near, far, delivery, payload)
+                    elif not delivery.settled:
+                        delivery.update(FAILED, settled=True)
+                if far.credit:
+                    near.flow(far.credit, far.drain)
+                self.near_conn.protocol.flush()
+            return
         near.attach(
             source=far.remote_source,
             target=far.remote_target,
@@ -177,9 +221,22 @@ class LinkProxy:
 
     def received(self, link: Link, delivery: Delivery, payload: bytes) -> None:
         """A transfer on one side goes on across the hop."""
+        if link is self.near and self.intercept is not None and self.intercept(delivery, payload):
+            self.near_conn.protocol.flush()
+            return
         other = self.far if link is self.near else self.near
         if other is None or other.state is not LinkState.ATTACHED:
-            return  # the other side is gone: this link is being detached
+            if other is not None and other.state is LinkState.ATTACH_SENT:
+                # A far link on its way (moved to another uplink): it goes once attached.
+                self.waiting.append((delivery, payload))
+            elif not delivery.remote_settled and not delivery.settled:
+                # Nowhere to go now: the sender gets it back to send again.
+                delivery.update(FAILED if link is self.near else RELEASED, settled=True)
+                self._flush(link)
+            return
+        self._pass(link, other, delivery, payload)
+
+    def _pass(self, link: Link, other: Link, delivery: Delivery, payload: bytes) -> None:
         settled = delivery.remote_settled
         sent = other.send(payload, tag=delivery.tag, settled=settled)
         if not settled:
@@ -209,7 +266,16 @@ class LinkProxy:
         was lost when a connection went)."""
         if self.done:
             return
+        if (
+            link is self.far
+            and self.on_far_lost is not None
+            and self.near.state is LinkState.ATTACHED
+            and self.on_far_lost(self)
+        ):
+            return
         self.done = True
+        if self.on_done is not None:
+            self.on_done(self)
         other = self.far if link is self.near else self.near
         self.pairs.clear()
         if other is None:
@@ -257,22 +323,23 @@ class _Near(LinkHandler):
 class _Far(LinkHandler):
     """The broker's side (or the next router's) of a routed link."""
 
-    __slots__ = ("proxy",)
+    __slots__ = ("link", "proxy")
 
-    def __init__(self, proxy: LinkProxy) -> None:
+    def __init__(self, proxy: LinkProxy, link: Link) -> None:
         self.proxy = proxy
+        self.link = link
 
     def received(self, delivery: Delivery, payload: bytes) -> None:
-        far = self.proxy.far
-        assert far is not None
-        self.proxy.received(far, delivery, payload)
+        if self.proxy.far is self.link:
+            self.proxy.received(self.link, delivery, payload)
 
     def outcome(self, delivery: Delivery, state: Any, settled: bool) -> None:
         self.proxy.outcome(delivery, state, settled)
 
     def close(self, closed: bool) -> None:
-        far = self.proxy.far
-        assert far is not None
+        far = self.link
+        if self.proxy.far is not far:
+            return  # an earlier far link of a proxy that has moved on
         error = far.remote_detach.error if far.remote_detach is not None else None
         self.proxy.closed(far, error, closed)
 

@@ -30,6 +30,7 @@ from .table import AddressTable
 
 if TYPE_CHECKING:
     from .connection import Neighbour, RouterConnection
+    from .edge import Uplinks
 
 __all__ = ["Network"]
 
@@ -60,6 +61,8 @@ class Network:
         self.link_routes: dict[str, RouterConnection] = {}
         #: Link-route keys configured here (with or without a broker behind this router).
         self.configured_link_routes: set[str] = set()
+        #: An edge router's uplinks (None on an interior router).
+        self.uplinks: Uplinks | None = None
         #: Answers a request for one of this router's nodes that came through the network.
         self.remote_request: Callable[[bytes], None] = lambda payload: None
         #: When the topology last changed (``time.time()``), and how often it did.

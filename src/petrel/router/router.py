@@ -19,6 +19,7 @@ from ..server.policy import ConnectionPolicy
 from ..spec import ANONYMOUS_RELAY
 from .config import RouterSettings, distribution_for, is_waypoint
 from .connection import PROP_COST, PROP_INSTANCE, PROP_PROTOCOL, PROP_ROUTER_ID, RouterConnection
+from .edge import Uplinks
 from .entities import TYPES, RouterProvider
 from .network import Network
 from .routing import PROTOCOL_VERSION
@@ -95,6 +96,8 @@ class Router:
         )
         self.network.remote_request = self._remote_request
         self.network.configured_link_routes = {r.key for r in settings.link_routes}
+        if settings.router.mode == "edge":
+            self.network.uplinks = Uplinks(self.router_id)
         self.listeners = Listeners(settings, self.state, self._accept)
         self._failed = asyncio.Event()
         self._dialers: list[asyncio.Task[None]] = []
@@ -164,10 +167,10 @@ class Router:
         address = parse_url(connector.url)
         cost = int(getattr(connector, "cost", 1))
         role = connector.role
-        to_broker = role == "route-container"
+        to_broker = role in ("route-container", "edge")
         autolinks = [a for a in self.settings.autolinks if a.connector == connector.name]
         link_routes = [r.key for r in self.settings.link_routes if r.connector == connector.name]
-        backoff = REDIAL_BROKER if to_broker else REDIAL
+        backoff = REDIAL_BROKER if role == "route-container" else REDIAL
         pseudo = ListenerSettings.model_construct(url=connector.url, role=role, cost=cost)
         tls = _connector_tls(connector)
         state = self.state
@@ -256,6 +259,9 @@ class Router:
     # --- management through the network -------------------------------------------------------
 
     def _deliver_reply(self, to: str, payload: bytes) -> bool:
+        uplinks = self.network.uplinks
+        if uplinks is not None:
+            return uplinks.relay(to, payload)
         return self.network.table.inject(payload, to)
 
     def _remote_request(self, payload: bytes) -> None:

@@ -182,7 +182,7 @@ class ConnectorSettings(_Model):
     url: str
     """``amqp://host:port`` or ``amqps://host:port`` (then ``tls`` is required).  No user
     name or password in it: those go in ``username`` and ``password``."""
-    role: Literal["inter-router", "route-container"] = "inter-router"
+    role: Literal["inter-router", "route-container", "edge"] = "inter-router"
     """What the peer is: ``inter-router``, another router of the network."""
     cost: int = Field(default=1, ge=1, le=MAX_COST)
     """The connection's cost in the network's least-cost paths."""
