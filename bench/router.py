@@ -1,7 +1,7 @@
 """Router network figures: throughput and latency through 1, 2 and 3 routers, and how fast
 the network heals and learns.
 
-    python bench/router.py [--runs 3] [--scale 1.0] [--only throughput,failover]
+    python bench/router.py [--runs 3] [--scale 1.0] [--only throughput,failover,brokers]
 
 **Through the routers.**  A line of three ``petrel router`` processes,
 A-B-C, on loopback.  The clients are native Proton programs:
@@ -31,6 +31,14 @@ receiver attaching on E, for an address a sender on A waits to send to, to
 its first message.  Arrival times are taken in the client's event loop (10 ms
 granularity).
 
+**Brokers and edges** (``--only brokers``, not in the default run).  With the
+C++ rtt client, each case beside the same client straight to a ``petrel broker``
+(memory store) in the same run: a producer on edge E1 and a consumer on edge E2
+through two interior routers I1-I2 (E1's uplink I1, E2's I2); a waypoint queue
+``orders`` on a Petrel broker behind router A (autolinks), the producer on B and
+the consumer on A; a link-routed producer on A and consumer on B (``lr.``), the
+broker's link carried hop by hop.
+
 Each case runs ``--runs`` times; one JSON line per case gives the medians
 (and every run's figure).  Benchmarks are not tests: nothing here asserts a
 speed.
@@ -57,8 +65,14 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))  # the repository: the tests' router helpers
 
-from tests.helpers.routers import RouterNetwork, router_network  # noqa: E402
+from tests.helpers.routers import (  # noqa: E402
+    RouterNetwork,
+    router_network,
+    router_network_configs,
+    run_edge,
+)
 from tests.helpers.traffic import Traffic  # noqa: E402
+from tests.integration.test_router_brokers import CONFIG_B, config_a  # noqa: E402
 
 from broker import BUILD, build_c_examples, free_port, wait_port  # noqa: E402
 
@@ -287,8 +301,10 @@ def _address() -> str:
     return f"bench-{time.monotonic_ns()}"
 
 
-def run_rtt(target: Target, count: int, window: int, size: int) -> dict[str, Any]:
-    address = _address()
+def run_rtt(
+    target: Target, count: int, window: int, size: int, address: str | None = None
+) -> dict[str, Any]:
+    address = address or _address()
     rtt = BUILD / "router_rtt"
     # The receiver attaches first; the sender gets credit once the address is known.  The
     # clock starts at the first send, so the address's propagation is not counted.
@@ -512,6 +528,68 @@ def failover(args: argparse.Namespace) -> None:
             report("network", "5 routers", "proton python", runs, what=case)
 
 
+@contextlib.contextmanager
+def _petrel_broker_on(port: int) -> Iterator[subprocess.Popen[bytes]]:
+    with tempfile.TemporaryDirectory(prefix="petrel-bench-") as data:
+        proc = subprocess.Popen(
+            [str(PETREL), "broker", "--listen", f"amqp://127.0.0.1:{port}", "--store", "memory",
+             "--data-dir", data, "--log-level", "warning"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            wait_port(port)
+            yield proc
+        finally:
+            _stop(proc)
+
+
+def brokers(args: argparse.Namespace) -> None:
+    build_rtt()
+    count = max(100, int(10_000 * args.scale))
+    ping = max(50, int(500 * args.scale))
+
+    def measure(case: str, target: Target, address: str | None = None) -> None:
+        def fixed() -> str | None:
+            return address
+
+        report(
+            case, target.name, "C++ rtt, window 1",
+            repeat(args.runs, lambda: run_rtt(target, ping, 1, 100, fixed())),
+            count=ping, size=100,
+        )  # fmt: skip
+        report(
+            case, target.name, "C++ rtt, window 200",
+            repeat(args.runs, lambda: run_rtt(target, count, 200, 100, fixed())),
+            count=count, size=100,
+        )  # fmt: skip
+
+    with contextlib.ExitStack() as stack:
+        logs = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="petrel-bench-")))
+        port = free_port()
+        stack.enter_context(_petrel_broker_on(port))
+        broker = f"127.0.0.1:{port}"
+        configs = {"A": config_a(port), "B": CONFIG_B}
+        net = stack.enter_context(router_network_configs({"B-A": 1}, configs, log_dir=logs))
+        a, b = f"127.0.0.1:{net['A'].port}", f"127.0.0.1:{net['B'].port}"
+        measure("waypoint", Target("petrel broker direct", broker, broker), "orders")
+        measure(
+            "waypoint", Target("queue orders behind A: send on B, receive on A", b, a), "orders"
+        )
+        measure("link route", Target("petrel broker direct", broker, broker), "lr.bench")
+        measure("link route", Target("lr. behind A: send on A, receive on B", a, b), "lr.bench")
+
+        interior = stack.enter_context(router_network({"I1-I2": 1}, log_dir=logs / "edges"))
+        e1 = stack.enter_context(run_edge("E1", [interior["I1"].port], log_dir=logs / "edges"))
+        e2 = stack.enter_context(run_edge("E2", [interior["I2"].port], log_dir=logs / "edges"))
+        time.sleep(1.0)  # the uplinks open
+        measure("edges", Target("petrel broker direct", broker, broker))
+        measure(
+            "edges",
+            Target("E1 to E2 via I1-I2", f"127.0.0.1:{e1.port}", f"127.0.0.1:{e2.port}"),
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="runs per case (medians reported)")
@@ -525,6 +603,8 @@ def main() -> None:
         throughput(args)
     if "failover" in parts:
         failover(args)
+    if "brokers" in parts:
+        brokers(args)
 
 
 if __name__ == "__main__":

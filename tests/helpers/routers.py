@@ -55,12 +55,15 @@ __all__ = [
     "ANN_TRACE",
     "CAP_TRACE",
     "PETREL",
+    "EdgeProcess",
     "RouterNetwork",
     "RouterProcess",
     "TcpProxy",
     "expected_costs",
     "parse_links",
     "router_network",
+    "router_network_configs",
+    "run_edge",
     "run_router",
     "wait_until",
 ]
@@ -371,6 +374,54 @@ def run_router(
             yield router
         finally:
             router.stop()
+
+
+@dataclass
+class EdgeProcess(RouterProcess):
+    """An edge ``petrel router`` (``--mode edge``): a client listener and its uplinks
+    (``uplinks``: interior routers' client ports, in order: the first to open is active).
+    It has no inter-router listener (``inter_port`` is unused)."""
+
+    uplinks: list[int] = field(default_factory=list)
+
+    def command(self) -> list[str]:
+        command = [
+            str(PETREL), "router", "--id", self.id, "--mode", "edge", "--listen", self.url,
+            "--log-level", self.log_level,
+        ]  # fmt: skip
+        for port in self.uplinks:
+            command += ["--connect-uplink", f"amqp://127.0.0.1:{port}"]
+        if self.config is not None:
+            path = self.log_path.with_suffix(".toml")
+            path.write_text(self.config)
+            command += ["--config", str(path)]
+        return command
+
+
+@contextlib.contextmanager
+def run_edge(
+    router_id: str,
+    uplinks: Sequence[int],
+    *,
+    log_dir: Path | str,
+    port: int | None = None,
+    timeout: float = TIMEOUT,
+) -> Iterator[EdgeProcess]:
+    """Run one edge router dialling the interior routers' client ports ``uplinks`` until
+    the block ends; yields it once it is listening (its uplinks may still be opening)."""
+    Path(log_dir).mkdir(parents=True, exist_ok=True)
+    edge = EdgeProcess(
+        router_id,
+        port or free_port(),
+        0,
+        Path(log_dir) / f"router-{router_id}.log",
+        uplinks=list(uplinks),
+    )
+    try:
+        edge.start(timeout)
+        yield edge
+    finally:
+        edge.stop()
 
 
 # --- a network --------------------------------------------------------------------------------
@@ -711,6 +762,33 @@ def router_network(
             yield net
         finally:
             net.stop_all()
+
+
+@contextlib.contextmanager
+def router_network_configs(
+    links: Mapping[Any, int],
+    configs: Mapping[str, str],
+    *,
+    log_dir: Path | str,
+    timeout: float = TIMEOUT,
+) -> Iterator[RouterNetwork]:
+    """As :func:`router_network` (no proxies), each router with its own TOML from
+    ``configs`` (by router id; a router not named there has none)."""
+    Path(log_dir).mkdir(parents=True, exist_ok=True)
+    net = RouterNetwork(Path(log_dir), proxies=False, config=None)
+    try:
+        parsed = parse_links(links)
+        for router_id, config in configs.items():
+            net._router(router_id, config)
+        net.build(parsed)
+        net.start_all(timeout)
+        try:
+            net.wait_converged(timeout)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{net.logs()}") from None
+        yield net
+    finally:
+        net.stop_all()
 
 
 # --- traffic ----------------------------------------------------------------------------------
