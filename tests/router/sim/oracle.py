@@ -82,6 +82,7 @@ class Oracle:
         #: When the working topology (or the receivers) last changed.
         self.last_change = 0.0
         self.stable_checks = 0
+        self._checked_change = -1.0
         #: Convergence times, by label (``drop``, ``drop recovery``, ...), and those of the
         #: faults no other fault overlapped.
         self.samples: dict[str, list[float]] = defaultdict(list)
@@ -250,11 +251,14 @@ class Oracle:
         sim = self.sim
         if sim.now - self.last_change < self.settle - 1e-9:
             return
+        if self._checked_change == self.last_change:
+            return  # already checked this still moment (many changes came at one instant)
         self.check_stable()
 
     def check_stable(self) -> None:
         """The network has been still for ``settle``: paths and addresses must be right."""
         self.stable_checks += 1
+        self._checked_change = self.last_change
         sim = self.sim
         for router in sorted(sim.procs):
             problem = self.mismatch(router)
