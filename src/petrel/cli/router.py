@@ -207,7 +207,7 @@ def router_settings(
     "--connect-uplink",
     multiple=True,
     metavar="URL",
-    help="Edge routers: an interior router to join through (repeatable: the first to open "
+    help="Edge routers: an interior router to join through (repeatable: the first listed and open "
     "is used, the others stand by).",
 )
 @click.option(

@@ -2,9 +2,9 @@
 
 An edge router (``[router] mode = "edge"``) takes no part in the routing
 protocol.  It keeps a connection to each of its uplinks (``role = "edge"``
-connectors, dialling interior routers' client listeners): the first to open
-is *active*, the others stand by, open, and the next one takes over when the
-active one drops.
+connectors, dialling interior routers' client listeners): the first listed
+that is open is *active*, the others stand by, open, and the next one takes
+over when the active one drops.
 
 Every link a client attaches to the edge is carried to the active uplink as a
 link (the edge pairs the two, as a link route does: credit and drain,
@@ -54,8 +54,10 @@ MAX_HELD_REPLIES = 256
 class Uplinks:
     """An edge router's uplinks, and the client links carried over them."""
 
-    def __init__(self, router_id: str) -> None:
+    def __init__(self, router_id: str, order: list[str] | None = None) -> None:
         self.router_id = router_id
+        #: The uplinks' URLs as listed: the first listed that is open is the active one.
+        self.order = list(order or [])
         #: The open uplinks, in the order they opened; the first is the active one.
         self.open: list[RouterConnection] = []
         self.proxies: set[LinkProxy] = set()
@@ -68,7 +70,15 @@ class Uplinks:
         return self.open[0] if self.open else None
 
     def opened(self, connection: RouterConnection) -> None:
+        # In the order the uplinks are listed: the first listed that is open is active.
         self.open.append(connection)
+        self.open.sort(
+            key=lambda c: (
+                self.order.index(c.listener.url)
+                if c.listener.url in self.order
+                else len(self.order)
+            )
+        )
         if connection is self.active:
             log.info("edge %s: uplink %s active", self.router_id, connection.listener.url)
         else:

@@ -97,7 +97,8 @@ class Router:
         self.network.remote_request = self._remote_request
         self.network.configured_link_routes = {r.key for r in settings.link_routes}
         if settings.router.mode == "edge":
-            self.network.uplinks = Uplinks(self.router_id)
+            order = [c.url for c in settings.connectors if c.role == "edge"]
+            self.network.uplinks = Uplinks(self.router_id, order)
         self.listeners = Listeners(settings, self.state, self._accept)
         self._failed = asyncio.Event()
         self._dialers: list[asyncio.Task[None]] = []
