@@ -23,9 +23,12 @@ from tests.router.test_forwarding import FAST, TIMEOUT, Net
 
 
 @contextlib.asynccontextmanager
-async def edges(uplinks: dict[str, list[str]]) -> AsyncIterator[Net]:
+async def edges(
+    uplinks: dict[str, list[str]], *, start: list[str] | None = None
+) -> AsyncIterator[Net]:
     """Interiors I1 and I2 (I2 dials I1); each edge listed dials the interiors named, in
-    that order (the first is its active uplink)."""
+    that order (the first is its active uplink); the routers start in the order ``start``
+    (by default I1, I2, then the edges)."""
     inter = free_port()
     net = Net()
     for name in ("I1", "I2", *uplinks):
@@ -54,8 +57,9 @@ async def edges(uplinks: dict[str, list[str]]) -> AsyncIterator[Net]:
         name: Router(RouterSettings.model_validate(s), timers=FAST) for name, s in settings.items()
     }
     try:
-        for router in net.routers.values():
-            await router.start()
+        for name in start or list(net.routers):
+            await net.routers[name].start()
+            await asyncio.sleep(0.05 if start else 0)
         core = net.routers["I1"].network.core
         assert core is not None
         await net.until(lambda: core.reachable() == {"I2"}, "the interiors see each other")
@@ -68,6 +72,19 @@ async def edges(uplinks: dict[str, list[str]]) -> AsyncIterator[Net]:
     finally:
         for router in net.routers.values():
             await router.stop(timeout=1.0)
+
+
+async def test_the_first_listed_uplink_is_active_even_when_another_opened_first(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level("INFO", logger="petrel.router")
+    # E1 lists I1 first, but I1 starts last: I2's uplink opens first, then stands by.
+    async with edges({"E1": ["I1", "I2"]}, start=["I2", "E1", "I1"]) as net:
+        ups = net.routers["E1"].network.uplinks
+        assert ups is not None and ups.active is not None
+        assert ups.active.listener.url == net.url("I1")
+        standing = f"edge E1: uplink {net.url('I2')} standing by"
+        assert standing in caplog.messages, caplog.messages
 
 
 async def test_edge_to_interior_to_edge_both_ways() -> None:

@@ -71,6 +71,7 @@ class Uplinks:
 
     def opened(self, connection: RouterConnection) -> None:
         # In the order the uplinks are listed: the first listed that is open is active.
+        before = self.active
         self.open.append(connection)
         self.open.sort(
             key=lambda c: (
@@ -81,6 +82,9 @@ class Uplinks:
         )
         if connection is self.active:
             log.info("edge %s: uplink %s active", self.router_id, connection.listener.url)
+            if before is not None:
+                # One listed later opened first: it stands by now (its links stay on it).
+                log.info("edge %s: uplink %s standing by", self.router_id, before.listener.url)
         else:
             log.info("edge %s: uplink %s standing by", self.router_id, connection.listener.url)
 
