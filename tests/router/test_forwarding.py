@@ -257,6 +257,44 @@ async def test_multicast_gives_each_receiver_one_copy_and_settles_accepted() -> 
                 await client.close()
 
 
+async def test_balanced_counts_what_is_in_flight_toward_each_router() -> None:
+    # B's receiver holds what it gets; C's accepts at once: A sends C nearly everything,
+    # and once B settles, A's count of deliveries in flight toward B is back to nothing.
+    async with network([("A", "B", 1), ("A", "C", 1)]) as net:
+        clients = {r: await petrel.connect(net.url(r)) for r in "ABC"}
+        try:
+            holder = await clients["B"].open_receiver("bal.work", credit=100, auto_accept=False)
+            taker = await clients["C"].open_receiver("bal.work", credit=100, auto_accept=True)
+            await net.knows("A", "bal.work", "B", "C")
+            sender = await clients["A"].open_sender("bal.work")
+            took: list[Any] = []
+
+            async def take() -> None:
+                while True:
+                    took.append(await taker.receive())  # accepted as it is received
+
+            taking = asyncio.ensure_future(take())
+            waiting = set()
+            for i in range(20):
+                send = asyncio.ensure_future(sender.send(petrel.Message(body=i)))
+                done, _ = await asyncio.wait({send}, timeout=2.0)  # C's come back at once
+                waiting |= {send} - done
+            entry = net.routers["A"].network.table.entries["bal.work"]
+            held = entry.outstanding.get("B", 0)
+            assert 1 <= held <= 3, entry.outstanding  # B holds the first (ties: lowest id)
+            assert held == len(waiting) and set(entry.outstanding) == {"B"}
+            await net.until(lambda: len(took) == 20 - held, "C took all the others")
+            taking.cancel()
+            for _ in range(held):
+                delivery = await asyncio.wait_for(holder.receive(), TIMEOUT)
+                await delivery.accept()
+            await asyncio.wait_for(asyncio.gather(*waiting), TIMEOUT)
+            await net.until(lambda: not entry.outstanding, "nothing in flight toward B or C")
+        finally:
+            for client in clients.values():
+                await client.close()
+
+
 async def test_management_of_a_router_through_another() -> None:
     async with network([("A", "B", 5)]) as net, await petrel.connect(net.url("A")) as client:
         here = ManagementClient(client)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import collections
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..engine import Delivery, Link, LinkState
 from ..server.connection import LinkHandler
@@ -36,7 +36,7 @@ from ..spec.transport import ReceiverSettleMode
 if TYPE_CHECKING:
     from ..driver import AmqpProtocol
 
-__all__ = ["InLink", "OutLink", "Stats", "Transit"]
+__all__ = ["InLink", "OutLink", "Stats", "Toward", "Transit"]
 
 log = logging.getLogger("petrel.router")
 
@@ -80,6 +80,12 @@ class Stats:
         self.dropped_loops = 0
 
 
+class Toward(Protocol):
+    """What a balanced copy reports to as it ends (an address entry)."""
+
+    def copy_done(self, router: str) -> None: ...
+
+
 class Transit:
     """One message on its way through this router (see the module docstring).
 
@@ -95,11 +101,11 @@ class Transit:
         "delivery",
         "modified",
         "multi",
-        "on_done",
         "payload",
         "rejected",
         "source",
         "state",
+        "toward",
         "unsent",
         "unsettled",
     )
@@ -125,8 +131,9 @@ class Transit:
         self.rejected: Any = None
         #: The outcome of a single copy, passed through as it is.
         self.state: Any = None
-        #: Called with the copy's outcome as each copy ends (balanced accounting).
-        self.on_done: Any = None
+        #: A balanced copy's ``(address entry, router)``: told as the copy ends, so the
+        #: entry's count of deliveries in flight toward that router stays right.
+        self.toward: tuple[Toward, str] | None = None
 
     def expect(self, copies: int) -> None:
         """``copies`` copies are about to be pushed onto out-links."""
@@ -157,17 +164,22 @@ class Transit:
     def unsent_failed(self) -> None:
         """A copy never left: its out-link went away."""
         self._record(RELEASED)
-        if self.on_done is not None:
-            self.on_done(RELEASED)
+        if self.toward is not None:
+            self._toward_done()
         self._one_less_unsent()
 
     def outcome(self, state: Any) -> None:
         """A sent copy reached a terminal outcome (or was lost: ``FAILED``)."""
         self.unsettled -= 1
         self._record(state)
-        if self.on_done is not None:
-            self.on_done(state)
+        if self.toward is not None:
+            self._toward_done()
         self.finish_if_done()
+
+    def _toward_done(self) -> None:
+        entry, router = self.toward  # type: ignore[misc]
+        self.toward = None
+        entry.copy_done(router)
 
     def _record(self, state: Any) -> None:
         if not self.multi:

@@ -132,6 +132,14 @@ class AddressEntry:
         #: Deliveries in flight toward each remote router (the ``balanced`` measure).
         self.outstanding: dict[str, int] = {}
 
+    def copy_done(self, router: str) -> None:
+        """A balanced copy sent toward ``router`` ended (its outcome came, or it was lost)."""
+        left = self.outstanding.get(router, 1) - 1
+        if left > 0:
+            self.outstanding[router] = left
+        else:
+            self.outstanding.pop(router, None)
+
 
 class _Route:
     """What a message's routing annotations say, and its annotations as they leave: to
@@ -316,7 +324,9 @@ class AddressTable:
         transit.expect(len(copies))
         for out, data, toward in copies:
             if toward is not None:
-                self._track(transit, toward)
+                entry, router = toward
+                entry.outstanding[router] = entry.outstanding.get(router, 0) + 1
+                transit.toward = toward
             out.push(data, transit)
 
     def inject(self, payload: bytes, address: str) -> bool:
@@ -396,19 +406,6 @@ class AddressTable:
             cache.clear()  # bounded: distinct annotations are rare; start again
         cache[key] = route
 
-    def _track(self, transit: Transit, toward: tuple[AddressEntry, str]) -> None:
-        entry, router = toward
-        entry.outstanding[router] = entry.outstanding.get(router, 0) + 1
-
-        def done(state: Any) -> None:
-            left = entry.outstanding.get(router, 1) - 1
-            if left > 0:
-                entry.outstanding[router] = left
-            else:
-                entry.outstanding.pop(router, None)
-
-        transit.on_done = done
-
     # --- the copies of one message ----------------------------------------------------------------
 
     def _copies(
@@ -462,14 +459,18 @@ class AddressTable:
             return [(best_local, self._egress(best_local, view, route, entry), None)]
         best_router: str | None = None
         best_remote = -1
-        for router in sorted(remote):
+        for router in remote:
             cost = core.cost_to(router)
             if cost is None:
                 continue
             measure = cost
             if distribution == "balanced" and entry is not None:
                 measure += entry.outstanding.get(router, 0)
-            if best_router is None or measure < best_remote:
+            if (
+                best_router is None
+                or measure < best_remote
+                or (measure == best_remote and router < best_router)  # ties: the lowest id
+            ):
                 best_router, best_remote = router, measure
         if best_local is not None and (best_router is None or best <= best_remote):
             return [(best_local, self._egress(best_local, view, route, entry), None)]
@@ -495,9 +496,23 @@ class AddressTable:
         if from_router and source is not None and not core.valid_origin(origin, source.owner):
             return []  # not on origin's tree: another copy comes the right way
         entry = self.entries.get(route.address)
-        copies: list[tuple[OutLink, bytes, tuple[AddressEntry, str] | None]] = [
-            (out, self._egress(out, view, route, entry), None) for out in consumers
-        ]
+        copies: list[tuple[OutLink, bytes, tuple[AddressEntry, str] | None]] = []
+        # One encoding of each variant serves every local receiver that takes it.
+        plain: bytes | None = None
+        traced: bytes | None = None
+        for out in consumers:
+            if out.keep_trace:
+                if traced is None:
+                    traced = self._egress(out, view, route, entry)
+                else:
+                    self._count_out(entry)
+                copies.append((out, traced, None))
+            else:
+                if plain is None:
+                    plain = self._egress(out, view, route, entry)
+                else:
+                    self._count_out(entry)
+                copies.append((out, plain, None))
         routers = core.routers_for(route.address)
         if routers:
             links = core.multicast_links(origin, routers)
@@ -518,14 +533,17 @@ class AddressTable:
         out = links[band_of(priority)]
         return out if out is not None else next((o for o in links if o is not None), None)
 
+    def _count_out(self, entry: AddressEntry | None) -> None:
+        self.stats.delivered_out += 1
+        if entry is not None:
+            entry.delivered_out += 1
+
     def _egress(
         self, out: OutLink, view: MessageView, route: _Route, entry: AddressEntry | None
     ) -> bytes:
         """The message as a receiver gets it: without the routing annotations (the
         trace is kept for a receiver that asked for it)."""
-        self.stats.delivered_out += 1
-        if entry is not None:
-            entry.delivered_out += 1
+        self._count_out(entry)
         if out.keep_trace:
             return view.with_header(message_annotations=route.traced)
         if route.stripped is None:
