@@ -18,7 +18,8 @@ import pytest
 
 import petrel
 from petrel.broker import Broker
-from petrel.router import Router, RouterSettings
+from petrel.management import ManagementClient
+from petrel.router import Router, RouterSettings, waypoints
 from petrel.router.config import load_router_settings
 from petrel.server.config import BrokerSettings, ConfigError
 from tests.helpers.proton_native import PACKAGES, build_examples
@@ -240,3 +241,66 @@ async def test_proton_c_broker_behind_a_router(tmp_path: Path) -> None:
     finally:
         proc.kill()
         proc.wait(timeout=10)
+
+
+async def test_an_autolink_the_broker_refuses_is_attached_again_once_its_queue_exists(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The broker creates no queue on attach: until "orders" is made, it refuses both
+    # autolinks; the router attaches them again (here every 0.2 s) until it takes them.
+    monkeypatch.setattr(waypoints, "RETRY_FIRST", 0.2)
+    monkeypatch.setattr(waypoints, "RETRY_NEXT", 0.2)
+    caplog.set_level("WARNING", logger="petrel.router")
+    port = free_port()
+    broker = Broker(
+        BrokerSettings(
+            store="memory", auto_create=False, listeners=[{"url": f"amqp://127.0.0.1:{port}"}]
+        )
+    )
+    await broker.start()
+    try:
+        inter = free_port()
+        net = Net()
+        net.ports = {"A": free_port()}
+        settings = RouterSettings.model_validate(
+            {
+                "router": {"id": "A"},
+                "listeners": [
+                    {"url": net.url("A")},
+                    {"url": f"amqp://127.0.0.1:{inter}", "role": "inter-router"},
+                ],
+                "connectors": [{"name": "b", "url": broker_url(broker), "role": "route-container"}],
+                "addresses": WAYPOINT,
+                "autolinks": [
+                    {"address": "orders", "connector": "b", "direction": d} for d in ("in", "out")
+                ],
+            }
+        )
+        router = Router(settings, timers=FAST)
+        await router.start()
+        try:
+            refused = "detached autolink orders (amqp:not-found"
+            await net.until(
+                lambda: sum(refused in m for m in caplog.messages) >= 4, "refused, twice each"
+            )
+            async with await petrel.connect(broker_url(broker)) as admin:
+                await ManagementClient(admin).create("petrel.queue", "orders")
+            table = router.network.table
+            await net.until(
+                lambda: bool(
+                    table.entries.get("_phase/0/orders", None)
+                    and table.entries["_phase/0/orders"].consumers
+                ),
+                "the out autolink taken",
+            )
+            async with await petrel.connect(net.url("A")) as client:
+                receiver = await client.open_receiver("orders", credit=10, auto_accept=True)
+                sender = await client.open_sender("orders")
+                for i in range(5):
+                    await asyncio.wait_for(sender.send(petrel.Message(body=i)), TIMEOUT)
+                bodies = [(await receiver.receive(TIMEOUT)).message.body for _ in range(5)]
+                assert sorted(bodies) == list(range(5))
+        finally:
+            await router.stop(timeout=1.0)
+    finally:
+        await broker.stop(timeout=1.0)

@@ -295,7 +295,7 @@ class RouterConnection(ServerConnection):
             self.container_id = event.container_id
             self.hostname = event.hostname
         if self.autolinks and self.dialled and not self.engine.finished:
-            self._when_attached = attach_autolinks(self, self.autolinks)
+            attach_autolinks(self, self.autolinks)
         if self.link_route_keys and self.dialled and not self.engine.finished:
             self.network.advertise_link_routes(self, self.link_route_keys, True)
         if self._role == "edge" and self.network.uplinks is not None and not self.engine.finished:
@@ -360,12 +360,12 @@ class RouterConnection(ServerConnection):
         handler = self.links.get(link)
         if handler is None:
             return
+        when_attached = self._when_attached.pop(link, None)
         if link.remote_attach is not None and (
             (link.is_sender and link.remote_target is None)
             or (not link.is_sender and link.remote_source is None)
         ):
             return  # refused: its detach follows
-        when_attached = self._when_attached.pop(link, None)
         if when_attached is not None:
             when_attached()
         if isinstance(handler, (_ControlIn, InLink)):
