@@ -350,14 +350,18 @@ def test_delivery_state_on_a_transfer_passes_through(raw_sender: RawSender) -> N
     assert peer.event(DeliveryReceived).state == state
 
 
-def test_update_after_the_link_is_gone_is_dropped(pair: EnginePair, links: LinkPair) -> None:
+def test_update_after_the_session_is_gone_is_dropped(
+    pair: EnginePair, session: Session, links: LinkPair
+) -> None:
+    """A delivery outlives its link (tests/engine/test_detached_deliveries.py), not its
+    session."""
     sender, receiver = links
     receiver.flow(1)
     pair.pump()
     sender.send(b"m")
     pair.pump()
     delivery = pair.take_one("server", DeliveryReceived).delivery
-    sender.detach()
+    session.end()
     pair.pump()
     pair.wire.clear()
     delivery.update(Accepted(), settled=True)
@@ -388,3 +392,34 @@ def test_pending_dispositions_go_out_before_a_detach(pair: EnginePair, links: Li
     ]
     assert kinds == ["Disposition", "Detach"]
     assert [u.delivery for u in pair.take("client", DeliveryUpdated)] == sent
+
+
+@pytest.mark.parametrize("size", [5, 3000], ids=["one frame", "several frames"])
+def test_a_state_on_the_transfer(size: int) -> None:
+    """A transactional send: the state given to ``send`` goes on the first transfer, the
+    receiver sees it as the delivery's state, and the frames decode as the spec says."""
+    pair = EnginePair(server_config=ConnectionConfig(container_id="s", max_frame_size=512))
+    pair.open()
+    pair.clear()
+    session = pair.client.begin_session()
+    pair.pump()
+    pair.clear()
+    sender, receiver = attach(pair, session)
+    receiver.flow(1)
+    pair.pump()
+    state = TransactionalState(txn_id=b"txn-1")
+    payload = bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+    sent = sender.send(payload, tag=b"t1", state=state)
+    assert sent.state == state
+    data = pair.client.data_to_send()
+    _, written = parse(data)
+    frames = [body for _, body, _ in written if isinstance(body, Transfer)]
+    assert len(frames) == (1 if size < 512 else 7)
+    assert frames[0].state == state and frames[0].delivery_tag == b"t1"
+    assert [f.more for f in frames] == [True] * (len(frames) - 1) + [False]
+    pair.server.receive_data(data)
+    pair.pump()
+    received = pair.take_one("server", DeliveryReceived)
+    assert received.payload == payload
+    assert received.delivery.remote_state == state
+    assert not received.settled

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import random
 import struct
-import time
 import uuid
 from typing import Any
 
@@ -42,7 +41,6 @@ from ..codec.test_golden import CANONICAL, WIDE, h
 
 SEED = 0x5EED_AE01
 MUTANTS = 20_000
-SLOWEST_ALLOWED = 0.5  # seconds for one input; real decodes take microseconds
 
 # A frame-like value touching most of the type system.
 _FRAME = Described(
@@ -145,15 +143,13 @@ def test_corpus_is_valid() -> None:
 def test_mutated_encodings() -> None:
     rnd = random.Random(SEED)
     decoded = 0
-    slowest = 0.0
+    # No clock here (tests never fail on a duration): a decode that hangs is caught by the
+    # suite's per-test timeout, and bench/fuzz.py's watchdog reports the input.
     for _ in range(MUTANTS):
         data = _mutate(rnd.choice(CORPUS), rnd)
-        started = time.perf_counter()
         decoded += _check(data)
         if data:
             _check_stream(data, rnd.randrange(len(data)))
-        slowest = max(slowest, time.perf_counter() - started)
-    assert slowest < SLOWEST_ALLOWED
     # the mutations should neither all fail nor all pass
     assert 0.02 * MUTANTS < decoded < 0.9 * MUTANTS
 

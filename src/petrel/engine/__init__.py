@@ -9,7 +9,7 @@ bytes to write out of ``Connection.data_to_send``; time is passed in through
 from __future__ import annotations
 
 from . import events
-from .config import Authenticator, ConnectionConfig, SaslConfig
+from .config import Authenticator, ConnectionConfig, SaslConfig, ScramLookup
 from .connection import Connection
 from .delivery import Delivery
 from .events import (
@@ -35,6 +35,7 @@ from .sasl import (
     SaslFailure,
     ServerMechanism,
 )
+from .scram import ScramCredential, ScramError, derive_credential
 from .session import Session
 from .states import ConnectionState, LinkState, SessionState
 
@@ -62,10 +63,14 @@ __all__ = [
     "SaslCompleted",
     "SaslConfig",
     "SaslFailure",
+    "ScramCredential",
+    "ScramError",
+    "ScramLookup",
     "ServerMechanism",
     "Session",
     "SessionBegun",
     "SessionEnded",
     "SessionState",
+    "derive_credential",
     "events",
 ]

@@ -11,12 +11,16 @@ from ..spec.framing import MIN_MAX_FRAME_SIZE
 
 if TYPE_CHECKING:
     from .sasl import ClientMechanism, ServerMechanism
+    from .scram import ScramCredential
 
-__all__ = ["Authenticator", "ConnectionConfig", "SaslConfig"]
+__all__ = ["Authenticator", "ConnectionConfig", "SaslConfig", "ScramLookup"]
 
 #: A server's check of PLAIN credentials: ``(username, password, authzid) -> identity``.
 #: It returns the authenticated identity (usually the username), or ``None`` to refuse.
 Authenticator = Callable[[str, str, str | None], str | None]
+#: A server's SCRAM credentials: ``(username, mechanism) -> credential``, ``None`` for a
+#: user it does not know (``mechanism`` is ``SCRAM-SHA-256`` or ``SCRAM-SHA-512``).
+ScramLookup = Callable[[str, str], "ScramCredential | None"]
 
 _UINT_MAX = 0xFFFFFFFF
 
@@ -26,11 +30,13 @@ class SaslConfig:
     """The SASL layer (AMQP part 5.3), for either role.
 
     A client offers ``mechanisms`` in order of preference and uses the first
-    one the server offers too (PLAIN only when it has a ``username``).  A
-    server offers ``mechanisms`` (PLAIN only when it has an ``authenticator``)
-    and runs the one the client picks.  ``ANONYMOUS`` and ``PLAIN`` are built
-    in; ``extra_mechanisms`` adds or replaces mechanisms by name (EXTERNAL,
-    SCRAM-SHA-256, ...): classes implementing
+    one the server offers too (PLAIN and SCRAM only when it has a ``username``
+    and a ``password``).  A server offers ``mechanisms`` (PLAIN only when it
+    has an ``authenticator``, SCRAM only with ``scram_credentials``, EXTERNAL
+    only with an ``external_identity``) and runs the one the client picks.
+    ``ANONYMOUS``, ``PLAIN``, ``EXTERNAL``, ``SCRAM-SHA-256`` and
+    ``SCRAM-SHA-512`` are built in; ``extra_mechanisms`` adds or replaces
+    mechanisms by name: classes implementing
     :class:`~petrel.engine.sasl.ClientMechanism` or
     :class:`~petrel.engine.sasl.ServerMechanism`.
     """
@@ -49,6 +55,17 @@ class SaslConfig:
     """Server: decides PLAIN credentials (see :data:`Authenticator`)."""
     anonymous_identity: str = "anonymous"
     """Server: the identity given to clients that authenticate with ANONYMOUS."""
+    scram_credentials: ScramLookup | None = None
+    """Server: looks up SCRAM credentials (see :data:`ScramLookup`)."""
+    scram_secret: bytes | None = None
+    """Server: the key from which an unknown user's fake SCRAM salt is derived, so that
+    the same unknown name always gets the same salt, as a real user would.  ``None``: a
+    random key made once per process."""
+    scram_iterations: int = 16384
+    """Server: the iteration count shown to an unknown user (make it your users')."""
+    external_identity: str | None = None
+    """Server: the identity the transport established (a TLS client certificate's), which
+    EXTERNAL grants; EXTERNAL is offered only when it is set."""
     extra_mechanisms: Sequence[type[ClientMechanism] | type[ServerMechanism]] = ()
     """Mechanism classes added to (or replacing) the built-in ones, by their ``name``."""
 

@@ -277,6 +277,19 @@ class Connection:
         self._finish(error_of(CONNECTION_LOST, description), by_peer=False)
 
     @property
+    def sasl_offered(self) -> tuple[str, ...] | None:
+        """Server: the SASL mechanisms we offered (``None``: no SASL exchange began)."""
+        server = self._handshake.sasl_server
+        return None if server is None else tuple(str(name) for name in server.offered)
+
+    @property
+    def pending_output(self) -> int:
+        """Bytes our commands produced that :meth:`data_to_send` has not handed out yet
+        (frames held back until our open included): what a driver adds to its socket's
+        write buffer to judge whether more should be produced now."""
+        return len(self._pre) + len(self._out) + self._segments_len
+
+    @property
     def finished(self) -> bool:
         """Whether the connection is over and everything to send has been taken."""
         if not self._over:
@@ -306,12 +319,16 @@ class Connection:
         """Close the connection (with ``error`` if given); :class:`ConnectionClosed` follows.
 
         Before the AMQP header exchange (during SASL, say) there is no close
-        to send: the connection simply ends.  Closing twice does nothing.
+        to send: the connection simply ends (a server in the middle of SASL sends the
+        outcome ``sys-temp`` first).  Closing twice does nothing.
         """
         if self._over or self._close_sent:
             return
         err = as_error(error)
         if not self._header_sent:
+            # A server ending a SASL exchange under way still gives the outcome (part 5.3.2):
+            # "temporary", since nothing the client sent was wrong (a deadline, a limit).
+            self._handshake.refuse_sasl(SaslCode.SYS_TEMP)
             self._finish(err, by_peer=False)
             return
         self._ensure_open()

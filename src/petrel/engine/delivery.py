@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LocalProtocolError
-from .states import LinkState, SessionState
+from .states import SessionState
 
 if TYPE_CHECKING:
     from .link import Link
@@ -13,7 +13,6 @@ if TYPE_CHECKING:
 __all__ = ["Delivery"]
 
 _MAPPED = SessionState.MAPPED
-_CLOSED = LinkState.CLOSED
 
 
 class Delivery:
@@ -71,7 +70,9 @@ class Delivery:
         The change goes to the peer in a ``disposition`` at the next
         ``data_to_send()``, coalesced with neighbouring deliveries into ranges.
         Nothing is sent when the peer has already settled the delivery, and
-        updates to a delivery whose link or session is gone are dropped.
+        updates are dropped once the session is over.  A delivery outlives its
+        link: while the session lasts, an outcome given after the link detached
+        still goes to the peer (a disposition names deliveries, not links).
         Raises :class:`~petrel.errors.LocalProtocolError` if we already settled it.
         """
         if self.settled:
@@ -94,12 +95,12 @@ class Delivery:
             if delivery_id is not None:
                 unsettled = session._unsettled_out if outgoing else session._unsettled_in
                 unsettled.pop(delivery_id, None)
+        # The link may be detached: its deliveries are the session's until settled.
         if (
             self.remote_settled
             or delivery_id is None
             or self._queued
             or session.state is not _MAPPED
-            or link.state is _CLOSED
         ):
             return
         self._queued = True

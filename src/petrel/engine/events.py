@@ -15,7 +15,7 @@ the protocol (``by_peer`` is false then and ``error`` is what we sent).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..spec import Error, SaslCode
@@ -61,6 +61,10 @@ class SaslCompleted(Event):
     code: SaslCode
     identity: str | None = None
     additional_data: bytes | None = None
+    username: str | None = field(default=None, compare=False)
+    """Server: the user name the client gave, even when refused (for the log)."""
+    reason: str | None = field(default=None, compare=False)
+    """Server: why it was refused (for the log; the client is told only ``code``)."""
 
 
 @dataclass(slots=True)
@@ -164,6 +168,8 @@ class LinkFlowed(Event):
     ``drain`` whether the receiver asked us to use it all up or give it back
     (``link.drained()``).  On a receiver, ``available`` is what the sender says
     it has and ``drained`` is true when a drain we asked for has completed.
+    ``properties`` are the flow's own (a ``txn-id`` there asks for transactional
+    acquisition, part 4.4.3).
     """
 
     link: Link
@@ -171,6 +177,8 @@ class LinkFlowed(Event):
     available: int | None
     drain: bool
     drained: bool = False
+    properties: dict[Any, Any] | None = None
+    """The flow's ``properties`` (part 2.7.4), as the peer sent them."""
 
 
 @dataclass(slots=True)

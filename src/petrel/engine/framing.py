@@ -15,6 +15,7 @@ from __future__ import annotations
 import struct
 from typing import Any, Final
 
+from ..codec import encode_into
 from ..spec import Transfer
 from ..spec.framing import FRAME_HEADER
 from ..types import UInt
@@ -27,6 +28,7 @@ __all__ = [
     "read_transfer",
     "write_transfer_continuation",
     "write_transfer_head",
+    "write_transfer_head_with_state",
 ]
 
 #: Eight bytes reserved for a frame header, filled in by :func:`pack_header`.
@@ -39,6 +41,7 @@ pack_header = FRAME_HEADER.pack_into
 
 _UINT: Final = [b"\x43"] + [bytes((0x52, i)) for i in range(1, 256)]
 _PACK_UINT32 = struct.Struct(">BI").pack
+_PACK_SIZE = struct.Struct(">I").pack_into
 # descriptor 0x14 (transfer) as a smallulong, then a list8 with six fields.
 _TRANSFER_LIST8: Final = b"\x00\x53\x14\xc0\x00\x06"
 _FALSE: Final = 0x42
@@ -77,6 +80,37 @@ def write_transfer_head(
         out += _SETTLED_MORE if settled else _UNSETTLED_MORE
     out[size_at] = len(out) - size_at - 1
     return len(out) - 1
+
+
+def write_transfer_head_with_state(
+    out: bytearray,
+    handle: int,
+    delivery_id: int,
+    tag: bytes,
+    message_format: int,
+    settled: bool,
+    state: Any,
+) -> int:
+    """:func:`write_transfer_head` with a delivery ``state`` on the first transfer (a
+    transactional send carries its ``transactional-state`` there); the offset of ``more``.
+
+    Rare, so written in a ``list32`` with eight fields: the six leading ones as above,
+    ``rcv-settle-mode`` null, then the state through the codec.
+    """
+    start = len(out)
+    out += b"\x00\x53\x14\xd0\x00\x00\x00\x00\x00\x00\x00\x08"
+    out += _UINT[handle] if handle < 256 else _PACK_UINT32(0x70, handle)
+    out += _UINT[delivery_id] if delivery_id < 256 else _PACK_UINT32(0x70, delivery_id)
+    out += _VBIN8[len(tag)]
+    out += tag
+    out += _UINT[message_format] if message_format < 256 else _PACK_UINT32(0x70, message_format)
+    out += b"\x41" if settled else b"\x42"
+    more_at = len(out)
+    out += b"\x42\x40"
+    encode_into(out, state)
+    # The list's size counts the bytes after the size field: count and fields.
+    _PACK_SIZE(out, start + 4, len(out) - start - 8)
+    return more_at
 
 
 def write_transfer_continuation(out: bytearray, handle: int, delivery_id: int) -> int:

@@ -145,7 +145,14 @@ class Handshake:
                 return
             if server.done:
                 assert server.code is not None
-                self._finished(server.mechanism_name, server.code, server.identity, None)
+                self._finished(
+                    server.mechanism_name,
+                    server.code,
+                    server.identity,
+                    None,
+                    username=server.username,
+                    reason=server.reason,
+                )
             return
         client = self.sasl_client
         assert client is not None
@@ -171,14 +178,21 @@ class Handshake:
             self._write_sasl(server.refuse(code))
 
     def _finished(
-        self, mechanism: str | None, code: SaslCode, identity: str | None, data: bytes | None
+        self,
+        mechanism: str | None,
+        code: SaslCode,
+        identity: str | None,
+        data: bytes | None,
+        *,
+        username: str | None = None,
+        reason: str | None = None,
     ) -> None:
         conn = self.connection
         conn.sasl_mechanism = mechanism
         conn.sasl_outcome = code
         conn.sasl_identity = identity
         self.sasl_done = True
-        conn._events.append(SaslCompleted(mechanism, code, identity, data))
+        conn._events.append(SaslCompleted(mechanism, code, identity, data, username, reason))
         if code != SaslCode.OK:
             self._failed(
                 Condition.UNAUTHORIZED_ACCESS,

@@ -315,6 +315,7 @@ class Link:
         tag: bytes | None = None,
         settled: bool | None = None,
         message_format: int = 0,
+        state: Any = None,
     ) -> Delivery:
         """Sender: send one message (encoded message bytes) as a new delivery.
 
@@ -322,6 +323,8 @@ class Link:
         written now, or as soon as the peer's session window opens.  ``settled``
         defaults to what the link's ``snd_settle_mode`` demands (pre-settled
         only on a ``settled``-mode link).  ``tag`` defaults to a counter.
+        ``state`` goes on the first transfer as the delivery's state (a
+        ``TransactionalState`` sends the message in a transaction).
         """
         if self.state is not _ATTACHED or not self.is_sender:
             self._send_misuse()
@@ -347,6 +350,8 @@ class Link:
                 condition=Condition.MESSAGE_SIZE_EXCEEDED,
             )
         delivery = Delivery(self, None, tag, message_format, settled, False, None)
+        if state is not None:
+            delivery.state = state
         self.delivery_count = (self.delivery_count + 1) & SERIAL_MASK
         self.credit -= 1
         self.session._send_delivery(delivery, payload)
@@ -479,7 +484,7 @@ class Link:
                 self.drain = False
                 drained = True
         self.session.connection._events.append(
-            LinkFlowed(self, self.credit, self.available, self.drain, drained)
+            LinkFlowed(self, self.credit, self.available, self.drain, drained, flow.properties)
         )
         if flow.echo:
             self._queue_flow()

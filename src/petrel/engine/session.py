@@ -43,6 +43,7 @@ from .framing import (
     pack_header,
     write_transfer_continuation,
     write_transfer_head,
+    write_transfer_head_with_state,
 )
 from .link import Link
 from .serial import SERIAL_MASK
@@ -305,16 +306,31 @@ class Session:
             link._over()
 
     def _forget_link(self, link: Link) -> None:
-        """Drop the deliveries of a link that is detaching: nothing more is said about them."""
+        """Drop what a detaching link had not finished: transfers still waiting for the
+        peer's window, and a delivery half sent or half received (the peer drops it too).
+
+        Its complete deliveries stay in the session's unsettled maps until one side
+        settles them or the session ends: delivery-ids belong to the session, and a
+        disposition names no link (part 2.7.6: it "MAY refer to deliveries on links that
+        are no longer attached").  So a receiver can still give the outcome of what it
+        got before the detach, and the sender still hears it.  Nothing is scanned here:
+        the cost is the transfers still waiting, if any.
+        """
         if self._blocked:
-            self._blocked = deque(item for item in self._blocked if item[0].link is not link)
+            kept: deque[list[Any]] = deque()
+            for item in self._blocked:
+                delivery = item[0]
+                if delivery.link is not link:
+                    kept.append(item)
+                elif delivery.delivery_id is not None:  # part sent: never complete now
+                    self._unsettled_out.pop(delivery.delivery_id, None)
+            self._blocked = kept
             link._unsent = 0
-        if self._unsettled_out:
-            self._unsettled_out = {
-                k: d for k, d in self._unsettled_out.items() if d.link is not link
-            }
-        if self._unsettled_in:
-            self._unsettled_in = {k: d for k, d in self._unsettled_in.items() if d.link is not link}
+        incoming = link._incoming
+        if incoming is not None:  # part received: the rest will not come
+            self._unsettled_in.pop(incoming.delivery_id, None)  # type: ignore[arg-type]
+            link._incoming = None
+            link._chunks = []
 
     def _links_over(self) -> None:
         for link in self.links:
@@ -524,12 +540,20 @@ class Session:
     # --- sending ----------------------------------------------------------------------------
 
     def _send_delivery(self, delivery: Delivery, payload: bytes) -> None:
+        if self._disposition_in or self._disposition_out:
+            # Frames keep the order of the calls: a disposition made before this transfer
+            # is written before it (a transaction's outcomes before its discharge).
+            self._write_pending_dispositions()
         if self._blocked or self.remote_incoming_window <= 0:
             self._blocked.append([delivery, payload, 0])
             delivery.link._unsent += 1
             return
         conn = self.connection
-        if len(payload) <= conn.remote_max_frame_size - _TRANSFER_OVERHEAD and conn._tracer is None:
+        if (
+            len(payload) <= conn.remote_max_frame_size - _TRANSFER_OVERHEAD
+            and conn._tracer is None
+            and delivery.state is None
+        ):
             # The common case, kept short: one frame, the window open, no trace.
             delivery_id = self._next_delivery_id
             self._next_delivery_id = (delivery_id + 1) & SERIAL_MASK
@@ -591,14 +615,25 @@ class Session:
                 delivery.delivery_id = delivery_id
                 if not delivery.settled:
                     self._unsettled_out[delivery_id] = delivery
-                more_at = write_transfer_head(
-                    out,
-                    handle,
-                    delivery_id,
-                    delivery.tag,
-                    delivery.message_format,
-                    delivery.settled,
-                )
+                if delivery.state is None:
+                    more_at = write_transfer_head(
+                        out,
+                        handle,
+                        delivery_id,
+                        delivery.tag,
+                        delivery.message_format,
+                        delivery.settled,
+                    )
+                else:  # a state on the transfer (transactional): the rare, longer head
+                    more_at = write_transfer_head_with_state(
+                        out,
+                        handle,
+                        delivery_id,
+                        delivery.tag,
+                        delivery.message_format,
+                        delivery.settled,
+                        delivery.state,
+                    )
             else:
                 more_at = write_transfer_continuation(out, handle, delivery.delivery_id)
             room = max_frame - (len(out) - start)
@@ -641,6 +676,13 @@ class Session:
         self._dirty = False
         if self.state is not _MAPPED and self.state is not SessionState.BEGIN_SENT:
             return
+        self._write_pending_dispositions()
+        if self._flow_links or self._flow_session:
+            self._write_flows()
+
+    def _write_pending_dispositions(self) -> None:
+        if self.state is not _MAPPED and self.state is not SessionState.BEGIN_SENT:
+            return
         if self._disposition_in:
             pending = self._disposition_in
             self._disposition_in = []
@@ -649,8 +691,6 @@ class Session:
             pending = self._disposition_out
             self._disposition_out = []
             self._write_dispositions(Role.SENDER, pending)
-        if self._flow_links or self._flow_session:
-            self._write_flows()
 
     def _write_dispositions(self, role: bool, pending: list[Delivery]) -> None:
         pending.sort(key=_by_id)

@@ -55,6 +55,7 @@ from .security import (
     SaslResponse,
 )
 from .transactions import (
+    TXN_ID_FLOW_KEY,
     Coordinator,
     Declare,
     Declared,
@@ -97,6 +98,7 @@ __all__ = [
     "SELECTOR_FILTER",
     "SELECTOR_FILTER_CODE",
     "SELECTOR_FILTER_KEY",
+    "TXN_ID_FLOW_KEY",
     "Accepted",
     "AmqpSequence",
     "AmqpValue",

@@ -8,6 +8,7 @@ from ..types import Symbol
 from ._base import Composite, field
 
 __all__ = [
+    "TXN_ID_FLOW_KEY",
     "Coordinator",
     "Declare",
     "Declared",
@@ -15,6 +16,11 @@ __all__ = [
     "TransactionCapability",
     "TransactionalState",
 ]
+
+
+#: The key in a receiver's ``flow`` properties whose value names the transaction the
+#: credit is given in: transactional acquisition (part 4.4.3).
+TXN_ID_FLOW_KEY = Symbol("txn-id")
 
 
 class TransactionCapability:
