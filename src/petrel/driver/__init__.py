@@ -10,7 +10,7 @@ from .connector import Backoff, Connector, GaveUp
 from .listen import Listener, connect, listen
 from .loop import run, uvloop_available
 from .protocol import AmqpProtocol, EventHandler
-from .tls import TlsConfig, client_context, server_context
+from .tls import ServerTls, TlsConfig, TlsPeer, client_context, server_context
 from .url import AMQP_PORT, AMQPS_PORT, Address, parse_url
 
 __all__ = [
@@ -23,7 +23,9 @@ __all__ = [
     "EventHandler",
     "GaveUp",
     "Listener",
+    "ServerTls",
     "TlsConfig",
+    "TlsPeer",
     "client_context",
     "connect",
     "listen",
