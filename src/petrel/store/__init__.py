@@ -9,7 +9,7 @@ extra (psycopg 3); it is imported on first use.
 
 from __future__ import annotations
 
-from .base import Backlog, MessageStore, QueueRecord, StoredMessage, StoreError
+from .base import Backlog, CommitStats, MessageStore, QueueRecord, StoredMessage, StoreError
 from .memory import MemoryStore
 from .sqlite import SqliteStore
 
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Backlog",
+    "CommitStats",
     "MemoryStore",
     "MessageStore",
     "PostgresStore",

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import json
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal, Protocol, TypeVar
@@ -29,6 +30,7 @@ from .base import (
     DEFAULT_MAX_BACKLOG_BYTES,
     DEFAULT_MAX_BACKLOG_OPS,
     Backlog,
+    CommitStats,
     MessageStore,
     QueueRecord,
     StoredMessage,
@@ -289,6 +291,10 @@ class SqlStore(MessageStore):
         self._pager: Pager | None = None
 
     @property
+    def commit_stats(self) -> CommitStats | None:
+        return self._committer.stats if self._committer is not None else None
+
+    @property
     def transactions(self) -> int:
         """How many transactions have been committed since open."""
         return self._committer.transactions if self._committer is not None else 0
@@ -509,6 +515,17 @@ class SqlStore(MessageStore):
     def commit(self) -> asyncio.Future[None]:
         """See :meth:`MessageStore.commit`."""
         return self._check_open().commit()
+
+    @contextlib.contextmanager
+    def atomic(self) -> Iterator[None]:
+        """See :meth:`MessageStore.atomic`: the pending batch is not sealed in the block,
+        so what it writes shares one SQL transaction (also without group commit)."""
+        committer = self._check_writable()
+        committer.hold()
+        try:
+            yield
+        finally:
+            committer.release()
 
     def _add(self, batch: MessageBatch, message: StoredMessage) -> None:
         data = message.data

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from typing import Generic, TypeVar
 
-from .base import StoreError
+from .base import CommitStats, StoreError
 
 log = logging.getLogger("petrel.store")
 
@@ -30,11 +30,13 @@ log = logging.getLogger("petrel.store")
 class Batch(abc.ABC):
     """What one transaction writes. Subclasses add the operations."""
 
-    __slots__ = ("nbytes", "waiters")
+    __slots__ = ("nbytes", "started", "waiters")
 
     def __init__(self) -> None:
         self.nbytes = 0
         self.waiters: list[asyncio.Future[None]] = []
+        #: When it was handed to the writer (the loop's clock).
+        self.started = 0.0
 
     @abc.abstractmethod
     def ops(self) -> int:
@@ -75,15 +77,35 @@ class GroupCommitter(Generic[B]):
         self.inflight: deque[B] = deque()
         self.failed: StoreError | None = None
         self.transactions = 0
+        #: The time each batch took and its size (read by ``/metrics``).
+        self.stats = CommitStats()
         self._handle: asyncio.Handle | None = None
         self._closed = False
         self._inflight_ops = 0
         self._inflight_bytes = 0
+        #: Open :meth:`hold` blocks; while any is, the pending batch is not sealed.
+        self._holds = 0
+        self._changed_while_held = False
 
     # -- loop side ---------------------------------------------------------------------
 
+    def hold(self) -> None:
+        """Seal nothing until :meth:`release`: what is written meanwhile goes into one
+        batch, even with ``group=False`` (a broker transaction's work, all or nothing)."""
+        self._holds += 1
+
+    def release(self) -> None:
+        """End a :meth:`hold`; the batch goes as it would have."""
+        self._holds -= 1
+        if not self._holds and self._changed_while_held:
+            self._changed_while_held = False
+            self.changed()
+
     def changed(self) -> None:
         """The pending batch was changed: write it at the end of this loop turn."""
+        if self._holds:
+            self._changed_while_held = True
+            return
         if not self._group:
             self._flush()
         elif self._handle is None:
@@ -173,6 +195,7 @@ class GroupCommitter(Generic[B]):
         self.inflight.append(batch)
         self._inflight_ops += batch.ops()
         self._inflight_bytes += batch.nbytes
+        batch.started = self._loop.time()
         future = self._loop.run_in_executor(self._executor, self._write, batch)
         future.add_done_callback(lambda f: self._done(batch, f))
 
@@ -184,6 +207,7 @@ class GroupCommitter(Generic[B]):
         error = future.exception() if not future.cancelled() else asyncio.CancelledError()
         if error is None and self.failed is None:
             self.transactions += 1
+            self.stats.record(self._loop.time() - batch.started, batch.ops())
             for waiter in batch.waiters:
                 if not waiter.done():
                     waiter.set_result(None)

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import abc
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+import bisect
+import contextlib
+from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -100,6 +102,61 @@ class Backlog:
     """Message bytes those operations hold in memory."""
 
 
+class CommitStats:
+    """How a durable store's writes go: a histogram of the time each batch took to
+    write (one transaction, fsync included) and one of the operations it held.
+
+    Recording is one bisection and two increments (no allocation), on the event
+    loop as each batch completes; :meth:`copy` is what a reader (``/metrics``) takes.
+    """
+
+    #: Upper bounds of the latency buckets, in seconds (the last bucket is +Inf).
+    LATENCY_BOUNDS: ClassVar[tuple[float, ...]] = (
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+    )  # fmt: skip
+    #: Upper bounds of the batch-size buckets, in operations.
+    BATCH_BOUNDS: ClassVar[tuple[float, ...]] = (
+        1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000,
+    )  # fmt: skip
+
+    __slots__ = ("batch_counts", "batch_sum", "latency_counts", "latency_sum")
+
+    def __init__(self) -> None:
+        #: Batches per bucket (not cumulative); the last one is past every bound.
+        self.latency_counts = [0] * (len(self.LATENCY_BOUNDS) + 1)
+        self.latency_sum = 0.0
+        self.batch_counts = [0] * (len(self.BATCH_BOUNDS) + 1)
+        self.batch_sum = 0
+
+    @property
+    def latency_bounds(self) -> tuple[float, ...]:
+        return self.LATENCY_BOUNDS
+
+    @property
+    def batch_bounds(self) -> tuple[float, ...]:
+        return self.BATCH_BOUNDS
+
+    @property
+    def commits(self) -> int:
+        """Batches recorded."""
+        return sum(self.latency_counts)
+
+    def record(self, seconds: float, operations: int) -> None:
+        """One batch of ``operations`` was written in ``seconds``."""
+        self.latency_counts[bisect.bisect_left(self.LATENCY_BOUNDS, seconds)] += 1
+        self.latency_sum += seconds
+        self.batch_counts[bisect.bisect_left(self.BATCH_BOUNDS, operations)] += 1
+        self.batch_sum += operations
+
+    def copy(self) -> CommitStats:
+        other = CommitStats()
+        other.latency_counts = list(self.latency_counts)
+        other.latency_sum = self.latency_sum
+        other.batch_counts = list(self.batch_counts)
+        other.batch_sum = self.batch_sum
+        return other
+
+
 class MessageStore(abc.ABC):
     """Where a broker keeps its queues and messages.
 
@@ -129,6 +186,11 @@ class MessageStore(abc.ABC):
         self.lost_lock = asyncio.Event()
         """Set when a store that several brokers share loses the live lock (see
         :meth:`acquire_live_lock`): the broker must stop. Never set for the others."""
+
+    @property
+    def commit_stats(self) -> CommitStats | None:
+        """How its writes go (a store that writes batches), else None (memory)."""
+        return None
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -230,6 +292,14 @@ class MessageStore(abc.ABC):
     def move(self, queue: str, seq: int, to: StoredMessage) -> None:
         """Remove ``(queue, seq)`` and add ``to`` in one batch, so a crash leaves
         exactly one of the two (dead-lettering, expiry)."""
+
+    @contextlib.contextmanager
+    def atomic(self) -> Iterator[None]:
+        """Every write made inside the block is durable together or not at all: one
+        batch, one transaction (a broker transaction's commit). The block must not
+        await: the loop turn it runs in is the batch. A store that is not durable has
+        nothing to do."""
+        yield
 
     @abc.abstractmethod
     def commit(self) -> asyncio.Future[None]:
