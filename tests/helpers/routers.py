@@ -244,6 +244,7 @@ class RouterProcess:
         command = [
             str(PETREL), "router", "--id", self.id, "--listen", self.url,
             "--inter-router-listen", self.inter_url, "--log-level", self.log_level,
+            "--no-http",
         ]  # fmt: skip
         for port, cost in self.connect:
             command += ["--connect-router", f"amqp://127.0.0.1:{port}?cost={cost}"]
@@ -387,7 +388,7 @@ class EdgeProcess(RouterProcess):
     def command(self) -> list[str]:
         command = [
             str(PETREL), "router", "--id", self.id, "--mode", "edge", "--listen", self.url,
-            "--log-level", self.log_level,
+            "--log-level", self.log_level, "--no-http",
         ]  # fmt: skip
         for port in self.uplinks:
             command += ["--connect-uplink", f"amqp://127.0.0.1:{port}"]

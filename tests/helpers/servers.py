@@ -114,6 +114,13 @@ def wait_for_port(
             time.sleep(0.02)
 
 
+def _asks_for_http(config: str | None, args: Sequence[str]) -> bool:
+    """Whether the test says what ``petrel broker``'s HTTP listener is (``--http``,
+    ``--no-http``, or ``role = "http"`` in the config)."""
+    named = any(arg.startswith(("--http", "--no-http")) for arg in args)
+    return named or (config is not None and 'role = "http"' in config)
+
+
 @contextlib.contextmanager
 def run_broker(
     config: str | None = None,
@@ -124,6 +131,7 @@ def run_broker(
     args: Sequence[str] = (),
     env: dict[str, str] | None = None,
     timeout: float = 20.0,
+    default_http: bool = False,
 ) -> Iterator[BrokerProcess]:
     """Run ``petrel broker`` on a free port; yields a :class:`BrokerProcess` once it accepts
     connections, and stops it (SIGTERM, then SIGKILL) afterwards.
@@ -133,7 +141,8 @@ def run_broker(
     config's listeners must include ``port``.  ``store`` is ``memory`` or
     ``sqlite``; ``data_dir`` defaults to a fresh temporary directory (kept only
     while the broker runs, unless given).  The broker's log (stderr) goes to a
-    file: :meth:`BrokerProcess.log`.
+    file: :meth:`BrokerProcess.log`.  It serves no HTTP unless the test names an HTTP
+    listener or asks for the default one (``default_http``).
     """
     port = port or free_port()
     with contextlib.ExitStack() as stack:
@@ -156,6 +165,8 @@ def run_broker(
         if config is None or "[[listeners]]" not in config:
             command += ["--listen", f"amqp://127.0.0.1:{port}"]
         command += list(args)
+        if not default_http and not _asks_for_http(config, args):
+            command.append("--no-http")  # the suite's brokers need no HTTP (nor its import)
         log_path = data / f"broker-{port}.log"
         with open(log_path, "ab") as log_file:
             proc = subprocess.Popen(

@@ -117,12 +117,14 @@ def connection_options(command: F) -> F:
             show_default=True,
             help="Where to connect: amqp[s]://[user[:password]@]host[:port].",
         ),
-        click.option("--user", help="SASL user name (PLAIN); overrides the URL's."),
+        click.option("--user", help="SASL user name; overrides the URL's."),
         click.option("--password", help="SASL password; overrides the URL's."),
         click.option(
             "--sasl-mechanisms",
             metavar="NAMES",
-            help="SASL mechanisms we may use, most preferred first (PLAIN,ANONYMOUS).",
+            help="SASL mechanisms we may use, most preferred first, from SCRAM-SHA-512, "
+            "SCRAM-SHA-256, PLAIN, EXTERNAL, ANONYMOUS.  [default: with --user, the SCRAMs, "
+            "then PLAIN over TLS or to loopback only, then ANONYMOUS]",
         ),
         click.option("--ca-file", type=_PEM, help="TLS: CA certificates to trust (PEM)."),
         click.option("--cert-file", type=_PEM, help="TLS: our client certificate (PEM)."),

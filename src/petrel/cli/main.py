@@ -21,6 +21,7 @@ COMMANDS = {
     "router": ".router",
     "send": ".send",
     "stat": ".stat",
+    "user": ".user",
 }
 
 

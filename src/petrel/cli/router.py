@@ -8,7 +8,10 @@ How the flags combine with the config file (:func:`router_settings`):
   the inter-router listeners, ``--connect-router`` the connectors;
 - when that leaves no normal listener, the router listens for clients on
   ``amqp://127.0.0.1:5672``;
-- ``--log-level`` sets ``log_level``.
+- ``--log-level`` sets ``log_level``;
+- ``--http URL`` replaces the file's HTTP listener, ``--no-http`` removes it, and
+  without either the router serves HTTP on ``http://127.0.0.1:8672`` when the file
+  names no HTTP listener and that port is free (see :mod:`petrel.server.http`).
 
 ``?cost=N`` after an ``--inter-router-listen`` or ``--connect-router`` URL sets
 its cost (1 otherwise); the query is not part of the URL.  A user name and
@@ -33,6 +36,7 @@ from petrel.driver import run
 from petrel.router import Router, RouterSettings, load_router_settings
 from petrel.server import ConfigError, ExitCode, configure_logging, read_settings, serve
 from petrel.server.config import MAX_COST
+from petrel.server.http import apply_http_options
 
 __all__ = ["router", "router_settings", "split_cost"]
 
@@ -166,7 +170,11 @@ def router_settings(
             if listener.role == role
         ]
 
-    listeners = (normal or from_file("normal") or [{}]) + (inter or from_file("inter-router"))
+    listeners = (
+        (normal or from_file("normal") or [{}])
+        + (inter or from_file("inter-router"))
+        + from_file("http")
+    )
     data = settings.model_dump(exclude_unset=True)
     if mode is not None:
         data["router"] = {**data["router"], "mode": mode}
@@ -211,6 +219,14 @@ def router_settings(
     "is used, the others stand by).",
 )
 @click.option(
+    "--http",
+    "http_url",
+    metavar="URL",
+    help="Serve /metrics and AMQP over WebSockets here (http:// or https://).  "
+    "[default: http://127.0.0.1:8672 when that port is free]",
+)
+@click.option("--no-http", is_flag=True, help="Serve no HTTP at all.")
+@click.option(
     "--config", "config_file", type=click.Path(dir_okay=False), help="A TOML config file."
 )
 @click.option(
@@ -225,6 +241,8 @@ def router(
     connect_router: tuple[str, ...],
     mode: str | None,
     connect_uplink: tuple[str, ...],
+    http_url: str | None,
+    no_http: bool,
     config_file: str | None,
     log_level: str | None,
 ) -> None:
@@ -250,8 +268,14 @@ def router(
             mode=mode,
             log_level=log_level,
         )
+        settings = apply_http_options(settings, url=http_url, enabled=not no_http)
     except ConfigError as exc:
         click.echo(f"petrel router: {exc}", err=True)
         sys.exit(ExitCode.CONFIG)
     configure_logging(settings.log_level)
-    sys.exit(run(serve(Router(settings), "petrel router")))
+    try:
+        server = Router(settings)
+    except ConfigError as exc:  # the users file is unreadable
+        click.echo(f"petrel router: {exc}", err=True)
+        sys.exit(ExitCode.CONFIG)
+    sys.exit(run(serve(server, "petrel router")))

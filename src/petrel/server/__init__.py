@@ -22,6 +22,14 @@ from .listening import Listeners
 from .logging import configure_logging
 from .nodes import Node, NodeRegistry, terminus_address
 from .policy import ConnectionPolicy
+from .users import (
+    User,
+    UserDirectory,
+    UsersFileError,
+    edit_users_file,
+    make_user,
+    read_users_file,
+)
 
 __all__ = [
     "AddressSettings",
@@ -41,11 +49,17 @@ __all__ = [
     "ServerSettings",
     "ServerState",
     "TlsSettings",
+    "User",
+    "UserDirectory",
     "UserSettings",
+    "UsersFileError",
     "capture_signals",
     "configure_logging",
+    "edit_users_file",
     "load_settings",
+    "make_user",
     "read_settings",
+    "read_users_file",
     "serve",
     "terminus_address",
 ]

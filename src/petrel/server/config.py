@@ -22,18 +22,23 @@ import ipaddress
 import tomllib
 from pathlib import Path
 from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..driver import parse_url
+from .access import AccessSettings
+from .tls import IdentityRule
 
 __all__ = [
     "MAX_COST",
+    "SASL_MECHANISMS",
     "AddressSettings",
     "BrokerSettings",
     "ConfigError",
     "ConnectorSettings",
     "ConnectorTlsSettings",
+    "HttpSettings",
     "LimitSettings",
     "ListenerSettings",
     "QueueSettings",
@@ -51,6 +56,8 @@ class ConfigError(ValueError):
 
 #: The highest cost a listener or connector may give an inter-router connection.
 MAX_COST = 2**24
+#: The SASL mechanisms a listener may offer, in the order a server prefers them.
+SASL_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN", "EXTERNAL", "ANONYMOUS")
 
 
 class _Model(BaseModel):
@@ -65,12 +72,39 @@ class TlsSettings(_Model):
     key_file: str | None = None
     """Its private key, unless it is inside ``cert_file``."""
     ca_file: str | None = None
-    """CA certificates that sign client certificates: a client that offers one must
-    have it signed by them.  None: client certificates are not asked for."""
+    """CA certificates that sign client certificates.  Given: clients are asked for a
+    certificate, and one offered must be signed by them (a client without one still
+    gets in, unless ``require_client_cert``).  None: client certificates are not asked
+    for."""
     require_client_cert: bool = False
     """Refuse clients without a certificate signed by ``ca_file`` (which is then
-    required).  The certificate admits the client to the TLS layer only: SASL still
-    decides who it is (the broker offers no SASL EXTERNAL)."""
+    required)."""
+    external_identity: str | None = None
+    """How a verified client certificate names its user for SASL EXTERNAL: ``"cn"`` (the
+    subject's common name), ``"subject"`` (the whole subject, RFC 4514:
+    ``CN=app,O=Example``), or a regular expression matching the whole RFC 4514 subject
+    with a group ``(?P<user>...)``.  Needs ``ca_file``.  None: EXTERNAL is not offered,
+    and the certificate admits the client to the TLS layer only."""
+    reload_interval: float = Field(default=5.0, ge=0)
+    """Seconds between checks of the certificate, key and CA files: when they change,
+    new connections get the new ones (open ones carry on).  0: reload on SIGHUP only."""
+
+    @field_validator("external_identity")
+    @classmethod
+    def _check_identity(cls, value: str | None) -> str | None:
+        if value is not None:
+            IdentityRule(value)  # raises ValueError naming what is wrong
+        return value
+
+    @model_validator(mode="after")
+    def _check_ca(self) -> TlsSettings:
+        if self.external_identity is not None and not self.ca_file:
+            # Without CAs no client certificate is asked for: EXTERNAL would never work.
+            raise ValueError(
+                "tls.external_identity needs tls.ca_file (the CA certificates that sign "
+                "client certificates)"
+            )
+        return self
 
 
 def _check_amqp_url(value: str, what: str) -> str:
@@ -89,36 +123,107 @@ def _is_amqps(url: str) -> bool:
     return url.lower().startswith("amqps://")
 
 
+def _is_http_url(url: str) -> bool:
+    return url.split("://", 1)[0].lower() in ("http", "https") if "://" in url else False
+
+
+def _check_http_url(value: str) -> str:
+    """``value`` if it is an ``http://host:port`` or ``https://host:port`` URL with no path
+    or query; else a ``ValueError`` naming the problem."""
+    parts = urlsplit(value)
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"bad port in URL {value!r}") from None
+    if port is None:
+        raise ValueError(f"{value!r}: an HTTP listener URL names its port (http://host:port)")
+    if parts.path not in ("", "/") or parts.query or parts.username or parts.password:
+        raise ValueError(f"{value!r}: an HTTP listener URL is http[s]://host:port, nothing more")
+    return value
+
+
 class ListenerSettings(_Model):
     """Where the server accepts connections, and how it authenticates them."""
 
     url: str = "amqp://127.0.0.1:5672"
-    """``amqp://host:port`` or ``amqps://host:port`` (then ``tls`` is required)."""
+    """``amqp://host:port`` or ``amqps://host:port`` (then ``tls`` is required); for
+    ``role = "http"``, ``http://host:port`` or ``https://host:port`` (likewise)."""
     allow_anonymous: bool | None = None
     """Serve clients that skip SASL or choose ANONYMOUS.  Unset: yes on a loopback
     address, no elsewhere (a safe default for a listener others can reach)."""
     tls: TlsSettings | None = None
-    role: Literal["normal", "inter-router"] = "normal"
+    role: Literal["normal", "inter-router", "http"] = "normal"
     """``normal``: clients connect here.  ``inter-router``: other routers of the network
-    connect here (routers only; a broker refuses it)."""
+    connect here (routers only; a broker refuses it).  ``http``: the server's one HTTP
+    listener: ``/metrics`` (Prometheus) and AMQP over WebSockets (see docs/http.md)."""
     cost: int = Field(default=1, ge=1, le=MAX_COST)
     """Inter-router listeners: the cost of the connections accepted here, in the
     network's least-cost paths (the higher of both ends' costs counts).  Setting it
     on a normal listener is an error."""
+    sasl_mechanisms: list[str] | None = None
+    """The SASL mechanisms offered here, from SCRAM-SHA-512, SCRAM-SHA-256, PLAIN,
+    EXTERNAL and ANONYMOUS (each still only where it can work: PLAIN and SCRAM with
+    users, EXTERNAL with a client certificate, ANONYMOUS where anonymous clients are
+    allowed).  Unset: all of them."""
+    allow_plain_without_tls: bool = False
+    """Offer PLAIN (passwords in the clear) on a listener that is neither TLS nor on a
+    loopback address.  Off: such a listener offers SCRAM only."""
+
+    @field_validator("sasl_mechanisms")
+    @classmethod
+    def _check_mechanisms(cls, value: list[str] | None) -> list[str] | None:
+        if value is None:
+            return None
+        names = [name.upper() for name in value]
+        for name in names:
+            if name not in SASL_MECHANISMS:
+                raise ValueError(
+                    f"unknown SASL mechanism {name!r}; the allowed ones are "
+                    f"{', '.join(SASL_MECHANISMS)}"
+                )
+        if not names:
+            raise ValueError(f"name at least one of {', '.join(SASL_MECHANISMS)}")
+        return list(dict.fromkeys(names))
+
+    @property
+    def on_loopback(self) -> bool:
+        """Whether it listens on a loopback address only (``localhost``, ``127.x``, ``::1``)."""
+        host = self.url.split("://", 1)[-1].rsplit(":", 1)[0].strip("[]")
+        if host in ("localhost", ""):
+            return host == "localhost"
+        try:
+            return ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
 
     @field_validator("url")
     @classmethod
     def _check_url(cls, value: str) -> str:
+        if _is_http_url(value):
+            return _check_http_url(value)
         return _check_amqp_url(value, "listener")
 
     @model_validator(mode="after")
     def _check_tls(self) -> ListenerSettings:
-        amqps = _is_amqps(self.url)
+        if self.role != "http" and _is_http_url(self.url):
+            raise ValueError(
+                f"{self.url!r}: a listener URL starts with amqp:// or amqps:// "
+                '(an http:// or https:// one is for role = "http")'
+            )
+        if self.role == "http" and not _is_http_url(self.url):
+            raise ValueError(
+                f'listener {self.url}: role = "http" goes with an http:// or https:// URL'
+            )
+        amqps = _is_amqps(self.url) or self.url.lower().startswith("https://")
         if amqps and self.tls is None:
-            raise ValueError(f"listener {self.url} is amqps:// but has no [tls] settings")
+            raise ValueError(
+                f"listener {self.url} is {self.url.split(':')[0]}:// but has no [tls] settings"
+            )
         if not amqps and self.tls is not None:
             # Otherwise the settings would be ignored: clients would talk in the clear.
-            raise ValueError(f"listener {self.url} has [tls] settings but is not amqps://")
+            raise ValueError(
+                f"listener {self.url} has [tls] settings but is not amqps:// (or https://)"
+            )
         if self.tls is not None and self.tls.require_client_cert and not self.tls.ca_file:
             # Without CAs to check them against, no client certificate would be asked for.
             raise ValueError(
@@ -153,7 +258,9 @@ class ConnectorTlsSettings(_Model):
     ca_file: str | None = None
     """CA certificates that sign the peer's certificate.  None: the system's trusted CAs."""
     cert_file: str | None = None
-    """Our certificate chain, for a peer that asks for a client certificate."""
+    """Our certificate chain, for a peer that asks for a client certificate.  A connector
+    with one and no ``username`` logs in with SASL EXTERNAL where the peer offers it (the
+    peer maps the certificate to a user), else ANONYMOUS."""
     key_file: str | None = None
     """Its private key, unless it is inside ``cert_file``."""
     verify_hostname: bool = True
@@ -219,12 +326,16 @@ class ConnectorSettings(_Model):
 
 
 class UserSettings(_Model):
-    """A user for SASL PLAIN."""
+    """A user written in the config itself (``[[users]]``), password and all.  The server
+    turns the password into SCRAM credentials as it loads; a users file
+    (``users_file``, edited with ``petrel user``) keeps credentials only."""
 
     name: str = Field(min_length=1)
     password: str
     admin: bool = False
     """May use the management node (``$management``): ``petrel stat``, ``petrel manage``."""
+    groups: list[str] = Field(default_factory=list)
+    """The groups it belongs to (for ``[access]`` rules that name ``@group``)."""
 
 
 class QueueSettings(_Model):
@@ -274,6 +385,36 @@ class LimitSettings(_Model):
     """Seconds of silence after which a client is disconnected (0: never)."""
     sasl_timeout: float = Field(default=10.0, gt=0)
     """Seconds a client may take from connecting to finishing its open."""
+    max_pending_per_host: int = Field(default=1000, ge=1)
+    """Connections from one IP address that may be between connecting and finishing their
+    open at once; more are dropped at once (a flood, or a slowloris)."""
+    write_stall_timeout: float = Field(default=60.0, ge=0)
+    """Seconds a client may leave the server's output to it unread (the write buffer over
+    its high-water mark with nothing drained) before it is cut (0: never)."""
+    max_write_backlog: int = Field(default=1024 * 1024, ge=64 * 1024)
+    """Bytes a client that does not read may make the server queue for it (answers to
+    what it sends) after the write buffer filled; past them the server stops reading it
+    until it drains."""
+    link_rate: float = Field(default=1000.0, ge=0)
+    """Links and sessions a client may begin per second on one connection, with bursts of
+    as many at once; past that the server reads from it only as fast as the rate allows
+    (nothing is refused: a client churning links cannot take the server from the others).
+    0: no limit."""
+
+
+class HttpSettings(_Model):
+    """The ``[http]`` section: what the HTTP listener (``role = "http"``) serves."""
+
+    default_listener: bool = False
+    """When no ``[[listeners]]`` entry has ``role = "http"``, serve HTTP on
+    ``http://127.0.0.1:8672`` anyway, if that port is free (a warning otherwise).
+    ``petrel broker`` and ``petrel router`` turn it on (``--no-http`` off); a server made
+    in a program gets HTTP only from an explicit listener."""
+    connection_metrics: bool = False
+    """Also serve per-connection and per-link series on ``/metrics`` (one series per
+    connection and link: many, on a busy server)."""
+    websockets: bool = True
+    """Accept AMQP over WebSockets on the HTTP listener (paths ``/`` and ``/amqp``)."""
 
 
 class ServerSettings(_Model):
@@ -283,8 +424,23 @@ class ServerSettings(_Model):
     container_id: str = "petrel"
     listeners: list[ListenerSettings] = Field(default_factory=lambda: [ListenerSettings()])
     users: list[UserSettings] = Field(default_factory=list)
+    users_file: str | None = None
+    """A users file (``petrel user add --file PATH NAME``): SCRAM credentials, groups and
+    the admin flag of each user, reloaded when it changes.  Relative paths are taken from
+    the working directory.  Its users join the inline ``[[users]]``."""
     limits: LimitSettings = Field(default_factory=LimitSettings)
     log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "info"
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    access: AccessSettings | None = None
+    """Authorisation, virtual hosts and per-user/per-host limits (:mod:`.access`).
+    Unset: every admitted client may use every address, as without it."""
+
+    @model_validator(mode="after")
+    def _check_http(self) -> ServerSettings:
+        http = [listener.url for listener in self.listeners if listener.role == "http"]
+        if len(http) > 1:
+            raise ValueError(f"a server has one HTTP listener, not {len(http)}: {', '.join(http)}")
+        return self
 
 
 class BrokerSettings(ServerSettings):
@@ -299,14 +455,20 @@ class BrokerSettings(ServerSettings):
     addresses: list[AddressSettings] = Field(default_factory=list)
     queues: list[QueueSettings] = Field(default_factory=list)
     queue_defaults: QueueSettings = Field(default_factory=QueueSettings)
+    transaction_timeout: float = Field(default=60.0, ge=0)
+    """Seconds a transaction may stay idle (nothing sent, settled or discharged in it)
+    before the broker rolls it back (``amqp:transaction:timeout``); 0: never."""
+    max_transaction_work: int = Field(default=10_000, ge=1)
+    """Messages sent plus outcomes given in one transaction, at most, until it is discharged
+    (the broker holds them in memory meanwhile)."""
 
     @model_validator(mode="after")
     def _check(self) -> BrokerSettings:
         for listener in self.listeners:
-            if listener.role != "normal":
+            if listener.role not in ("normal", "http"):
                 raise ValueError(
                     f"listener {listener.url}: role = {listener.role!r} is for routers; "
-                    'a broker\'s listeners are role = "normal"'
+                    'a broker\'s listeners are role = "normal" or "http"'
                 )
         if self.store == "postgresql" and not self.store_url:
             raise ValueError('store = "postgresql" needs store_url')

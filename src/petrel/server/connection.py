@@ -21,6 +21,7 @@ from ..driver import AmqpProtocol
 from ..engine import Delivery, Link, Session
 from ..engine import events as ev
 from ..errors import AmqpError, Condition
+from .access import Access, ConnectionAccess
 from .config import ListenerSettings
 from .nodes import NodeRegistry, terminus_address
 from .policy import ConnectionPolicy
@@ -45,6 +46,9 @@ class ServerState:
     started: float = field(default_factory=time.time)
     #: Connections accepted since the start (their ids count up from it).
     accepted_total: int = 0
+    #: Authorisation, vhosts and per-user limits (``[access]``); None: everything is
+    #: allowed to an admitted client.
+    access: Access | None = None
 
 
 class LinkHandler:
@@ -89,6 +93,10 @@ class ServerConnection:
         self.engine = protocol.engine
         self.state = state
         self.policy = state.policy
+        #: The link-rate budget (``limits.link_rate``): tokens left and when last counted.
+        self._link_tokens = state.policy.limits.link_rate
+        self._link_tokens_at = time.monotonic()
+        self._throttled = False
         self.listener = listener
         #: Set when the server took this connection over a limit: the client is told so,
         #: with a close, as soon as it has opened (a close needs an open before it).
@@ -100,6 +108,8 @@ class ServerConnection:
         self.hostname: str | None = None
         self.identity: str | None = None
         self.mechanism: str | None = None
+        #: What it may do, once it has opened (None: no ``[access]`` config, or not open).
+        self.access: ConnectionAccess | None = None
         #: When it was accepted (``time.time()``).
         self.opened_at = time.time()
         #: Every attached link and what handles it.
@@ -149,7 +159,10 @@ class ServerConnection:
 
     @property
     def may_manage(self) -> bool:
-        """Whether this connection may use the management node (see the policy)."""
+        """Whether this connection may use the management node (the policy says, or the
+        ``manage`` right where ``[access]`` is configured)."""
+        if self.access is not None:
+            return self.access.may_manage
         return self.policy.may_manage(self.identity, self.mechanism, self.peer_host)
 
     # --- EventHandler -------------------------------------------------------------------------
@@ -170,7 +183,15 @@ class ServerConnection:
         self.identity = event.identity
         self.mechanism = event.mechanism
         if event.code != 0:
-            access.info("%s: SASL %s failed (%s)", self.peer, event.mechanism, event.code.name)
+            # One line per failed authentication: who, as whom, how, why (never a password).
+            access.info(
+                "%s: authentication failed: user %r, mechanism %s, %s: %s",
+                self.peer,
+                event.username,
+                event.mechanism,
+                event.code.name.lower(),
+                event.reason or "refused",
+            )
 
     def _on_opened(self, event: ev.ConnectionOpened) -> None:
         self.container_id = event.container_id
@@ -181,6 +202,12 @@ class ServerConnection:
         refusal = self.refusal or self.policy.open_refusal(
             self.listener, self.identity, self.mechanism
         )
+        if (
+            refusal is None
+            and self.state.access is not None
+            and getattr(self.listener, "role", "normal") != "inter-router"
+        ):  # clients, edge routers, and AMQP over WebSockets; other routers are trusted
+            refusal = self._open_access(self.state.access)
         self.engine.open()
         if refusal is not None:
             access.info("%s refused: %s", who, refusal.description)
@@ -188,7 +215,33 @@ class ServerConnection:
             return
         access.info("%s opened", who)
 
+    def _open_access(self, authz: Access) -> AmqpError | None:
+        """Choose the connection's vhost and count it against its limits; the refusal."""
+        authenticated = self.identity is not None and self.mechanism not in (None, "ANONYMOUS")
+        try:
+            self.access = authz.open(
+                self.identity if authenticated else None, self.peer_host, self.hostname
+            )
+        except AmqpError as exc:
+            return exc
+        self.protocol.closed.add_done_callback(lambda _: self._release_access())
+        return None
+
+    def _release_access(self) -> None:
+        if self.access is not None:
+            self.access.release()
+
     def _on_closed(self, event: ev.ConnectionClosed) -> None:
+        offered = self.engine.sasl_offered
+        if offered is not None and self.engine.sasl_outcome is None:
+            # The client saw our mechanisms and left (or broke the exchange) without an
+            # outcome: most likely none of them is one it may use.
+            access.info(
+                "%s: left during SASL without authenticating (offered: %s)%s",
+                self.peer,
+                ", ".join(offered) or "none",
+                f"; {event.error.description}" if event.error is not None else "",
+            )
         handlers = list(self.links.values())
         self.links.clear()
         self.sessions.clear()
@@ -196,8 +249,30 @@ class ServerConnection:
         for handler in handlers:
             handler.close(False)
 
+    def _spend_link_token(self) -> None:
+        """One link or session begun: past the budget, stop reading this client until the
+        rate has earned back what it overspent (``limits.link_rate``)."""
+        rate = self.policy.limits.link_rate
+        if not rate:
+            return
+        now = time.monotonic()
+        tokens = min(rate, self._link_tokens + (now - self._link_tokens_at) * rate) - 1
+        self._link_tokens = tokens
+        self._link_tokens_at = now
+        if tokens < 0 and not self._throttled:
+            self._throttled = True
+            self.protocol.pause_reading()
+            self.protocol.loop.call_later(-tokens / rate, self._unthrottle)
+
+    def _unthrottle(self) -> None:
+        self._throttled = False
+        self.protocol.resume_reading()
+
     def _on_session_begun(self, event: ev.SessionBegun) -> None:
+        self._spend_link_token()
         limit = self.policy.limits.max_sessions_per_connection
+        if self.access is not None and self.access.max_sessions is not None:
+            limit = min(limit, self.access.max_sessions)
         if len(self.sessions) >= limit:
             event.session.end(
                 AmqpError(
@@ -218,6 +293,7 @@ class ServerConnection:
     # --- links ------------------------------------------------------------------------------------
 
     def _on_attach_requested(self, event: ev.LinkAttachRequested) -> None:
+        self._spend_link_token()
         link = event.link
         attached = self.sessions.get(link.session)
         if attached is None:
@@ -230,6 +306,8 @@ class ServerConnection:
                     condition=Condition.RESOURCE_LIMIT_EXCEEDED,
                 )
             node = self.state.nodes.get(terminus_address(link))
+            if self.access is not None:
+                self._check_access(self.access, link, node is not None)
             handler = node.attach(self, link) if node is not None else self.attach_link(link)
         except AmqpError as exc:
             log.info("refused link %r: %s", link.name, exc)
@@ -237,6 +315,21 @@ class ServerConnection:
             return
         attached.add(link)
         self.links[link] = handler
+
+    def _check_access(self, authz: ConnectionAccess, link: Link, special: bool) -> None:
+        """The ``[access]`` checks of an attach: the link limit, the right it needs; and
+        the vhost's message size limit goes on the link."""
+        if authz.max_links is not None:
+            count = sum(len(links) for links in self.sessions.values())
+            if count >= authz.max_links:
+                raise AmqpError(
+                    f"at most {authz.max_links} links per connection for this user",
+                    condition=Condition.RESOURCE_LIMIT_EXCEEDED,
+                )
+        authz.check_attach(link, special)
+        size = authz.max_message_size
+        if size is not None and not link.is_sender:
+            link.max_message_size = min(link.max_message_size or size, size)
 
     def _on_detached(self, event: ev.LinkDetached) -> None:
         link = event.link

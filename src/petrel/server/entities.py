@@ -9,12 +9,15 @@ entry of the file and an entity of management are one thing.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Iterable
 from typing import Any
 
 from ..engine import Link
-from ..management import Attribute, EntityType
-from .config import ListenerSettings, UserSettings
+from ..management import Attribute, BadRequest, Conflict, EntityNotFound, EntityType
+from .config import ListenerSettings
 from .connection import ServerConnection
+from .users import User, UserDirectory, UsersFileError
 
 __all__ = [
     "CONNECTION",
@@ -22,6 +25,7 @@ __all__ = [
     "LINK",
     "LISTENER",
     "USER",
+    "UserEntities",
     "describe_connection",
     "describe_link",
 ]
@@ -37,12 +41,42 @@ LISTENER = EntityType.from_model(
     allows=("CREATE", "READ", "DELETE"),
 )
 
-USER = EntityType.from_model(
+USER = EntityType(
     "petrel.user",
-    UserSettings,
-    description="A user that may authenticate with SASL PLAIN (a [[users]] entry).",
-    secret=["password"],
-    allows=("READ",),
+    "A user that may authenticate (SCRAM-SHA-512, SCRAM-SHA-256, PLAIN): an entry of the "
+    "users file (users_file), which CREATE, UPDATE and DELETE edit, or of the config's "
+    "[[users]], which they cannot change.",
+    [
+        Attribute(
+            "password",
+            "string",
+            "Written, never read back: the server keeps SCRAM credentials made from it.",
+            required=True,
+            writable=True,
+            nullable=False,
+            secret=True,
+        ),
+        Attribute(
+            "groups", "list", "The groups it belongs to.", create=True, writable=True, default=[]
+        ),
+        Attribute(
+            "admin",
+            "boolean",
+            "Whether it may manage (use $management).",
+            create=True,
+            writable=True,
+            default=False,
+            nullable=False,
+        ),
+        Attribute(
+            "source",
+            "string",
+            "Where it is defined: file (the users file) or config (the config's [[users]]).",
+            choices=("file", "config"),
+        ),
+        Attribute("mechanisms", "list", "The SCRAM mechanisms it has credentials for."),
+    ],
+    allows=("CREATE", "READ", "UPDATE", "DELETE"),
 )
 
 CONNECTOR = EntityType(
@@ -136,4 +170,81 @@ def describe_link(conn: ServerConnection, link: Link) -> dict[str, Any]:
         "credit": int(link.credit),
         "unsettled": len(getattr(handler, "unsettled", ())),
         "delivered": int(getattr(handler, "delivered", 0)),
+    }
+
+
+class UserEntities:
+    """The :data:`USER` entities of a server, for its management provider: what the
+    :class:`~petrel.server.users.UserDirectory` holds, and edits of its users file.  The
+    edits derive credentials and write a file, so they run in a worker thread."""
+
+    def __init__(self, users: UserDirectory) -> None:
+        self.users = users
+
+    def query(self) -> Iterable[dict[str, Any]]:
+        return [_describe_user(user) for user in self.users.users.values()]
+
+    def read(
+        self, *, name: str | None = None, identity: str | None = None
+    ) -> dict[str, Any] | None:
+        if identity is not None:
+            if not identity.startswith("user/"):
+                return None
+            name = identity.removeprefix("user/")
+        user = self.users.users.get(name or "")
+        return None if user is None else _describe_user(user)
+
+    async def create(self, name: str, attributes: dict[str, Any]) -> dict[str, Any]:
+        password = attributes.get("password")
+        if not isinstance(password, str) or not password:
+            raise BadRequest("a user needs a password (a non-empty string)")
+        groups = _groups(attributes.get("groups") or [])
+        admin = bool(attributes.get("admin") or False)
+        user = await self._edit(
+            lambda: self.users.add(name, password, groups=groups, admin=admin), exists=True
+        )
+        return _describe_user(user)
+
+    async def update(self, identity: str, attributes: dict[str, Any]) -> dict[str, Any]:
+        name = identity.removeprefix("user/")
+        password = attributes.get("password")
+        if "password" in attributes and (not isinstance(password, str) or not password):
+            raise BadRequest("a password is a non-empty string")
+        groups = _groups(attributes["groups"] or []) if "groups" in attributes else None
+        admin = bool(attributes["admin"]) if "admin" in attributes else None
+        user = await self._edit(
+            lambda: self.users.update(name, password=password, groups=groups, admin=admin)
+        )
+        return _describe_user(user)
+
+    async def delete(self, identity: str) -> None:
+        name = identity.removeprefix("user/")
+        await self._edit(lambda: self.users.delete(name))
+
+    async def _edit(self, work: Any, *, exists: bool = False) -> Any:
+        try:
+            return await asyncio.to_thread(work)
+        except UsersFileError as exc:
+            text = str(exc)
+            if exists and text.endswith("exists"):
+                raise Conflict(text) from None
+            if text.startswith("no user"):
+                raise EntityNotFound(text) from None
+            raise BadRequest(text) from None
+
+
+def _groups(value: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(g, str) and g for g in value):
+        raise BadRequest("groups is a list of non-empty names")
+    return value
+
+
+def _describe_user(user: User) -> dict[str, Any]:
+    return {
+        "name": user.name,
+        "identity": f"user/{user.name}",
+        "groups": sorted(user.groups),
+        "admin": user.admin,
+        "source": user.source,
+        "mechanisms": sorted(user.credentials),
     }

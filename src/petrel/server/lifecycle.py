@@ -33,12 +33,15 @@ class ExitCode(enum.IntEnum):
 
 
 @contextlib.contextmanager
-def capture_signals(stop: asyncio.Event) -> Iterator[list[signal.Signals]]:
+def capture_signals(
+    stop: asyncio.Event, reload: Callable[[], None] | None = None
+) -> Iterator[list[signal.Signals]]:
     """Set ``stop`` on SIGINT or SIGTERM while inside the block; yields the signals received.
+    With ``reload``, SIGHUP calls it (and is not recorded).
 
-    The loop's previous handlers (none, usually) are restored on exit.  A
-    second signal while stopping is recorded; callers may treat it as "stop
-    now".
+    The previous handlers are restored on exit: the loop's, or (the loop keeps
+    none of its own for a signal it did not handle) the process's.  A second
+    signal while stopping is recorded; callers may treat it as "stop now".
     """
     loop = asyncio.get_running_loop()
     received: list[signal.Signals] = []
@@ -47,18 +50,43 @@ def capture_signals(stop: asyncio.Event) -> Iterator[list[signal.Signals]]:
         received.append(sig)
         stop.set()
 
-    installed = []
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    def hangup() -> None:
+        assert reload is not None
+        log.info("SIGHUP: reloading")
         try:
-            loop.add_signal_handler(sig, handler, sig)
+            reload()
+        except Exception:  # a reload must never stop the server
+            log.exception("reloading on SIGHUP failed")
+
+    wanted: list[tuple[signal.Signals, Callable[..., None], tuple[signal.Signals, ...]]] = [
+        (signal.SIGINT, handler, (signal.SIGINT,)),
+        (signal.SIGTERM, handler, (signal.SIGTERM,)),
+    ]
+    if reload is not None and hasattr(signal, "SIGHUP"):
+        wanted.append((signal.SIGHUP, hangup, ()))
+    installed = []
+    for sig, callback, args in wanted:
+        previous = signal.getsignal(sig)
+        try:
+            loop.add_signal_handler(sig, callback, *args)
         except (NotImplementedError, RuntimeError):  # not the main thread, or no support
             continue
-        installed.append(sig)
+        installed.append((sig, previous))
     try:
         yield received
     finally:
-        for sig in installed:
+        for sig, previous in installed:
             loop.remove_signal_handler(sig)
+            # remove_signal_handler leaves SIG_DFL (or Python's SIGINT handler) behind; put
+            # back a handler of the process's own (not a loop's wake-up stub).
+            if _restorable(previous) and signal.getsignal(sig) is not previous:
+                with contextlib.suppress(ValueError, OSError, TypeError):
+                    signal.signal(sig, previous)
+
+
+def _restorable(handler: object) -> bool:
+    module = getattr(handler, "__module__", None) or ""
+    return handler is not None and not module.startswith(("asyncio", "uvloop"))
 
 
 class Servable(Protocol):
@@ -87,13 +115,19 @@ class Servable(Protocol):
         """Why :attr:`failed` was set."""
         ...
 
+    def reload(self) -> None:
+        """Read again what may change while it runs (SIGHUP): TLS certificates, users.
+        What cannot be read is logged, and the previous version kept."""
+        ...
+
 
 def _stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
 
 async def serve(server: Servable, name: str, say: Callable[[str], None] = _stderr) -> ExitCode:
-    """Run ``server`` until SIGINT or SIGTERM, or until it fails; its exit code.
+    """Run ``server`` until SIGINT or SIGTERM, or until it fails; its exit code.  SIGHUP
+    makes it reload (:meth:`Servable.reload`) and carry on.
 
     ``name`` prefixes the one-line messages given to ``say`` (standard error):
     why it could not start (:attr:`ExitCode.STARTUP`), or why it failed
@@ -101,7 +135,7 @@ async def serve(server: Servable, name: str, say: Callable[[str], None] = _stder
     backup broker waiting to become live) stops it there.
     """
     stop = asyncio.Event()
-    with capture_signals(stop) as received:
+    with capture_signals(stop, server.reload) as received:
         starting = asyncio.ensure_future(server.start())
         stopping = asyncio.ensure_future(stop.wait())
         await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
