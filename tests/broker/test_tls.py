@@ -234,7 +234,9 @@ def test_ssl_client_cert_example_reaches_petrel_but_wants_sasl_external(
 ) -> None:
     """Against a listener that requires its certificate, the example's client gets through
     TLS both ways (each side verifies the other), then finds no SASL mechanism it may
-    use: it allows only EXTERNAL, which Petrel's broker does not offer.  It never opens."""
+    use: it allows only EXTERNAL, which this listener does not offer (it has no
+    ``tls.external_identity``; tests/integration/test_tls_everywhere.py has one that
+    does).  It never opens."""
     url = f"amqps://127.0.0.1:{tls_broker.example}/example"
     result = run_example(ssl_example["ssl_client_cert_to"], other_ca.example_dir, url)
     assert result.returncode == 1, result.stdout + result.stderr
@@ -297,7 +299,7 @@ def test_tls_settings_on_a_plain_listener_are_a_config_error(
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip() == (
         f"petrel broker: {config}: listeners.0: listener {url} has [tls] settings but is "
-        "not amqps://"
+        "not amqps:// (or https://)"
     )
 
 

@@ -11,14 +11,16 @@ from pathlib import Path
 from ..driver import AmqpProtocol
 from ..errors import AmqpError, Condition
 from ..management import NODE_ADDRESS, ManagementAgent
+from ..server.access import Access
 from ..server.config import BrokerSettings, ListenerSettings
 from ..server.connection import ServerState
+from ..server.http import HttpService, HttpView
 from ..server.listening import Listeners
 from ..server.policy import ConnectionPolicy
 from ..spec import ANONYMOUS_RELAY
 from ..store import MemoryStore, MessageStore, SqliteStore, StoreError
 from .connection import BrokerConnection
-from .core import BrokerCore
+from .core import DYNAMIC_PREFIX, BrokerCore
 from .entities import TYPES, BrokerProvider
 from .management import management_node
 
@@ -80,10 +82,29 @@ class Broker:
         policy = ConnectionPolicy(
             settings, offered_capabilities=[ANONYMOUS_RELAY], properties={"product": "petrel"}
         )
-        self.state = ServerState(policy)
+        access = None
+        if settings.access is not None:
+            access = Access(
+                settings.access,
+                groups_of=policy.users.groups_of,  # the users file's, with [[access.groups]]
+                is_reply_address=lambda address: address.startswith(DYNAMIC_PREFIX),
+            )
+        self.state = ServerState(policy, access=access)
         self.listeners = Listeners(settings, self.state, self._accept)
         agent = ManagementAgent(TYPES, BrokerProvider(self.core, self.state, self.listeners))
         self.management = management_node(self.core, agent)
+        #: The HTTP listener's side: /metrics and AMQP over WebSockets (server.http).
+        self.http = HttpService(
+            HttpView(
+                kind="broker",
+                agent=agent,
+                policy=policy,
+                accept=self.listeners.accept,
+                commit_stats=lambda: self.core.store.commit_stats,
+            ),
+            settings,
+        )
+        self.http.attach(self.listeners)
         self.state.nodes.register(NODE_ADDRESS, self.management)
         self._stopping = False
         self._watch: asyncio.Task[None] | None = None
@@ -104,6 +125,12 @@ class Broker:
         """Why :attr:`failed` was set (one line), else None."""
         return self.core.failure
 
+    def reload(self) -> None:
+        """Read the TLS certificate files and the users file again (SIGHUP); what cannot
+        be read is logged and its previous version kept."""
+        self.listeners.reload_tls()
+        self.state.policy.reload_users()
+
     # --- lifecycle ----------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -120,6 +147,7 @@ class Broker:
         self._watch = asyncio.get_running_loop().create_task(self._watch_lock())
         try:
             await self.listeners.start()
+            await self.http.start_default(self.listeners)
         except BaseException:
             await self._shutdown(timeout=0)
             raise
@@ -149,6 +177,7 @@ class Broker:
     async def _shutdown(self, timeout: float) -> None:
         self._stopping = True
         await self.listeners.shutdown(timeout)
+        await self.http.close()
         await self.management.close()
         if self._watch is not None:
             self._watch.cancel()

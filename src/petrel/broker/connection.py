@@ -14,6 +14,7 @@ from typing import Any
 
 from ..driver import AmqpProtocol
 from ..engine import Link
+from ..engine import events as ev
 from ..errors import AmqpError, Condition
 from ..server.config import ListenerSettings
 from ..server.connection import LinkHandler, ServerConnection, ServerState
@@ -25,6 +26,8 @@ from ..spec import (
     CAP_TOPIC,
     SELECTOR_FILTER,
     SELECTOR_FILTER_CODE,
+    TXN_ID_FLOW_KEY,
+    Coordinator,
     DistributionMode,
     ExpiryPolicy,
     Source,
@@ -32,9 +35,10 @@ from ..spec import (
     TerminusDurability,
 )
 from ..types import Described
-from .core import BrokerCore
+from .core import DYNAMIC_PREFIX, AddressInfo, BrokerCore
 from .links import ConsumerLink, ProducerLink
 from .selector import SelectorError, compile_selector
+from .transactions import Transactions
 
 __all__ = ["BrokerConnection"]
 
@@ -58,6 +62,8 @@ class BrokerConnection(ServerConnection):
         super().__init__(protocol, state, listener, refusal=refusal)
         self.core = core
         self.credit_window = credit_window
+        #: Its transactions (declared on its coordinator links).
+        self.transactions = Transactions(self)
         protocol.on_writable = self._writable_again
 
     @property
@@ -68,13 +74,57 @@ class BrokerConnection(ServerConnection):
     def _writable_again(self) -> None:
         """The client's socket drained: its consumers may take messages again."""
         for consumer in self.consumers:
-            self.core.mark_dirty(consumer.queue)
+            if consumer.drain_owed:
+                consumer.flowed(True)
+            else:
+                self.core.mark_dirty(consumer.queue)
 
     def is_live(self, link: Link) -> bool:
         """Whether ``link`` still belongs to this live connection."""
         return link in self.links
 
+    def _on_flowed(self, event: ev.LinkFlowed) -> None:
+        link = event.link
+        if link.is_sender and event.properties and TXN_ID_FLOW_KEY in event.properties:
+            self._refuse_transactional_acquisition(link)
+            return
+        super()._on_flowed(event)
+
+    def _refuse_transactional_acquisition(self, link: Link) -> None:
+        """A receiver asked for messages in a transaction (a ``txn-id`` in its flow): not
+        supported, so the link is closed with ``amqp:not-implemented`` (its messages go
+        back to the queue; a durable subscription stays)."""
+        handler = self.links.pop(link, None)
+        if handler is not None:
+            handler.close(False)
+        error = AmqpError(
+            "transactional acquisition (a txn-id in a flow's properties) is not supported: "
+            "take the messages outside the transaction and accept them in it",
+            condition=Condition.NOT_IMPLEMENTED,
+        )
+        log.info("%s: link %r: %s", self.id, link.name, error.description)
+        link.detach(error)
+        self.protocol.flush()
+
+    def resolve(self, address: str, routing_hint: str | None = None) -> AddressInfo:
+        """The broker's address for the client's ``address`` (in the connection's vhost),
+        created on first use if auto-create is on and the ``create`` right is given."""
+        access = self.access
+        if access is None:
+            return self.core.resolve(address, routing_hint)
+        inner = access.inner(address)
+        core = self.core
+        if (
+            core.settings.auto_create
+            and core.lookup(inner) is None
+            and not inner.startswith(DYNAMIC_PREFIX)
+        ):
+            access.require(address, "create")
+        return core.resolve(inner, routing_hint)
+
     def attach_link(self, link: Link) -> LinkHandler:
+        if isinstance(link.remote_target, Coordinator) and not link.is_sender:
+            return self.transactions.attach(link)
         if link.is_sender:
             return self._attach_consumer(link)
         return self._attach_producer(link)
@@ -112,7 +162,7 @@ class BrokerConnection(ServerConnection):
             if not source.address:
                 raise AmqpError("the source has no address", condition=Condition.INVALID_FIELD)
             address = str(source.address)
-            info = core.resolve(address, _routing_hint(capabilities))
+            info = self.resolve(address, _routing_hint(capabilities))
             if info.temporary and info.owner is not self:
                 # A dynamic node is its creator's (a reply queue): others may send to it,
                 # none may take what is meant for it.
@@ -127,7 +177,7 @@ class BrokerConnection(ServerConnection):
                 )
                 queue = core.subscribe(
                     info,
-                    self._subscription_name(address, link.name, capabilities, durable),
+                    self._subscription_name(info.name, link.name, capabilities, durable),
                     durable=durable,
                     selector=selector,
                     selector_text=selector_text,
@@ -179,7 +229,7 @@ class BrokerConnection(ServerConnection):
             answer: Target = target.replace(address=temporary.name)
         elif target.address:
             capabilities = terminus_capabilities(link)
-            info = core.resolve(str(target.address), _routing_hint(capabilities))
+            info = self.resolve(str(target.address), _routing_hint(capabilities))
             answer = target
         else:
             answer = target  # anonymous relay: each message says where it goes

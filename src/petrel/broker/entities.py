@@ -38,6 +38,7 @@ from ..server.entities import (
     LINK,
     LISTENER,
     USER,
+    UserEntities,
     describe_connection,
     describe_link,
 )
@@ -57,6 +58,8 @@ __all__ = ["ADDRESS", "BROKER", "QUEUE", "SUBSCRIPTION", "TYPES", "BrokerProvide
 MAX_BATCH = 10_000
 #: Seconds a connection DELETE waits for the client's close before dropping its socket.
 CLOSE_TIMEOUT = 5.0
+#: How long a delivery stays unsettled before ``unsettled_10s`` counts it (ms).
+UNSETTLED_AGE_MS = 10_000
 
 _COUNTERS = [
     Attribute("depth", "integer", "Messages in the queue (those delivered and unsettled too)."),
@@ -68,6 +71,18 @@ _COUNTERS = [
     Attribute("acknowledged", "integer", "Messages consumers accepted since the start."),
     Attribute("expired", "integer", "Messages that expired in the queue since the start."),
     Attribute("dead_lettered", "integer", "Messages rejected or out of attempts since the start."),
+    Attribute(
+        "delivered", "integer", "Messages sent to consumers since the start (redeliveries too)."
+    ),
+    Attribute("rejected", "integer", "Messages consumers rejected since the start."),
+    Attribute("released", "integer", "Messages consumers released since the start."),
+    Attribute("modified", "integer", "Messages consumers settled as modified since the start."),
+    Attribute(
+        "credit_stalls",
+        "integer",
+        "Times a producer was left without credit because the queue was full.",
+    ),
+    Attribute("unsettled_10s", "integer", "Messages delivered over 10 s ago and not settled yet."),
 ]
 
 BROKER = EntityType(
@@ -175,6 +190,7 @@ class BrokerProvider:
         self.core = core
         self.state = state
         self.listeners = listeners
+        self.users = UserEntities(state.policy.users)
 
     # --- ManagementProvider -----------------------------------------------------------------
 
@@ -184,6 +200,8 @@ class BrokerProvider:
     async def read(
         self, entity_type: str, *, name: str | None = None, identity: str | None = None
     ) -> dict[str, Any] | None:
+        if entity_type == USER.name:
+            return self.users.read(name=name, identity=identity)
         key = "identity" if identity is not None else "name"
         wanted = identity if identity is not None else name
         if entity_type in (QUEUE.name, SUBSCRIPTION.name):  # by name, without a scan
@@ -206,6 +224,8 @@ class BrokerProvider:
     async def create(
         self, entity_type: str, name: str, attributes: dict[str, Any]
     ) -> dict[str, Any]:
+        if entity_type == USER.name:
+            return await self.users.create(name, attributes)
         try:
             if entity_type == QUEUE.name:
                 settings = QUEUE.to_model(name, attributes)
@@ -243,6 +263,8 @@ class BrokerProvider:
     async def update(
         self, entity_type: str, identity: str, attributes: dict[str, Any]
     ) -> dict[str, Any]:
+        if entity_type == USER.name:
+            return await self.users.update(identity, attributes)
         queue = self._find_queue(identity)
         if entity_type not in (QUEUE.name, SUBSCRIPTION.name):
             raise OperationNotImplemented(f"UPDATE is not supported for {entity_type}")
@@ -253,6 +275,9 @@ class BrokerProvider:
         return self._queue(queue)
 
     async def delete(self, entity_type: str, identity: str) -> None:
+        if entity_type == USER.name:
+            await self.users.delete(identity)
+            return
         if entity_type in (QUEUE.name, SUBSCRIPTION.name):
             queue = self._find_queue(identity)
             info = self.core.address_of(queue)
@@ -333,8 +358,7 @@ class BrokerProvider:
                 for link in list(conn.links):
                     yield describe_link(conn, link)
         elif entity_type == USER.name:
-            for user in core.settings.users:
-                yield {"name": user.name, "identity": f"user/{user.name}", **user.model_dump()}
+            yield from self.users.query()
         elif entity_type == CONNECTOR.name:
             return
 
@@ -405,10 +429,32 @@ class BrokerProvider:
             "acknowledged": queue.acknowledged_total,
             "expired": queue.expired_total,
             "dead_lettered": queue.dead_lettered_total,
+            "delivered": queue.delivered_total,
+            "rejected": queue.rejected_total,
+            "released": queue.released_total,
+            "modified": queue.modified_total,
+            "credit_stalls": queue.credit_stalls_total,
+            "unsettled_10s": self._unsettled_since(queue, self.core.now_ms() - UNSETTLED_AGE_MS),
         }
         if not anycast:
             entity["selector"] = queue.filter_text
         return entity
+
+    @staticmethod
+    def _unsettled_since(queue: Queue, cutoff_ms: int) -> int:
+        """Messages of ``queue`` its consumers acquired before ``cutoff_ms`` and have not
+        settled.  A consumer keeps its unsettled deliveries in the order it sent them,
+        so only the old ones (and one more) are looked at."""
+        count = 0
+        for consumer in queue.consumers:
+            unsettled = getattr(consumer, "unsettled", None)
+            if not unsettled:
+                continue
+            for entry in unsettled.values():
+                if entry.acquired_at >= cutoff_ms:
+                    break
+                count += 1
+        return count
 
     # --- lookups ----------------------------------------------------------------------------
 

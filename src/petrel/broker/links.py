@@ -14,11 +14,19 @@ import itertools
 import logging
 from typing import TYPE_CHECKING, Any
 
-from ..engine import Delivery, Link
+from ..engine import Delivery, Link, LinkState
 from ..errors import AmqpError, Condition, DecodeError
 from ..message import MessageView
 from ..server.connection import LinkHandler
-from ..spec import Accepted, Error, Modified, Rejected, Released, SenderSettleMode
+from ..spec import (
+    Accepted,
+    Error,
+    Modified,
+    Rejected,
+    Released,
+    SenderSettleMode,
+    TransactionalState,
+)
 from ..spec.transport import ReceiverSettleMode
 from ..types import Symbol
 from .lookup import selector_lookup
@@ -35,6 +43,7 @@ log = logging.getLogger("petrel.broker")
 
 _consumer_ids = itertools.count(1)
 _ACCEPTED = Accepted()
+_ATTACHED = LinkState.ATTACHED
 
 
 class ConsumerLink(LinkHandler):
@@ -46,8 +55,10 @@ class ConsumerLink(LinkHandler):
         "connection",
         "core",
         "delivered",
+        "drain_owed",
         "id",
         "link",
+        "max_unsettled",
         "owner",
         "presettled",
         "queue",
@@ -84,6 +95,11 @@ class ConsumerLink(LinkHandler):
         self.unsettled: dict[Delivery, Entry] = {}
         #: Messages sent on it so far.
         self.delivered = 0
+        #: The client asked for a drain while its socket was full: finish it once it drains.
+        self.drain_owed = False
+        access = connection.access
+        #: At most this many deliveries wait for the client's outcome (``[access]`` limits).
+        self.max_unsettled = access.max_unsettled if access is not None else None
 
     @property
     def credit(self) -> int:
@@ -92,6 +108,9 @@ class ConsumerLink(LinkHandler):
         if not self.connection.protocol.writable:
             return 0
         credit: int = self.link.credit
+        limit = self.max_unsettled
+        if limit is not None and not self.presettled:
+            return max(0, min(credit, limit - len(self.unsettled)))
         return credit
 
     def accepts(self, entry: Entry) -> bool:
@@ -125,21 +144,58 @@ class ConsumerLink(LinkHandler):
             if settled and not delivery.settled:
                 delivery.settle()
             return
+        if isinstance(state, TransactionalState):
+            self._transactional(delivery, entry, state, settled)
+            return
+        if state is None and not settled:
+            self.unsettled[delivery] = entry  # only a Received or nothing yet
+            return
+        if not self.retire(entry, state):
+            # A non-terminal state (received): wait for the outcome.
+            self.unsettled[delivery] = entry
+            return
+        if not delivery.settled:
+            delivery.settle()
+
+    def _transactional(
+        self, delivery: Delivery, entry: Entry, state: TransactionalState, settled: bool
+    ) -> None:
+        """An outcome given in a transaction: held until the commit (the entry stays
+        acquired); a bad txn-id detaches the link with the transaction error."""
+        transactions = self.connection.transactions
+        try:
+            if state.outcome is None:  # associated with the transaction, no outcome yet
+                transactions.lookup(state.txn_id)
+                self.unsettled[delivery] = entry
+            else:
+                transactions.enlist_retire(state.txn_id, self, delivery, entry, state.outcome)
+        except AmqpError as exc:
+            self.unsettled[delivery] = entry
+            log.info("%s: %s", self.link.name, exc)
+            self.link.detach(exc)
+            self.connection.protocol.flush()
+            return
+        if settled and not delivery.settled:
+            delivery.settle()
+
+    def retire(self, entry: Entry, state: Any) -> bool:
+        """Apply the consumer's outcome to ``entry``: ``None`` (settled with no state)
+        accepts; false when ``state`` is no outcome (``received``)."""
         queue = self.queue
         if state is None or isinstance(state, Accepted):
-            if state is None and not settled:
-                self.unsettled[delivery] = entry  # only a Received or nothing yet
-                return
             queue.accept(entry)
         elif isinstance(state, Released):
+            queue.released_total += 1
             queue.release(entry)
         elif isinstance(state, Modified):
+            queue.modified_total += 1
             queue.release(
                 entry,
                 delivery_failed=bool(state.delivery_failed),
                 undeliverable_here=bool(state.undeliverable_here),
             )
         elif isinstance(state, Rejected):
+            queue.rejected_total += 1
             error = state.error
             queue.reject(
                 entry,
@@ -147,19 +203,20 @@ class ConsumerLink(LinkHandler):
                 (error.description or "") if error is not None else "rejected by the consumer",
             )
         else:
-            # A non-terminal state (received, transactional): wait for the outcome.
-            self.unsettled[delivery] = entry
-            return
-        if not delivery.settled:
-            delivery.settle()
+            return False
         self.core.mark_dirty(queue)
+        return True
 
     def flowed(self, drain: bool) -> None:
         """The client changed our credit: send what we can, then answer a drain."""
         if self.link.credit > 0:
             self.queue.dispatch(self.core.now_ms())
         if drain and self.link.credit > 0:
-            self.link.drained()
+            # A full socket (the client reads slower than we send) is no reason to end a
+            # drain: the messages are there.  It ends when the socket drains again.
+            self.drain_owed = not self.connection.protocol.writable
+            if not self.drain_owed:
+                self.link.drained()
         self.connection.protocol.flush()
 
     def close(self, closed: bool) -> None:
@@ -168,8 +225,15 @@ class ConsumerLink(LinkHandler):
         consumer, and a durable one with its last consumer when that one detaches with
         ``closed`` (unsubscribing)."""
         queue = self.queue
-        held = list(self.unsettled.values())
-        self.unsettled.clear()
+        unsettled = self.unsettled
+        held = list(unsettled.values())
+        # The messages go back to the queue: settle their deliveries, which the session
+        # keeps past the detach until someone does (the client learns we let go, and a
+        # late outcome from it finds nothing to apply to).
+        for delivery in unsettled:
+            if not delivery.settled:
+                delivery.settle()
+        unsettled.clear()
         queue.remove_consumer(self, held)
         last = queue.consumer_count == 0
         if self.owner or (last and (self.temporary or (closed and queue.durable_subscription))):
@@ -195,12 +259,14 @@ class ProducerLink(LinkHandler):
     """
 
     __slots__ = (
+        "awaiting",
         "blocked",
         "connection",
         "core",
         "delivered",
         "info",
         "link",
+        "max_unsettled",
         "reserved",
         "reserved_in",
         "temporary",
@@ -229,6 +295,11 @@ class ProducerLink(LinkHandler):
         self.temporary = temporary
         #: Messages received on it so far.
         self.delivered = 0
+        #: Deliveries received and not settled yet (waiting for the store).
+        self.awaiting = 0
+        access = connection.access
+        #: Credit plus ``awaiting`` stay within it (``[access]`` limits); None: no limit.
+        self.max_unsettled = access.max_unsettled if access is not None else None
 
     def start(self) -> None:
         """Grant the first credit (or wait until the address has room)."""
@@ -239,6 +310,10 @@ class ProducerLink(LinkHandler):
         link = self.link
         credit: int = link.credit
         window = self.window
+        if self.max_unsettled is not None:
+            window = min(window, self.max_unsettled - self.awaiting)
+            if window <= 0:
+                return  # a settlement tops up again
         if credit > window // 2 or self.blocked:
             return
         info = self.info
@@ -288,7 +363,12 @@ class ProducerLink(LinkHandler):
         """One message arrived: route it, settle it, keep credit flowing."""
         self.delivered += 1
         core = self.core
-        settle_now = self.link.rcv_settle_mode != ReceiverSettleMode.SECOND
+        # Settle second waits for the client to settle first, but not on a link it has
+        # already detached (sent and closed at once): the outcome goes out settled.
+        link = self.link
+        settle_now = (
+            link.rcv_settle_mode != ReceiverSettleMode.SECOND or link.state is not _ATTACHED
+        )
         if self.reserved:
             self.reserved -= 1
             for queue in self.reserved_in:
@@ -303,17 +383,32 @@ class ProducerLink(LinkHandler):
                         "an anonymous-relay message needs properties.to",
                         condition=Condition.NOT_FOUND,
                     )
-                node = self.connection.state.nodes.get(str(to))
+                connection = self.connection
+                if connection.access is not None:  # [access]: the right to send there
+                    connection.access.relay(str(to))
+                node = connection.state.nodes.get(str(to))
                 if node is not None:  # $management, say: never a queue
                     node.relay(self.connection, payload)
                     if not delivery.remote_settled:
                         delivery.update(_ACCEPTED, settled=settle_now)
                     self.top_up()
                     return
-                info = core.resolve(str(to))
+                info = connection.resolve(str(to))
+            txn = delivery.remote_state
+            if isinstance(txn, TransactionalState):  # held until the commit
+                self.connection.transactions.enlist_send(txn.txn_id, info, payload, view)
+                if not delivery.remote_settled:
+                    delivery.update(
+                        TransactionalState(txn_id=txn.txn_id, outcome=_ACCEPTED),
+                        settled=settle_now,
+                    )
+                self.top_up()
+                return
             durable = core.publish(info, payload, view=view, credited=self.info is not None)
         except AmqpError as exc:
-            if not delivery.remote_settled:
+            if self._refused_in_transaction(delivery, exc, settle_now):
+                pass
+            elif not delivery.remote_settled:
                 delivery.update(
                     Rejected(
                         error=Error(
@@ -328,12 +423,34 @@ class ProducerLink(LinkHandler):
             if delivery.remote_settled:
                 pass
             elif durable:
+                self.awaiting += 1
                 core.commit().add_done_callback(
                     lambda fut: self._committed(delivery, fut.exception(), settle_now)
                 )
             else:
                 delivery.update(_ACCEPTED, settled=settle_now)
         self.top_up()
+
+    def _refused_in_transaction(self, delivery: Delivery, exc: AmqpError, settle: bool) -> bool:
+        """A message sent in a transaction was refused: the transaction can only roll back,
+        and the rejection is given in it.  False for a message not sent in an open one."""
+        state = delivery.remote_state
+        if not isinstance(state, TransactionalState):
+            return False
+        transactions = self.connection.transactions
+        try:
+            txn = transactions.lookup(state.txn_id)
+        except AmqpError:
+            return False  # an unknown or timed-out id: rejected outside any transaction
+        transactions.fail(txn, exc)
+        log.debug("rejected a message in transaction %s: %s", txn.id.hex(), exc)
+        if not delivery.remote_settled:
+            error = Error(condition=Symbol(exc.condition), description=exc.description)
+            delivery.update(
+                TransactionalState(txn_id=state.txn_id, outcome=Rejected(error=error)),
+                settled=settle,
+            )
+        return True
 
     def aborted(self) -> None:
         """The client aborted a delivery part way: it used a credit, and brought nothing."""
@@ -345,8 +462,14 @@ class ProducerLink(LinkHandler):
         self.top_up()
 
     def _committed(self, delivery: Delivery, error: BaseException | None, settle: bool) -> None:
-        if not self.connection.is_live(self.link):
-            return  # the client will resend: it never saw the outcome
+        self.awaiting -= 1
+        live = self.connection.is_live(self.link)
+        if not live:
+            # The link detached while the store wrote: the delivery is still the
+            # session's, so the client hears the outcome (settled: nothing more will
+            # come on that link).  Gone with the session, the engine drops it and the
+            # client sends the message again.
+            settle = True
         if error is not None:
             delivery.update(
                 Rejected(
@@ -359,6 +482,8 @@ class ProducerLink(LinkHandler):
             )
         else:
             delivery.update(_ACCEPTED, settled=settle)
+        if live and self.max_unsettled is not None:
+            self.top_up()
         self.connection.protocol.flush()
 
     def close(self, closed: bool) -> None:

@@ -67,6 +67,7 @@ class Entry:
     """
 
     __slots__ = (
+        "acquired_at",
         "consumer",
         "data",
         "delivery_count",
@@ -116,6 +117,8 @@ class Entry:
         self.queue: Queue | None = None
         self.stored = False
         self.spilled = False
+        #: When a consumer last acquired it (ms, the broker's clock; 0: never).
+        self.acquired_at = 0
 
     def __repr__(self) -> str:
         return f"<Entry seq={self.seq} prio={self.priority} count={self.delivery_count}>"
@@ -238,6 +241,14 @@ class Queue:
         self.acknowledged_total = 0
         self.expired_total = 0
         self.dead_lettered_total = 0
+        #: Messages sent to consumers and browsers (redeliveries too).
+        self.delivered_total = 0
+        #: Consumers' outcomes other than accepted (counted by the consumer links).
+        self.rejected_total = 0
+        self.released_total = 0
+        self.modified_total = 0
+        #: Times a producer was left without credit because the queue had no room.
+        self.credit_stalls_total = 0
         #: Credit producers hold for this queue (see :meth:`credit_room`).
         self.reserved = 0
         #: Someone waits for :meth:`credit_room` to become positive.
@@ -308,8 +319,10 @@ class Queue:
         return room
 
     def want_room(self) -> None:
-        """Call the ``room_available`` hook once :meth:`credit_room` is positive again."""
+        """Call the ``room_available`` hook once :meth:`credit_room` is positive again
+        (a producer is waiting for credit: counted as a credit stall)."""
         self.room_wanted = True
+        self.credit_stalls_total += 1
 
     def room_changed(self) -> None:
         """Messages or reservations went away: wake whoever waits for room, if any now."""
@@ -450,6 +463,7 @@ class Queue:
             sent += self._dispatch_browsers(now_ms)
         consumers = self._consumers
         if not consumers or not self.available:
+            self.delivered_total += sent
             return sent
         count = len(consumers)
         idle = 0  # consumers in a row that could take nothing
@@ -468,8 +482,10 @@ class Queue:
             idle = 0
             entry.state = ACQUIRED
             entry.consumer = consumer
+            entry.acquired_at = now_ms
             consumer.deliver(entry)
             sent += 1
+        self.delivered_total += sent
         return sent
 
     def _take_for(self, consumer: Consumer, now_ms: int) -> Entry | None:
