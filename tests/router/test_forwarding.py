@@ -407,11 +407,10 @@ async def test_routers_talk_over_tls_with_client_certificates(tmp_path: Path) ->
 
 
 async def test_a_client_that_may_not_manage_here_may_not_manage_another_router() -> None:
-    async with network([("A", "B", 1)]) as net:
-        # Give A a user who is not an admin: only admins (and anonymous loopback clients)
-        # may use management, on A and, through A, on any other router.
-        policy = net.routers["A"].policy
-        policy._users["reader"] = "secret"
+    # A has a user who is not an admin: only admins (and anonymous loopback clients) may
+    # use management, on A and, through A, on any other router.
+    reader = {"A": {"users": [{"name": "reader", "password": "secret"}]}}
+    async with network([("A", "B", 1)], extra=reader) as net:
         async with await petrel.connect(
             net.url("A"), username="reader", password="secret"
         ) as client:

@@ -173,3 +173,33 @@ async def routed_without_broker(url: str) -> AsyncIterator[Net]:
     finally:
         for router in net.routers.values():
             await router.stop(timeout=1.0)
+
+
+async def test_a_receiver_that_detaches_with_deliveries_unsettled_leaves_none_in_the_routers() -> (
+    None
+):
+    # The client takes five messages through the link route without settling them and
+    # detaches: the routers let go of both hops' deliveries (the broker gets them back),
+    # so their sessions keep nothing for links that are gone.
+    async with (
+        brokers(1) as (broker,),
+        routed(broker_url(broker)) as net,
+        await petrel.connect(net.url("B")) as client,
+    ):
+        sender = await client.open_sender("lr.held")
+        for i in range(5):
+            await asyncio.wait_for(sender.send(petrel.Message(body=i)), TIMEOUT)
+        receiver = await client.open_receiver("lr.held", credit=5, auto_accept=False)
+        for _ in range(5):
+            await asyncio.wait_for(receiver.receive(), TIMEOUT)
+        await receiver.close()
+
+        def unsettled(router_id: str) -> int:
+            count = 0
+            for conn in list(net.routers[router_id].connections.values()):
+                for session in conn.engine.sessions:
+                    count += len(session._unsettled_in) + len(session._unsettled_out)
+            return count
+
+        await net.until(lambda: unsettled("A") == 0 and unsettled("B") == 0, "nothing kept")
+        await net.until(lambda: depth(broker, "lr.held") == 5, "the broker has them back")

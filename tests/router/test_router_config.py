@@ -92,7 +92,7 @@ def test_a_broker_refuses_an_inter_router_listener(tmp_path: Path) -> None:
         load_settings(path)
     assert str(caught.value) == (
         f"{path}: listener amqp://127.0.0.1:5673: role = 'inter-router' is for routers; "
-        'a broker\'s listeners are role = "normal"'
+        'a broker\'s listeners are role = "normal" or "http"'
     )
 
 

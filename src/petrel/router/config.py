@@ -265,7 +265,10 @@ class RouterSettings(ServerSettings):
 
     @model_validator(mode="after")
     def _check(self) -> RouterSettings:
-        _once("listener", [_endpoint(listener.url) for listener in self.listeners])
+        _once(
+            "listener",
+            [_endpoint(listener.url) for listener in self.listeners if listener.role != "http"],
+        )
         _once("connector", [_endpoint(connector.url) for connector in self.connectors])
         _once("connector name", [str(connector.name) for connector in self.connectors])
         roles = {str(c.name): c.role for c in self.connectors}

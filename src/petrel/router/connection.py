@@ -43,7 +43,14 @@ from ..spec import Coordinator, SenderSettleMode, Source, Target
 from ..types import Symbol
 from .config import AutolinkSettings
 from .forwarding import CAP_RESEND_RELEASED, InLink, OutLink
-from .linkroutes import LR_PREFIX, PROP_LINK_ROUTE, LinkProxy, match_link_route, near_handler
+from .linkroutes import (
+    COORDINATOR_ADDRESS,
+    LR_PREFIX,
+    PROP_LINK_ROUTE,
+    LinkProxy,
+    match_link_route,
+    near_handler,
+)
 from .network import Network
 from .table import BANDS, CAP_TRACE, PHASE_PREFIX, RESERVED_PREFIXES, TOPO_PREFIX
 from .waypoints import attach_autolinks
@@ -409,8 +416,13 @@ class RouterConnection(ServerConnection):
         (``destination``: the router an upstream router chose); None when none does."""
         terminus = link.remote_source if link.is_sender else link.remote_target
         address = getattr(terminus, "address", None)
+        if isinstance(terminus, Coordinator):
+            # As in Dispatch: a link route for $coordinator carries transactions to a broker.
+            address = COORDINATOR_ADDRESS
         if address is None and destination is None:
             return None
+        if address is not None and self.access is not None:
+            address = self.access.inner(str(address))  # a vhost's: no link route matches
         network = self.network
         core = network.core
         assert core is not None
@@ -543,6 +555,8 @@ class RouterConnection(ServerConnection):
         link.attach(source=source.replace(address=address, filter=None), target=link.remote_target)
         out = OutLink(link, self.protocol, keep_trace=CAP_TRACE in capabilities)
         table = network.table
+        if self.access is not None and not source.dynamic:
+            address = self.access.inner(address)  # the vhost's own address space
         key = address if source.dynamic else table.receiving_key(address)
         table.add_consumer(key, out)
         out.on_close = lambda o: table.remove_consumer(key, o)
@@ -552,7 +566,8 @@ class RouterConnection(ServerConnection):
         target = link.remote_target
         if isinstance(target, Coordinator):
             raise AmqpError(
-                "transactions are not available on routed addresses (use a link route to a broker)",
+                "transactions are not available on routed addresses (a link route for "
+                f"{COORDINATOR_ADDRESS} carries them to a broker)",
                 condition=Condition.NOT_IMPLEMENTED,
             )
         if not isinstance(target, Target):
@@ -570,12 +585,17 @@ class RouterConnection(ServerConnection):
                     f"{address} is the router's own name for a waypoint phase",
                     condition=Condition.NOT_ALLOWED,
                 )
+            if self.access is not None:
+                address = self.access.inner(address)  # the vhost's own address space
             address = table.sending_key(address)
         link.attach(source=link.remote_source, target=target)
+        window = CLIENT_WINDOW
+        if self.access is not None and self.access.max_unsettled is not None:
+            window = min(window, self.access.max_unsettled)
         producer = InLink(
             link,
             self.protocol,
-            CLIENT_WINDOW,
+            window,
             table.deliver,
             table.stats,
             owner=self,
@@ -586,5 +606,7 @@ class RouterConnection(ServerConnection):
         if address is not None:
             table.add_producer(address, producer)
             producer.on_close = lambda p: table.remove_producer(address, p)
+        elif self.access is not None:
+            producer.relay_check = self.access.relay  # each message's right, by its to
         producer.top_up()
         return producer

@@ -129,6 +129,13 @@ class Uplinks:
             return False
         if not to:
             return False
+        if connection.access is not None:  # [access]: the right to send there
+            try:
+                connection.access.relay(str(to))
+            except AmqpError as exc:
+                error = Error(condition=Symbol(exc.condition), description=exc.description)
+                answer(delivery, Rejected(error=error))
+                return True
         name = str(to).removeprefix(f"{TOPO_PREFIX}{self.router_id}/")
         node = connection.state.nodes.get(name)
         if node is None:

@@ -29,6 +29,8 @@ from ..server.entities import (
     CONNECTOR,
     LINK,
     LISTENER,
+    USER,
+    UserEntities,
     describe_connection,
     describe_link,
 )
@@ -124,7 +126,7 @@ ADDRESS = EntityType(
     allows=("READ",),
 )
 
-TYPES = [ROUTER, NODE, ADDRESS, LISTENER, CONNECTOR, CONNECTION, LINK]
+TYPES = [ROUTER, NODE, ADDRESS, LISTENER, CONNECTOR, CONNECTION, LINK, USER]
 
 
 class RouterProvider:
@@ -132,13 +134,18 @@ class RouterProvider:
 
     def __init__(self, router: Router) -> None:
         self.router = router
+        self.users = UserEntities(router.policy.users)
 
     async def query(self, entity_type: str) -> Iterable[dict[str, Any]]:
+        if entity_type == USER.name:
+            return self.users.query()
         return list(self._all(entity_type))
 
     async def read(
         self, entity_type: str, *, name: str | None = None, identity: str | None = None
     ) -> dict[str, Any] | None:
+        if entity_type == USER.name:
+            return self.users.read(name=name, identity=identity)
         key = "identity" if identity is not None else "name"
         wanted = identity if identity is not None else name
         return next((e for e in self._all(entity_type) if e[key] == wanted), None)
@@ -146,14 +153,21 @@ class RouterProvider:
     async def create(
         self, entity_type: str, name: str, attributes: dict[str, Any]
     ) -> dict[str, Any]:
+        if entity_type == USER.name:
+            return await self.users.create(name, attributes)
         raise OperationNotImplemented(f"CREATE is not supported for {entity_type} on a router")
 
     async def update(
         self, entity_type: str, identity: str, attributes: dict[str, Any]
     ) -> dict[str, Any]:
+        if entity_type == USER.name:
+            return await self.users.update(identity, attributes)
         raise OperationNotImplemented(f"UPDATE is not supported for {entity_type} on a router")
 
     async def delete(self, entity_type: str, identity: str) -> None:
+        if entity_type == USER.name:
+            await self.users.delete(identity)
+            return
         if entity_type != CONNECTION.name:
             raise OperationNotImplemented(f"DELETE is not supported for {entity_type}")
         for protocol, conn in list(self.router.state.connections.items()):

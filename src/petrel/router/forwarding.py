@@ -26,6 +26,7 @@ from __future__ import annotations
 import collections
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..engine import Delivery, Link, LinkState
@@ -245,7 +246,11 @@ def answer(delivery: Delivery, state: Any) -> None:
         if not delivery.settled:
             delivery.settle()
         return
-    second = delivery.link.rcv_settle_mode == ReceiverSettleMode.SECOND
+    link = delivery.link
+    # Its link may have detached meanwhile (sent and closed at once): the delivery is the
+    # session's until settled, so the outcome still goes, settled, as nothing more will
+    # come on that link to settle it second.
+    second = link.rcv_settle_mode == ReceiverSettleMode.SECOND and link.state is LinkState.ATTACHED
     delivery.update(state, settled=not second)
 
 
@@ -268,6 +273,7 @@ class InLink(LinkHandler):
         "owner",
         "protocol",
         "received_count",
+        "relay_check",
         "resend",
         "stats",
         "window",
@@ -305,6 +311,9 @@ class InLink(LinkHandler):
         self.on_close: Any = None
         #: The sender asked for released deliveries to be forwarded again.
         self.resend = False
+        #: A client's anonymous relay under ``[access]``: ``relay_check(to)`` is where a
+        #: message for ``to`` goes, or raises the error it is rejected with.
+        self.relay_check: Callable[[str], str] | None = None
 
     def top_up(self) -> None:
         link = self.link
@@ -345,6 +354,9 @@ class InLink(LinkHandler):
         """Forward a released delivery once more (resend-released)."""
         if self.link.state is LinkState.ATTACHED:
             self.deliver(self, delivery, payload, attempt)
+        else:  # the sender closed its link meanwhile: it hears the release
+            answer(delivery, RELEASED)
+            self.protocol.flush()
 
     def aborted(self) -> None:
         self.top_up()
@@ -449,6 +461,11 @@ class OutLink(LinkHandler):
         pending = list(self.pending)
         self.pending.clear()
         unsettled = list(self.unsettled.values())
+        # Settle the copies we gave up on: their deliveries outlive the link in its
+        # session, and nothing else would settle them now.
+        for delivery in self.unsettled:
+            if not delivery.settled:
+                delivery.settle()
         self.unsettled.clear()
         for _payload, transit in pending:
             transit.unsent_failed()

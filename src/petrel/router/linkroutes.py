@@ -38,10 +38,20 @@ from .config import AddressPolicy
 if TYPE_CHECKING:
     from .connection import RouterConnection
 
-__all__ = ["LR_PREFIX", "PROP_LINK_ROUTE", "LinkProxy", "match_link_route", "near_handler"]
+__all__ = [
+    "COORDINATOR_ADDRESS",
+    "LR_PREFIX",
+    "PROP_LINK_ROUTE",
+    "LinkProxy",
+    "match_link_route",
+    "near_handler",
+]
 
 log = logging.getLogger("petrel.router")
 
+#: The address a coordinator link (transactions) is routed by, as Dispatch does: a link
+#: route whose prefix or pattern matches it carries the coordinator to a broker.
+COORDINATOR_ADDRESS = "$coordinator"
 #: The link property naming the router a routed attach is for (on inter-router links).
 PROP_LINK_ROUTE = Symbol("petrel:link-route")
 LR_PREFIX = "_lr/"
@@ -238,7 +248,8 @@ class LinkProxy:
 
     def _pass(self, link: Link, other: Link, delivery: Delivery, payload: bytes) -> None:
         settled = delivery.remote_settled
-        sent = other.send(payload, tag=delivery.tag, settled=settled)
+        # The transfer's state goes along (a transactional send names its transaction).
+        sent = other.send(payload, tag=delivery.tag, settled=settled, state=delivery.remote_state)
         if not settled:
             self.pairs[delivery] = sent
             self.pairs[sent] = delivery
@@ -277,7 +288,7 @@ class LinkProxy:
         if self.on_done is not None:
             self.on_done(self)
         other = self.far if link is self.near else self.near
-        self.pairs.clear()
+        self._let_go()
         if other is None:
             return
         if error is None and link.remote_detach is None:
@@ -289,6 +300,18 @@ class LinkProxy:
             )
         other.detach(error, closed=closed)
         self._flush(other)
+
+    def _let_go(self) -> None:
+        """Settle every delivery still paired: the sessions would otherwise keep those of
+        the detached links until they end (2.7.6).  What a sender gave us and has no
+        outcome for is released, so it may send it again."""
+        for delivery in self.pairs:
+            if not delivery.settled:
+                if delivery.outgoing:
+                    delivery.settle()
+                else:
+                    delivery.update(RELEASED, settled=True)
+        self.pairs.clear()
 
     def _flush(self, link: Link) -> None:
         conn = self.near_conn if link is self.near else self.far_conn

@@ -11,8 +11,10 @@ from ..driver import AmqpProtocol, Backoff, Connector, TlsConfig, parse_url
 from ..engine import ConnectionConfig, SaslConfig
 from ..errors import AmqpError
 from ..management import NODE_ADDRESS, ManagementAgent
+from ..server.access import Access
 from ..server.config import ListenerSettings
 from ..server.connection import ServerState
+from ..server.http import HttpService, HttpView
 from ..server.listening import Listeners
 from ..server.management import ManagementNode
 from ..server.policy import ConnectionPolicy
@@ -23,6 +25,7 @@ from .edge import Uplinks
 from .entities import TYPES, RouterProvider
 from .network import Network
 from .routing import PROTOCOL_VERSION
+from .table import TOPO_PREFIX
 
 __all__ = ["Router"]
 
@@ -57,8 +60,10 @@ class RouterPolicy(ConnectionPolicy):
             properties[PROP_INSTANCE] = self.instance
         return properties
 
-    def connection_config(self, listener: ListenerSettings) -> ConnectionConfig:
-        config = super().connection_config(listener)
+    def connection_config(
+        self, listener: ListenerSettings, *, external_identity: str | None = None
+    ) -> ConnectionConfig:
+        config = super().connection_config(listener, external_identity=external_identity)
         if getattr(listener, "role", "normal") == "inter-router":
             properties = self.router_properties(int(getattr(listener, "cost", 1)))
             config = dataclasses.replace(config, properties=properties)
@@ -86,7 +91,15 @@ class Router:
             properties={"product": "petrel"},
         )
         self.policy = policy
-        self.state = ServerState(policy)
+        access = None
+        if settings.access is not None:
+            # A reply address (``_topo/...``) is anyone's to send to; see server.access.
+            access = Access(
+                settings.access,
+                groups_of=policy.users.groups_of,  # the users file's, with [[access.groups]]
+                is_reply_address=lambda address: address.startswith(TOPO_PREFIX),
+            )
+        self.state = ServerState(policy, access=access)
         self.network = Network(
             self.router_id,
             self.state.nodes,
@@ -108,6 +121,12 @@ class Router:
         self.agent = ManagementAgent(TYPES, RouterProvider(self))
         self.management = ManagementNode(self.agent, self._deliver_reply)
         self.state.nodes.register(NODE_ADDRESS, self.management)
+        #: The HTTP listener's side: /metrics and AMQP over WebSockets (server.http).
+        self.http = HttpService(
+            HttpView(kind="router", agent=self.agent, policy=policy, accept=self.listeners.accept),
+            settings,
+        )
+        self.http.attach(self.listeners)
 
     @property
     def failed(self) -> asyncio.Event:
@@ -116,6 +135,12 @@ class Router:
     @property
     def failure(self) -> str | None:
         return None
+
+    def reload(self) -> None:
+        """Read the TLS certificate files and the users file again (SIGHUP); what cannot
+        be read is logged and its previous version kept."""
+        self.listeners.reload_tls()
+        self.state.policy.reload_users()
 
     @property
     def bound(self) -> list[tuple[str, int]]:
@@ -131,7 +156,13 @@ class Router:
         self.network.start()
         assert self.network.core is not None
         self.policy.instance = self.network.core.instance
-        await self.listeners.start()
+        try:
+            await self.listeners.start()
+            await self.http.start_default(self.listeners)
+        except BaseException:
+            await self.listeners.stop_accepting()
+            await self.http.close()
+            raise
         loop = asyncio.get_running_loop()
         for index, connector in enumerate(self.settings.connectors):
             self._dialers.append(loop.create_task(self._dial(index, connector)))
@@ -147,6 +178,7 @@ class Router:
             await asyncio.wait(self._dialers, timeout=timeout)
         self._dialers.clear()
         await self.listeners.shutdown(timeout)
+        await self.http.close()
         await self.management.close()
         self.network.stop()
         log.info("router %s stopped", self.router_id)
@@ -185,7 +217,7 @@ class Router:
                 idle_timeout=self.policy.limits.idle_timeout or None,
                 properties={"product": "petrel"} if to_broker else self.router_properties(cost),
                 sasl=SaslConfig(
-                    mechanisms=("PLAIN", "ANONYMOUS") if username else ("ANONYMOUS",),
+                    mechanisms=_connector_mechanisms(connector),
                     username=username,
                     password=getattr(connector, "password", None),
                 ),
@@ -272,6 +304,18 @@ class Router:
             self.management.handle_forwarded(payload, allowed=True)
         except AmqpError as exc:
             log.info("router %s: a management request dropped: %s", self.router_id, exc)
+
+
+def _connector_mechanisms(connector: Any) -> tuple[str, ...]:
+    """The SASL mechanisms a connector may use: PLAIN with a user name; else EXTERNAL when
+    it shows a TLS client certificate (the peer decides who that makes us); ANONYMOUS
+    when the peer offers nothing better."""
+    if getattr(connector, "username", None):
+        return ("PLAIN", "ANONYMOUS")
+    tls = getattr(connector, "tls", None)
+    if tls is not None and getattr(tls, "cert_file", None):
+        return ("EXTERNAL", "ANONYMOUS")
+    return ("ANONYMOUS",)
 
 
 def _connector_tls(connector: Any) -> TlsConfig | None:

@@ -304,6 +304,8 @@ class AddressTable:
                             condition=Condition.NOT_FOUND,
                         )
                     address = str(to)
+                    if source.relay_check is not None:  # [access]: may it, and where to
+                        address = source.relay_check(address)
                 copies = self._copies(source, view, self._route_from_client(view, address), False)
         except AmqpError as exc:
             if not settled:
