@@ -18,6 +18,7 @@ from .client.sync import (
     BlockingReceiver,
     BlockingResponder,
     BlockingSender,
+    BlockingTransaction,
     connect,
 )
 
@@ -27,5 +28,6 @@ __all__ = [
     "BlockingReceiver",
     "BlockingResponder",
     "BlockingSender",
+    "BlockingTransaction",
     "connect",
 ]

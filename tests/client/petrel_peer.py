@@ -27,14 +27,20 @@ class PeerRecord:
     sasl: list[ev.SaslCompleted] = field(default_factory=list)
     attaches: list[Any] = field(default_factory=list)
     payloads: list[bytes] = field(default_factory=list)
+    #: Deliveries kept without an outcome (``hold=True``), for the test to settle.
+    held: list[Any] = field(default_factory=list)
     protocols: list[AmqpProtocol] = field(default_factory=list)
 
 
 class _Handler:
-    def __init__(self, record: PeerRecord, answer_attach: bool, credit: int) -> None:
+    def __init__(
+        self, record: PeerRecord, answer_attach: bool, credit: int, hold: bool, at_detach: bool
+    ) -> None:
         self.record = record
         self.answer_attach = answer_attach
         self.credit = credit
+        self.hold = hold or at_detach
+        self.at_detach = at_detach
 
     def handle_event(self, protocol: AmqpProtocol, event: Any) -> None:
         record = self.record
@@ -59,8 +65,16 @@ class _Handler:
                     event.link.flow(self.credit)
         elif isinstance(event, ev.DeliveryReceived):
             record.payloads.append(event.payload)
-            if not event.settled:
+            if self.hold:
+                record.held.append(event.delivery)
+            elif not event.settled:
                 event.delivery.update(Accepted(), settled=True)
+        elif isinstance(event, ev.LinkDetached) and self.at_detach:
+            # Accept what the link brought only now: the detach (which the engine answered
+            # already) goes out first, the outcomes right behind it in the same write.
+            for delivery in record.held:
+                if delivery.link is event.link:
+                    delivery.update(Accepted(), settled=True)
 
 
 @contextlib.asynccontextmanager
@@ -72,8 +86,13 @@ async def petrel_peer(
     tls: TlsConfig | None = None,
     idle_timeout: float | None = None,
     offered_capabilities: tuple[str, ...] | None = None,
+    hold: bool = False,
+    accept_at_detach: bool = False,
 ) -> AsyncIterator[tuple[str, PeerRecord]]:
     """Listen on 127.0.0.1; yields ``(url, record)``.
+
+    ``hold`` keeps the deliveries that arrive unsettled, in ``record.held``;
+    ``accept_at_detach`` holds them too, and accepts them once their link detaches.
 
     ``users`` turns on SASL with PLAIN (and no ANONYMOUS): name -> password.
     """
@@ -98,7 +117,7 @@ async def petrel_peer(
 
     def handler(protocol: AmqpProtocol) -> _Handler:
         record.protocols.append(protocol)
-        return _Handler(record, answer_attach, credit)
+        return _Handler(record, answer_attach, credit, hold, accept_at_detach)
 
     scheme = "amqps" if tls else "amqp"
     async with Listener([f"{scheme}://127.0.0.1:0"], config, handler, tls=tls) as listener:

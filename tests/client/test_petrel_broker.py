@@ -11,7 +11,7 @@ import pytest
 
 import petrel
 from petrel import Message
-from petrel.client import InvalidField, Timeout
+from petrel.client import InvalidField, ResourceLimitExceeded, Timeout
 from tests.helpers.servers import BrokerProcess, run_broker
 
 
@@ -134,3 +134,20 @@ async def test_request_response_through_the_petrel_broker(
         await conn.serve(queue, lambda m: m.body.upper()),
     ):
         assert (await conn.request(queue, "shout", timeout=10)).body == "SHOUT"
+
+
+async def test_a_refused_open_says_why() -> None:
+    # The broker answers a connection over its limit with open and close together: the
+    # client reports the broker's error, not that the connection closed as it opened.
+    config = "[limits]\nmax_connections = 1\n"
+    with run_broker(config) as busy:
+        for _ in range(100):  # once the broker has seen run_broker's probe go
+            try:
+                first = await petrel.connect(busy.url, reconnect=False)
+                break
+            except ResourceLimitExceeded:
+                await asyncio.sleep(0.05)
+        async with first:
+            with pytest.raises(ResourceLimitExceeded, match="at most 1 connections"):
+                await petrel.connect(busy.url, reconnect=False)
+            await (await first.open_sender("still.fine")).send("ok")  # undisturbed

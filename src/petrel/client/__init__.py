@@ -36,6 +36,8 @@ from .errors import (
     ResourceLimitExceeded,
     ResourceLocked,
     Timeout,
+    TransactionError,
+    TransactionInDoubt,
     Unauthorized,
 )
 from .options import ConnectOptions
@@ -43,6 +45,7 @@ from .receiver import Delivery, Receiver, selector_filter
 from .request import Responder
 from .sender import Sender
 from .state import ConnectionState, Reconnect, StateChange, StateChanges
+from .transaction import Transaction
 
 __all__ = [
     "ClientError",
@@ -74,6 +77,9 @@ __all__ = [
     "StateChanges",
     "Timeout",
     "TlsConfig",
+    "Transaction",
+    "TransactionError",
+    "TransactionInDoubt",
     "Unauthorized",
     "connect",
     "selector_filter",

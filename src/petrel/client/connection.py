@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import itertools
 import logging
 import uuid
@@ -29,7 +30,6 @@ from ..driver import Address, AmqpProtocol, parse_url
 from ..driver.connector import Connector, GaveUp
 from ..engine import ConnectionConfig, SaslConfig
 from ..engine import events as ev
-from ..engine.sasl import ClientMechanism
 from ..errors import AmqpError, Condition
 from ..message import Message
 from ..spec import ANONYMOUS_RELAY, Error
@@ -38,7 +38,9 @@ from .errors import (
     ClientError,
     ConnectionClosed,
     ConnectionLost,
+    NotFound,
     NotImplementedByPeer,
+    ResourceLimitExceeded,
     Unauthorized,
     error_from,
 )
@@ -51,6 +53,7 @@ if TYPE_CHECKING:
     from .receiver import Receiver
     from .request import Requester, Responder, ResponseHandler
     from .sender import Sender
+    from .transaction import Transaction, TransactionController
 
 __all__ = ["ANONYMOUS_RELAY", "Connection", "connect"]
 
@@ -68,13 +71,28 @@ class _Prefixed(logging.LoggerAdapter[logging.Logger]):
         return f"[{self.extra['prefix'] if self.extra else '?'}] {msg}", kwargs
 
 
-class _ExternalMechanism(ClientMechanism):
-    """SASL EXTERNAL: the identity is the TLS client certificate's."""
+def default_mechanisms(
+    username: str | None, password: str | None, *, tls: bool, host: str
+) -> tuple[str, ...]:
+    """The SASL mechanisms a client allows when the caller names none, most preferred first:
+    with a user name and password SCRAM-SHA-512, SCRAM-SHA-256, then PLAIN, which sends the
+    password itself and so only over TLS or to this machine; ANONYMOUS last (and alone
+    without credentials).  EXTERNAL only when asked for (``sasl_mechanisms``)."""
+    if username is None:
+        return ("ANONYMOUS",)
+    if password is None:
+        return ("PLAIN", "ANONYMOUS") if tls or _is_loopback(host) else ("ANONYMOUS",)
+    plain = ("PLAIN",) if tls or _is_loopback(host) else ()
+    return ("SCRAM-SHA-512", "SCRAM-SHA-256", *plain, "ANONYMOUS")
 
-    name = "EXTERNAL"
 
-    def initial_response(self, hostname: str | None) -> bytes | None:
-        return b""
+def _is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 @takes_connect_options
@@ -137,6 +155,9 @@ class Connection:
         self._links: dict[Link, LinkEndpoint] = {}
         #: Every client link that is open, whatever the connection's state.
         self._endpoints: list[LinkEndpoint] = []
+        #: Senders closed with messages in flight, by their detached engine link: the
+        #: outcomes may still come (deliveries belong to the session, not the link).
+        self._closed_senders: dict[Link, Sender] = {}
         self._state = ConnectionState.CONNECTING
         self._error: ClientError | None = None
         self._closing = False
@@ -149,6 +170,9 @@ class Connection:
         self._link_ids = itertools.count(1)
         self._requester: Requester | None = None
         self._responders: list[Responder] = []
+        self._controller: TransactionController | None = None
+        #: Counts the transports adopted (a transaction belongs to one of them).
+        self._epoch = 0
         self._offered: tuple[Symbol, ...] = ()
         self._burst = 0
         self.name = f"{self._container_id}/c{next(_conn_ids)}"
@@ -374,6 +398,35 @@ class Connection:
         self._responders.append(responder)
         return responder
 
+    # --- transactions -------------------------------------------------------------------------
+
+    def transaction(self, *, timeout: float | None = None) -> Transaction:
+        """A local transaction: ``async with conn.transaction() as tx:`` declares it,
+        commits it when the block ends and rolls it back when the block raises.  Send
+        with ``await tx.send(sender, message)``, settle with ``await tx.accept(delivery)``
+        (or ``reject``, ``release``, ``modify``).  See :mod:`petrel.client.transaction`."""
+        from .transaction import Transaction
+
+        self._check_usable()
+        return Transaction(self, self._timeout(timeout))
+
+    async def _transaction_controller(self, timeout: float | None) -> TransactionController:
+        """The link to the peer's coordinator, attached on first use."""
+        from .transaction import TransactionController
+
+        controller = self._controller
+        if controller is None or not controller.is_open:
+            controller = self._controller = TransactionController(
+                self, self._link_name("coordinator")
+            )
+            try:
+                await controller._open(timeout)
+            except BaseException:
+                self._controller = None
+                raise
+        await controller._wait_ready(timeout)
+        return controller
+
     # --- closing ----------------------------------------------------------------------------
 
     async def close(self, error: AmqpError | None = None, *, timeout: float = 5.0) -> None:
@@ -426,6 +479,13 @@ class Connection:
                 await self._open_transport(index)
             except Unauthorized:
                 raise
+            except (ResourceLimitExceeded, NotFound) as exc:
+                # The server refused the open (over a limit, no such virtual host): with
+                # nowhere else to try, its reason is the answer.
+                if len(self._addresses) == 1:
+                    raise
+                errors.append(f"{address}: {_describe(exc)}")
+                continue
             except (OSError, TimeoutError, AmqpError) as exc:
                 self.log.debug("cannot connect to %s: %s", address, exc)
                 errors.append(f"{address}: {_describe(exc)}")
@@ -442,13 +502,10 @@ class Connection:
             password = s.password if s.password is not None else address.password
             mechanisms = tuple(s.sasl_mechanisms) if s.sasl_mechanisms else None
             if mechanisms is None:
-                mechanisms = ("PLAIN", "ANONYMOUS") if username is not None else ("ANONYMOUS",)
-            sasl = SaslConfig(
-                mechanisms=mechanisms,
-                username=username,
-                password=password,
-                extra_mechanisms=(_ExternalMechanism,),
-            )
+                mechanisms = default_mechanisms(
+                    username, password, tls=address.tls or s.tls is not None, host=address.host
+                )
+            sasl = SaslConfig(mechanisms=mechanisms, username=username, password=password)
         return ConnectionConfig(
             container_id=self._container_id,
             hostname=s.hostname or address.vhost or address.host or None,
@@ -471,9 +528,16 @@ class Connection:
         attach the links again (the connector's ``on_connected``)."""
         address = self._addresses[index]
         if protocol.closed.done():
-            raise ConnectionLost(f"{address} closed the connection as it opened")
+            # The peer's open came with its close (a refusal: over a limit, not admitted):
+            # its error says why, so it is what the caller sees.
+            raise error_from(
+                protocol.closed.result(),
+                ConnectionClosed,
+                f"{address} closed the connection as it opened",
+            )
         self._protocol = protocol
         self._index = index
+        self._epoch += 1
         remote = protocol.engine.remote_open
         self._offered = tuple(remote.offered_capabilities or ()) if remote else ()
         self._session = protocol.engine.begin_session()
@@ -526,6 +590,8 @@ class Connection:
     def _on_update(self, event: ev.DeliveryUpdated) -> None:
         delivery = event.delivery
         endpoint = self._links.get(delivery.link)
+        if endpoint is None:  # a sender closed with messages in flight, maybe
+            endpoint = self._closed_senders.get(delivery.link)
         if endpoint is not None:
             endpoint._on_update(delivery, event.state, event.settled)
 
@@ -557,6 +623,7 @@ class Connection:
         if event.session is not self._session:
             return
         self._session = None
+        self._outcomes_lost(event.session)
         error = error_from(event.error, ConnectionClosed, "the peer ended the session")
         for link, endpoint in list(self._links.items()):
             if link.session is event.session:
@@ -567,6 +634,7 @@ class Connection:
         self._protocol = None
         self._session = None
         self._links.clear()
+        self._outcomes_lost(None)
         if self._closing:
             return
         if event.by_peer:
@@ -624,6 +692,13 @@ class Connection:
         link = endpoint._link
         if link is not None and self._links.get(link) is endpoint:
             del self._links[link]
+
+    def _outcomes_lost(self, session: Session | None) -> None:
+        """``session`` (None: every one) ended: closed senders' sends still open fail."""
+        if self._closed_senders:
+            from .sender import outcomes_lost
+
+            outcomes_lost(self._closed_senders, session)
 
     def _new_link(self, endpoint: LinkEndpoint, sender: bool, **attach: Any) -> Link:
         session = self._session
@@ -694,6 +769,7 @@ class Connection:
         self._protocol = None
         self._session = None
         self._links.clear()
+        self._outcomes_lost(None)
         if protocol is not None:
             protocol.abort_if_open()
         for endpoint in list(self._endpoints):

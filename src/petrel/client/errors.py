@@ -22,6 +22,7 @@ peer's ``description`` and its ``info`` map when the peer sent them::
     │   ├── MessageRejected        amqp:rejected (with the peer's error)
     │   ├── MessageReleased        amqp:released
     │   └── MessageModified        amqp:modified
+    ├── TransactionError           amqp:transaction:rollback, :timeout, :unknown-id
     └── Timeout                    an operation took longer than asked (also a TimeoutError)
 
 Conditions name what went wrong, whatever the endpoint: a receiver attached
@@ -54,6 +55,8 @@ __all__ = [
     "ResourceLimitExceeded",
     "ResourceLocked",
     "Timeout",
+    "TransactionError",
+    "TransactionInDoubt",
     "Unauthorized",
     "error_from",
 ]
@@ -182,6 +185,23 @@ class MessageModified(DeliveryError):
     """The peer settled the message as ``modified`` (not processed; see ``outcome``)."""
 
     condition = "amqp:modified"
+
+
+class TransactionError(ClientError):
+    """A transaction did not commit: the peer rolled it back (``condition`` says why:
+    ``amqp:transaction:rollback``, ``amqp:transaction:timeout``,
+    ``amqp:transaction:unknown-id``), or it was lost with its connection.  Nothing done
+    in it took effect (except for :class:`TransactionInDoubt`)."""
+
+    condition = Condition.TRANSACTION_ROLLBACK
+
+
+class TransactionInDoubt(TransactionError):
+    """The connection was lost while a commit was on its way: the peer may have applied
+    the transaction (and the answer was lost) or not.  Only the application can tell
+    (by looking for what it sent, say)."""
+
+    condition = "petrel:transaction:in-doubt"
 
 
 class Timeout(ClientError, TimeoutError):

@@ -31,12 +31,15 @@ class ConnectOptions:
     """Our container id (default: ``petrel-<uuid>``); it names shared and durable
     subscriptions, so give a stable one for those."""
     username: str | None = None
-    """SASL PLAIN user name (overrides the URL's)."""
+    """SASL user name (overrides the URL's)."""
     password: str | None = None
-    """SASL PLAIN password (overrides the URL's)."""
+    """SASL password (overrides the URL's)."""
     sasl_mechanisms: Sequence[str] | None = None
-    """The mechanisms we may use, most preferred first (default: PLAIN when there is a
-    user name, then ANONYMOUS; EXTERNAL is available with a TLS client certificate)."""
+    """The mechanisms we may use, most preferred first: the first the server offers too is
+    used.  Default: with a user name and password SCRAM-SHA-512, SCRAM-SHA-256, then
+    PLAIN only over TLS or to a loopback address (it sends the password itself), then
+    ANONYMOUS; without, ANONYMOUS.  Naming PLAIN here allows it anywhere.  EXTERNAL (the
+    identity of a TLS client certificate, ``tls.cert_file``) is used only when named."""
     sasl: bool = True
     """``False`` skips the SASL layer entirely."""
     tls: TlsConfig | None = None

@@ -26,23 +26,26 @@ from ..spec import (
     SenderSettleMode,
     Source,
     Target,
+    TransactionalState,
 )
 from ..types import Symbol
 from ._wait import wait_future
 from .errors import (
     ClientError,
     DeliveryError,
+    LinkClosed,
     MessageModified,
     MessageRejected,
     MessageReleased,
     Timeout,
+    TransactionError,
     error_from,
 )
 from .links import LinkEndpoint
 
 if TYPE_CHECKING:
     from ..engine import Delivery as EngineDelivery
-    from ..engine import Link
+    from ..engine import Link, Session
     from ..engine.events import LinkFlowed
     from .connection import Connection
 
@@ -52,12 +55,14 @@ __all__ = ["Sender"]
 class _Pending:
     """An at-least-once message whose outcome has not come yet."""
 
-    __slots__ = ("future", "payload", "retries")
+    __slots__ = ("future", "payload", "retries", "state")
 
-    def __init__(self, payload: bytes, future: asyncio.Future[None]) -> None:
+    def __init__(self, payload: bytes, future: asyncio.Future[None], state: Any = None) -> None:
         self.payload = payload
         self.future = future
         self.retries = 0
+        #: The transactional state it was sent with (None: not in a transaction).
+        self.state = state
 
 
 class Sender(LinkEndpoint):
@@ -148,7 +153,13 @@ class Sender(LinkEndpoint):
             message = Message(message)
         if self._address is None and message.to is None:
             raise ValueError("a message sent on an anonymous sender needs a `to` address")
-        payload = message.encode()
+        return await self._send(message.encode(), timeout, wait, None)
+
+    async def _send(
+        self, payload: bytes, timeout: float | None, wait: bool, state: Any
+    ) -> asyncio.Future[None] | None:
+        """:meth:`send` of an encoded message, with ``state`` on its transfer (a
+        ``TransactionalState`` sends it in a transaction)."""
         deadline = None if timeout is None else self._loop.time() + timeout
         link = self._link
         if (
@@ -162,7 +173,7 @@ class Sender(LinkEndpoint):
             link = await self._wait_for_credit(deadline)
         if self._at_most_once:
             try:
-                link.send(payload, settled=True)
+                link.send(payload, settled=True, state=state)
             except LocalProtocolError as exc:
                 raise error_from(exc) from None
             if self._conn._wrote(len(payload)):
@@ -176,10 +187,10 @@ class Sender(LinkEndpoint):
             return done
         future = self._loop.create_future()
         try:
-            delivery = link.send(payload)
+            delivery = link.send(payload, state=state)
         except LocalProtocolError as exc:
             raise error_from(exc) from None
-        self._unsettled[delivery] = _Pending(payload, future)
+        self._unsettled[delivery] = _Pending(payload, future, state)
         if self._conn._wrote(len(payload)):
             await asyncio.sleep(0)  # a burst went out: let the loop breathe
         if not wait:
@@ -241,7 +252,7 @@ class Sender(LinkEndpoint):
             unsettled = self._unsettled
             while backlog and link.credit > 0:
                 pending = backlog.popleft()
-                unsettled[link.send(pending.payload)] = pending
+                unsettled[link.send(pending.payload, state=pending.state)] = pending
             self._conn._flush()
         waiters = self._waiters
         room = link.credit - self._reserved
@@ -279,6 +290,8 @@ class Sender(LinkEndpoint):
         pending = self._unsettled.get(delivery)
         if pending is None:
             return
+        if type(state) is TransactionalState:  # sent in a transaction: its outcome in it
+            state = state.outcome
         kind = type(state)
         if kind is not Accepted and (state is None or kind is Received) and not settled:
             return  # not an outcome yet
@@ -286,6 +299,8 @@ class Sender(LinkEndpoint):
         if not settled:
             delivery.settle()
             self._conn._flush()
+        if self._closing and not self._unsettled:  # closed: the last outcome came
+            self._conn._closed_senders.pop(delivery.link, None)
         future = pending.future
         if kind is Accepted or state is None:
             if not future.done():
@@ -304,7 +319,7 @@ class Sender(LinkEndpoint):
             else:
                 error = MessageRejected("the peer rejected the message", outcome=state)
         elif kind is Released or kind is Modified:
-            if pending.retries < self._retry_released:
+            if pending.retries < self._retry_released and not self._closing:
                 pending.retries += 1
                 self._backlog.append(pending)
                 self._pump()
@@ -323,15 +338,34 @@ class Sender(LinkEndpoint):
     def _suspend(self) -> None:
         super()._suspend()
         if self._unsettled:
-            # Their outcomes will never come: send them again, first, after reconnecting.
-            again = deque(self._unsettled.values())
+            # Their outcomes will never come: send them again, first, after reconnecting;
+            # not those sent in a transaction, which went with the connection.
+            lost = TransactionError(
+                "the connection was lost: the transaction the message was sent in is over"
+            )
+            again: deque[_Pending] = deque()
+            for pending in self._unsettled.values():
+                if pending.state is None:
+                    again.append(pending)
+                elif not pending.future.done():
+                    pending.future.set_exception(lost)
+                    pending.future.exception()  # nobody may be waiting for it
             again.extend(self._backlog)
             self._backlog = again
             self._unsettled = {}
 
     def _on_failed(self, error: ClientError) -> None:
-        pending = [*self._unsettled.values(), *self._backlog]
-        self._unsettled = {}
+        unsettled = self._unsettled
+        if unsettled and self._closing and self._await_outcomes(next(iter(unsettled))):
+            # Closed by us with messages in flight: their deliveries belong to the session,
+            # so their outcomes may still come; they fail if the session ends first.
+            pending = [*self._backlog]
+        else:
+            pending = [*unsettled.values(), *self._backlog]
+            for delivery in unsettled:  # given up: settle them, or the session keeps them
+                if not delivery.settled:
+                    delivery.settle()
+            self._unsettled = {}
         self._backlog.clear()
         for item in pending:
             if not item.future.done():
@@ -343,6 +377,31 @@ class Sender(LinkEndpoint):
             future = waiters.popleft()
             if not future.done():
                 future.set_exception(error)
+
+    def _on_detached(self, error: Any, closed: bool, exception: ClientError | None = None) -> None:
+        if self._closing and self._unsettled:
+            # Our close: outcomes may follow the peer's detach in the same read.
+            self._await_outcomes(next(iter(self._unsettled)))
+        super()._on_detached(error, closed, exception)
+
+    def _await_outcomes(self, delivery: EngineDelivery) -> bool:
+        """Have the connection route outcomes for our deliveries here after the detach,
+        while their session lasts; false when it is already over."""
+        conn = self._conn
+        session = delivery.link.session
+        if conn._session is not session:
+            return False
+        conn._closed_senders[delivery.link] = self
+        return True
+
+    def _outcomes_lost(self, error: ClientError) -> None:
+        """Closed with messages in flight, and the session ended before their outcomes."""
+        pending = self._unsettled
+        self._unsettled = {}
+        for item in pending.values():
+            if not item.future.done():
+                item.future.set_exception(error)
+                item.future.exception()
 
     # --- closing ----------------------------------------------------------------------------
 
@@ -360,7 +419,13 @@ class Sender(LinkEndpoint):
             raise Timeout(f"{len(not_done)} messages still have no outcome after {timeout:g} s")
 
     async def close(self, timeout: float | None = 5.0) -> None:
-        """Wait (up to ``timeout`` s) for the outcomes of messages in flight, then detach."""
+        """Wait (up to ``timeout`` s) for the outcomes of messages in flight, then detach.
+
+        Outcomes that come after the detach still resolve the futures of
+        ``send(wait=False)`` (a delivery outlives its link in the session); those
+        still open when the connection or its session ends fail with
+        :class:`~petrel.client.errors.LinkClosed`.
+        """
         if self._error is None and not self._closing:
             try:
                 await self.wait_settled(timeout)
@@ -375,3 +440,14 @@ class Sender(LinkEndpoint):
 
     async def __aexit__(self, *exc_info: Any) -> None:
         await self.close()
+
+
+def outcomes_lost(closed: dict[Link, Sender], session: Session | None) -> None:
+    """``session`` (None: every one) ended: the sends still open on senders closed with
+    messages in flight (``closed``, by their detached link) fail."""
+    for link, sender in list(closed.items()):
+        if session is None or link.session is session:
+            del closed[link]
+            sender._outcomes_lost(
+                LinkClosed(f"the sender {sender.name!r} was closed and its session ended")
+            )

@@ -34,6 +34,7 @@ from .receiver import Delivery, Receiver, rejected
 from .request import Responder
 from .sender import Sender
 from .state import ConnectionState, StateChange, StateChanges
+from .transaction import Transaction
 
 __all__ = [
     "BlockingConnection",
@@ -161,6 +162,12 @@ class BlockingConnection:
         """Attach a receiver; the options are those of :meth:`Connection.open_receiver`."""
         receiver = self._runner.run(self._conn.open_receiver(address, **options))
         return BlockingReceiver(receiver, self._runner)
+
+    def transaction(self, *, timeout: float | None = None) -> BlockingTransaction:
+        """A local transaction: ``with conn.transaction() as tx:`` declares it, commits it
+        when the block ends and rolls it back when the block raises (see
+        :meth:`Connection.transaction`)."""
+        return BlockingTransaction(self._conn.transaction(timeout=timeout), self._runner)
 
     def request(
         self, address: str, message: Message | Any, *, timeout: float | None = 30.0
@@ -463,6 +470,88 @@ class BlockingDelivery:
                 annotations=annotations,
             )
         )
+
+
+class BlockingTransaction:
+    """A local transaction for threaded code (see :class:`~petrel.client.Transaction`)."""
+
+    def __init__(self, transaction: Transaction, runner: _LoopThread) -> None:
+        self._tx = transaction
+        self._runner = runner
+
+    @property
+    def id(self) -> bytes | None:
+        """The id the coordinator gave it (None until declared)."""
+        return self._tx.id
+
+    def declare(self) -> BlockingTransaction:
+        """Ask the coordinator for the transaction (``with`` does it on entry)."""
+        self._runner.run(self._tx.declare())
+        return self
+
+    def send(
+        self,
+        sender: BlockingSender,
+        message: Message | Any,
+        *,
+        wait: bool = False,
+        timeout: float | None = None,
+    ) -> None:
+        """Send in the transaction (see :meth:`Transaction.send`: pipelined unless ``wait``)."""
+        self._runner.run(self._tx.send(sender._sender, message, wait=wait, timeout=timeout))
+
+    def accept(self, delivery: BlockingDelivery) -> None:
+        """Accept in the transaction: settled on commit."""
+        self._runner.run(self._tx.accept(delivery._delivery))
+
+    def reject(
+        self,
+        delivery: BlockingDelivery,
+        condition: str | None = None,
+        description: str | None = None,
+        *,
+        info: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Reject in the transaction (see :meth:`Transaction.reject`)."""
+        self._runner.run(self._tx.reject(delivery._delivery, condition, description, info=info))
+
+    def release(self, delivery: BlockingDelivery, *, delivered: bool = False) -> None:
+        """Release in the transaction."""
+        self._runner.run(self._tx.release(delivery._delivery, delivered=delivered))
+
+    def modify(
+        self,
+        delivery: BlockingDelivery,
+        *,
+        delivery_failed: bool = True,
+        undeliverable_here: bool = False,
+        annotations: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Modify in the transaction."""
+        self._runner.run(
+            self._tx.modify(
+                delivery._delivery,
+                delivery_failed=delivery_failed,
+                undeliverable_here=undeliverable_here,
+                annotations=annotations,
+            )
+        )
+
+    def commit(self, timeout: float | None = None) -> None:
+        """Commit (see :meth:`Transaction.commit`)."""
+        self._runner.run(self._tx.commit(timeout))
+
+    def rollback(self, timeout: float | None = None) -> None:
+        """Roll back (see :meth:`Transaction.rollback`)."""
+        self._runner.run(self._tx.rollback(timeout))
+
+    def __enter__(self) -> BlockingTransaction:
+        if self._tx.id is None:
+            self.declare()
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self._runner.run(self._tx.__aexit__(exc_type, exc, tb))
 
 
 class BlockingResponder:
