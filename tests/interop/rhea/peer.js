@@ -7,6 +7,7 @@
 //   node peer.js broker PORT                     a small in-memory broker (one FIFO per address;
 //                                                no dynamic nodes)
 //
+// URL is amqp://[user:password@]host:port, or ws://host:port/path for AMQP over WebSocket.
 // Every mode prints one JSON line with what happened, then exits 0 (or 1 on an error).
 'use strict';
 const rhea = require('rhea');
@@ -16,10 +17,20 @@ const [mode, ...args] = process.argv.slice(2);
 function connectTo(url) {
   const u = new URL(url);
   const container = rhea.create_container({ id: 'rhea-' + process.pid });
-  const connection = container.connect({
-    host: u.hostname, port: Number(u.port || 5672), reconnect: false,
-  });
-  connection.on('connection_error', (ctx) => fail(ctx.connection.error));
+  let options = { host: u.hostname, port: Number(u.port || 5672), reconnect: false };
+  if (u.username) {
+    // amqp://user:password@host:port: rhea then authenticates with SASL PLAIN.
+    options.username = decodeURIComponent(u.username);
+    options.password = decodeURIComponent(u.password);
+  }
+  if (u.protocol === 'ws:' || u.protocol === 'wss:') {
+    // AMQP over WebSocket (the OASIS binding): the 'ws' package, subprotocol 'amqp'.
+    const WebSocket = require('ws');
+    const dial = container.websocket_connect(WebSocket);
+    options = { connection_details: dial(url, ['amqp'], {}), reconnect: false };
+  }
+  const connection = container.connect(options);
+  connection.on('connection_error', (ctx) => fail(ctx.connection.error || ctx.error));
   connection.on('disconnected', (ctx) => { if (ctx.error) fail(ctx.error); });
   return { container, connection };
 }
