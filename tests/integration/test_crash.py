@@ -77,6 +77,46 @@ def test_no_accepted_message_is_lost_across_kill_9() -> None:
 
 @pytest.mark.slow
 @pytest.mark.timeout(PYTEST_LIMIT)
+def test_a_kill_during_a_commit_leaves_all_of_the_transaction_or_none() -> None:
+    """Transactions of 10 sends and of up to 10 accepts, committed while the broker is
+    killed: each transaction took effect whole or not at all, and none whose commit was
+    answered is lost.  (With store.atomic() splitting a commit into one SQL transaction
+    per write, this run reports partial transactions.)"""
+    report = run_harness(
+        "--transactions", "10", "--rounds", "6", "--count", "400", "--producers", "2",
+        "--consumers", "2", "--min-interval", "0.1", "--max-interval", "0.4", "--seed", "7",
+    )  # fmt: skip
+    assert report["kills"] == 6
+    assert report["transactions_committed"] == 80, report
+    assert report["transactions"] >= 80
+    assert report["accept_transactions"] > 0
+    assert report["lost"] == 0, report
+    assert report["partial_sends"] == 0, report
+    assert report["partial_accepts"] == 0, report
+    assert report["accepts_undone"] == 0, report
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(PYTEST_LIMIT)
+def test_a_kill_during_a_commit_on_postgresql(postgres_url: str) -> None:
+    """The same on the PostgreSQL store: a commit is one SQL transaction there too."""
+    from tests.helpers.postgres import fresh_schema
+
+    with fresh_schema(postgres_url) as url:
+        report = run_harness(
+            "--store", "postgresql", "--store-url", url, "--transactions", "10",
+            "--rounds", "4", "--count", "200", "--min-interval", "0.2", "--max-interval", "0.5",
+        )  # fmt: skip
+    assert report["kills"] == 4
+    assert report["transactions_committed"] == 40, report
+    assert report["lost"] == 0, report
+    assert report["partial_sends"] == 0, report
+    assert report["partial_accepts"] == 0, report
+    assert report["accepts_undone"] == 0, report
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(PYTEST_LIMIT)
 def test_no_accepted_message_is_lost_when_the_live_broker_of_a_pair_is_killed(
     postgres_url: str,
 ) -> None:
