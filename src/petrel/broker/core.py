@@ -25,6 +25,7 @@ from ..errors import AmqpError, Condition, DecodeError
 from ..message import MessageView
 from ..server.config import BrokerSettings, QueueSettings
 from ..store import MessageStore, QueueRecord, StoredMessage
+from ..tracing import server_tracing
 from ..types import Symbol
 from .lookup import selector_lookup
 from .queues import GONE, Entry, Queue
@@ -96,6 +97,7 @@ class BrokerCore:
         self._dispatch_handle: asyncio.Handle | None = None
         self._room_waiters: dict[Queue, list[Callable[[], None]]] = {}
         self._expiry_task: asyncio.Task[None] | None = None
+        self.tracing = server_tracing(settings.tracing.enabled, settings.container_id)
         self.dead_lettered_total = 0
         self.expired_total = 0
         #: What deleted queues had counted (dynamic ones aside): the broker's totals are

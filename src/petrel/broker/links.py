@@ -44,6 +44,13 @@ log = logging.getLogger("petrel.broker")
 _consumer_ids = itertools.count(1)
 _ACCEPTED = Accepted()
 _ATTACHED = LinkState.ATTACHED
+#: The outcomes an ``acknowledge`` span names.
+_OUTCOME_NAMES: dict[type, str] = {
+    Accepted: "accepted",
+    Released: "released",
+    Modified: "modified",
+    Rejected: "rejected",
+}
 
 
 class ConsumerLink(LinkHandler):
@@ -135,6 +142,8 @@ class ConsumerLink(LinkHandler):
         else:
             delivery = self.link.send(payload, settled=False)
             self.unsettled[delivery] = entry
+        if self.core.tracing is not None:
+            self.core.tracing.deliver(self.core.view_of(entry), self.queue.name)
         self.connection.protocol.flush()
 
     def outcome(self, delivery: Delivery, state: Any, settled: bool) -> None:
@@ -182,6 +191,10 @@ class ConsumerLink(LinkHandler):
         """Apply the consumer's outcome to ``entry``: ``None`` (settled with no state)
         accepts; false when ``state`` is no outcome (``received``)."""
         queue = self.queue
+        if self.core.tracing is not None and entry.data is not None:
+            outcome = "accepted" if state is None else _OUTCOME_NAMES.get(type(state))
+            if outcome is not None:
+                self.core.tracing.acknowledge(self.core.view_of(entry), queue.name, outcome)
         if state is None or isinstance(state, Accepted):
             queue.accept(entry)
         elif isinstance(state, Released):
@@ -405,6 +418,8 @@ class ProducerLink(LinkHandler):
                 self.top_up()
                 return
             durable = core.publish(info, payload, view=view, credited=self.info is not None)
+            if core.tracing is not None:
+                core.tracing.publish(view, info.name)
         except AmqpError as exc:
             if self._refused_in_transaction(delivery, exc, settle_now):
                 pass

@@ -8,6 +8,7 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from .. import tracing
 from ..errors import Condition
 from ..message import Message
 from ..spec import (
@@ -327,6 +328,8 @@ class Receiver(LinkEndpoint):
                         self._getters.remove(future)
                 raise
         self._handed_over()
+        if tracing.client is not None:
+            tracing.client.received(delivery.payload, self.address)
         if self._auto_accept:
             delivery.settle(_ACCEPTED)
         return delivery
@@ -339,6 +342,8 @@ class Receiver(LinkEndpoint):
             return None
         delivery = self._buffer.popleft()
         self._handed_over()
+        if tracing.client is not None:
+            tracing.client.received(delivery.payload, self.address)
         if self._auto_accept:
             delivery.settle(_ACCEPTED)
         return delivery
@@ -435,6 +440,8 @@ class Receiver(LinkEndpoint):
         item = Delivery(self, delivery, payload)
         callback = self._callback
         if callback is not None:
+            if tracing.client is not None:
+                tracing.client.received(payload, self.address)
             callback(item)
             self._handed_over()
             return

@@ -14,6 +14,7 @@ from collections import deque
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal, overload
 
+from .. import tracing
 from ..errors import LocalProtocolError
 from ..message import Message
 from ..spec import (
@@ -153,7 +154,26 @@ class Sender(LinkEndpoint):
             message = Message(message)
         if self._address is None and message.to is None:
             raise ValueError("a message sent on an anonymous sender needs a `to` address")
-        return await self._send(message.encode(), timeout, wait, None)
+        traced = tracing.client
+        if traced is None:
+            return await self._send(message.encode(), timeout, wait, None)
+        return await self._send_traced(traced, message, timeout, wait)
+
+    async def _send_traced(
+        self, traced: tracing.ClientTracing, message: Message, timeout: float | None, wait: bool
+    ) -> asyncio.Future[None] | None:
+        """:meth:`send` in a producer span, its context carried in the message."""
+        span, message = traced.start_send(message, self._address)
+        try:
+            outcome = await self._send(message.encode(), timeout, wait, None)
+        except BaseException as exc:
+            traced.end_send(span, exc)
+            raise
+        if outcome is None:
+            traced.end_send(span)
+        else:
+            outcome.add_done_callback(traced.ended_with(span))
+        return outcome
 
     async def _send(
         self, payload: bytes, timeout: float | None, wait: bool, state: Any

@@ -294,6 +294,47 @@ class MessageView:
             found.raise_again()
         return found  # type: ignore[no-any-return]
 
+    def application_property(self, key: str) -> Any:
+        """One application property (``None`` when absent), read without decoding the map:
+        when the key's bytes are nowhere in the section nothing is decoded at all, else
+        the keys are compared as encoded and only the value asked for is decoded.  A
+        section this fast path cannot read is decoded whole (raising its error)."""
+        found = self._app
+        if found is not _UNSET:
+            if type(found) is _Undecodable:
+                found.raise_again()
+            return None if found is None else found.get(key)
+        bounds = self._bounds
+        at = bounds[3 * _APP_PROPS + 1]
+        if at < 0:
+            return None
+        data = self._data
+        name = key.encode()
+        if data.find(name, at, bounds[3 * _APP_PROPS + 2]) < 0:
+            return None
+        try:
+            code = data[at]
+            if code == 0xC1:
+                pairs, pos = data[at + 2], at + 3
+            elif code == 0xD1:
+                pairs, pos = _u32(data, at + 5)[0], at + 9
+            else:
+                pairs = -1
+            for _ in range(pairs // 2):
+                value_at = skip_value(data, pos)
+                kind = data[pos]
+                if (kind == 0xA1 and data[pos + 2 : value_at] == name) or (
+                    kind == 0xB1 and data[pos + 5 : value_at] == name
+                ):
+                    return codec.decode_from(data, value_at)[0]
+                pos = skip_value(data, value_at)
+            if pairs >= 0:
+                return None
+        except (DecodeError, IndexError, struct.error):
+            pass
+        app = self.application_properties  # not a form read here: decode it (or raise)
+        return None if app is None else app.get(key)
+
     @property
     def footer(self) -> dict[Any, Any] | None:
         """The footer map, or ``None``."""

@@ -29,6 +29,7 @@ from .routing import (
 from .table import AddressTable
 
 if TYPE_CHECKING:
+    from ..tracing import ServerTracing
     from .connection import Neighbour, RouterConnection
     from .edge import Uplinks
 
@@ -54,6 +55,8 @@ class Network:
         self.distribution_for = distribution_for
         self.is_waypoint = is_waypoint
         self.timers = timers
+        #: Spans for traced messages (``[tracing]``), handed to the table; None: off.
+        self.tracing: ServerTracing | None = None
         self.core: RoutingCore | None = None
         self._table: AddressTable | None = None
         self.neighbours: set[Neighbour] = set()
@@ -96,6 +99,7 @@ class Network:
             remote_request=self._remote_request,
             is_waypoint=self.is_waypoint,
         )
+        self._table.tracing = self.tracing
         self.last_change = time.time()
         self.service()
 

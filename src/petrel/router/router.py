@@ -19,6 +19,7 @@ from ..server.listening import Listeners
 from ..server.management import ManagementNode
 from ..server.policy import ConnectionPolicy
 from ..spec import ANONYMOUS_RELAY
+from ..tracing import server_tracing
 from .config import RouterSettings, distribution_for, is_waypoint
 from .connection import PROP_COST, PROP_INSTANCE, PROP_PROTOCOL, PROP_ROUTER_ID, RouterConnection
 from .edge import Uplinks
@@ -108,6 +109,7 @@ class Router:
             timers=timers,
         )
         self.network.remote_request = self._remote_request
+        self.network.tracing = server_tracing(settings.tracing.enabled, self.router_id)
         self.network.configured_link_routes = {r.key for r in settings.link_routes}
         if settings.router.mode == "edge":
             order = [c.url for c in settings.connectors if c.role == "edge"]

@@ -48,6 +48,7 @@ from ..types import Symbol
 from .forwarding import ACCEPTED, RELEASED, InLink, OutLink, Stats, Transit, answer
 
 if TYPE_CHECKING:
+    from ..tracing import ServerTracing
     from .routing import RoutingCore
 
 __all__ = [
@@ -203,6 +204,8 @@ class AddressTable:
         self._client_routes: dict[tuple[bytes, str], _Route] = {}
         self._router_routes: dict[bytes, _Route] = {}
         self._local_prefix = f"{TOPO_PREFIX}{router_id}/"
+        #: Spans for traced messages (``[tracing]``); None: off.
+        self.tracing: ServerTracing | None = None
 
     # --- receivers and senders --------------------------------------------------------------
 
@@ -284,16 +287,16 @@ class AddressTable:
         stats = self.stats
         stats.delivered_in += 1
         settled = delivery.remote_settled
+        from_router = source.from_router
         try:
             view = MessageView(payload)
-            if source.from_router:
+            if from_router:
                 route = self._route_between_routers(view)
                 if self.router_id in route.trace:
                     stats.dropped_loops += 1
                     if not settled:
                         answer(delivery, RELEASED)
                     return
-                copies = self._copies(source, view, route, True)
             else:
                 address = source.address
                 if address is None:
@@ -306,7 +309,8 @@ class AddressTable:
                     address = str(to)
                     if source.relay_check is not None:  # [access]: may it, and where to
                         address = source.relay_check(address)
-                copies = self._copies(source, view, self._route_from_client(view, address), False)
+                route = self._route_from_client(view, address)
+            copies = self._copies(source, view, route, from_router)
         except AmqpError as exc:
             if not settled:
                 error = Error(condition=Symbol(exc.condition), description=exc.description)
@@ -317,6 +321,8 @@ class AddressTable:
             if not settled:
                 answer(delivery, ACCEPTED)
             return
+        if self.tracing is not None:
+            self.tracing.route(view, unphased(route.address), len(copies), route.address)
         if settled:
             transit = Transit(None, source)
         elif source.resend:

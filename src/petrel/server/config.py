@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .. import tracing
 from ..driver import parse_url
 from .access import AccessSettings
 from .tls import IdentityRule
@@ -44,6 +45,7 @@ __all__ = [
     "QueueSettings",
     "ServerSettings",
     "TlsSettings",
+    "TracingSettings",
     "UserSettings",
     "load_settings",
     "read_settings",
@@ -417,6 +419,23 @@ class HttpSettings(_Model):
     """Accept AMQP over WebSockets on the HTTP listener (paths ``/`` and ``/amqp``)."""
 
 
+class TracingSettings(_Model):
+    """The ``[tracing]`` section: OpenTelemetry spans for the messages that pass (see
+    :mod:`petrel.tracing`); they go to the process's global tracer provider."""
+
+    enabled: bool = False
+    """Add a span for each step of a traced message (one that carries ``traceparent``):
+    publish, deliver and acknowledge on the broker, route on a router.  Needs
+    OpenTelemetry's API (``pip install 'petrel[otel]'``)."""
+
+    @field_validator("enabled")
+    @classmethod
+    def _check_installed(cls, enabled: bool) -> bool:
+        if enabled and not tracing.AVAILABLE:
+            raise ValueError(tracing.NOT_INSTALLED)
+        return enabled
+
+
 class ServerSettings(_Model):
     """What every Petrel server (the broker, a router) is told: who it is, where it
     listens, whom it lets in, and its limits."""
@@ -431,6 +450,7 @@ class ServerSettings(_Model):
     limits: LimitSettings = Field(default_factory=LimitSettings)
     log_level: Literal["critical", "error", "warning", "info", "debug", "trace"] = "info"
     http: HttpSettings = Field(default_factory=HttpSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
     access: AccessSettings | None = None
     """Authorisation, virtual hosts and per-user/per-host limits (:mod:`.access`).
     Unset: every admitted client may use every address, as without it."""

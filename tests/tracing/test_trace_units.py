@@ -1,0 +1,156 @@
+"""The pieces: reading one application property off the wire, the setting, and Petrel
+without OpenTelemetry installed at all."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from petrel import Message, tracing
+from petrel.errors import DecodeError
+from petrel.message import MessageView
+from petrel.server.config import BrokerSettings, ConfigError, read_settings
+from petrel.types import Symbol
+
+TP = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+
+
+def test_one_application_property_is_read_without_decoding_the_map() -> None:
+    message = Message(
+        "body",
+        application_properties={"a": 1, "note": "traceparent in a value", "traceparent": TP},
+    )
+    view = MessageView(message.encode())
+    assert view.application_property("traceparent") == TP
+    assert view.application_property("a") == 1
+    assert view.application_property("absent") is None
+    # "tracestate" is nowhere in the bytes; "note" is, as a key: the walk finds it.
+    assert view.application_property("tracestate") is None
+    assert view.application_property("note") == "traceparent in a value"
+    assert view._app is not None
+    assert type(view._app) is object  # still the "not decoded" marker
+
+
+def test_a_key_inside_a_value_only_is_not_taken_for_the_key() -> None:
+    view = MessageView(Message("b", application_properties={"x": "traceparent"}).encode())
+    assert view.application_property("traceparent") is None
+
+
+def test_long_maps_and_long_keys_are_read_too() -> None:
+    big = {f"key{i}": "v" * 40 for i in range(20)}  # over 255 bytes: a map32
+    key = "k" * 300  # a str32 key
+    view = MessageView(Message("b", application_properties={**big, key: 7, "t": TP}).encode())
+    assert view.application_property("t") == TP
+    assert view.application_property(key) == 7
+    assert view.application_property("key19") == "v" * 40
+
+
+def test_no_application_properties() -> None:
+    assert MessageView(Message("b").encode()).application_property("traceparent") is None
+
+
+def test_a_decoded_map_is_used_as_it_is() -> None:
+    view = MessageView(Message("b", application_properties={"traceparent": TP}).encode())
+    assert view.application_properties == {"traceparent": TP}
+    assert view.application_property("traceparent") == TP
+
+
+def test_a_malformed_section_raises_the_decode_error() -> None:
+    good = Message("b", application_properties={"traceparent": TP}).encode()
+    # Claim more map items than there are: looking for a key that is not there (but whose
+    # bytes are) the walk runs off the end, then the whole section is decoded, which
+    # reports the problem.
+    at = good.index(b"\x00\x53\x74") + 3
+    assert good[at] == 0xC1
+    bad = good[: at + 2] + bytes([good[at + 2] + 2]) + good[at + 3 :]
+    view = MessageView(bad)
+    with pytest.raises(DecodeError, match="map8 ends before"):
+        view.application_property("trace")
+
+
+def test_context_of_reads_what_the_client_wrote() -> None:
+    context = tracing.context_of({"traceparent": TP, "tracestate": "vendor=1"})
+    assert context is not None
+    from opentelemetry import trace
+
+    span_context = trace.get_current_span(context).get_span_context()
+    assert f"{span_context.trace_id:032x}" == TP.split("-")[1]
+    assert span_context.is_remote
+    assert span_context.trace_state.get("vendor") == "1"
+    assert tracing.context_of({"traceparent": "nonsense"}) is None
+    assert tracing.context_of({"traceparent": TP.upper()}) is None  # lowercase hex only
+    assert tracing.context_of({"traceparent": TP + "-more"}) is None  # version 00: 4 fields
+    assert tracing.context_of({"traceparent": "01" + TP[2:] + "-more"}) is not None  # later
+    assert tracing.context_of({"traceparent": "ff" + TP[2:]}) is None
+    assert tracing.context_of({"traceparent": "00-" + "0" * 32 + TP[35:]}) is None
+    assert tracing.context_of({"traceparent": Symbol(TP)}) is None  # not a string
+    assert tracing.context_of(None) is None
+
+
+def test_the_setting_is_off_by_default_and_read_from_toml(tmp_path: object) -> None:
+    assert BrokerSettings().tracing.enabled is False
+    from pathlib import Path
+
+    path = Path(str(tmp_path)) / "broker.toml"
+    path.write_text("[tracing]\nenabled = true\n")
+    assert read_settings(BrokerSettings, path).tracing.enabled is True
+    path.write_text("[tracing]\nenable = true\n")
+    with pytest.raises(ConfigError, match=r"tracing.enable: unknown setting"):
+        read_settings(BrokerSettings, path)
+
+
+# Run in a fresh interpreter where ``import opentelemetry`` fails, as where it is not
+# installed.
+WITHOUT_OTEL = textwrap.dedent(
+    """
+    import asyncio, sys
+    sys.modules["opentelemetry"] = None  # any import of it raises ImportError
+    import petrel
+    from petrel import tracing
+    from petrel.broker import Broker
+    from petrel.server.config import BrokerSettings, ConfigError, read_settings
+
+    assert tracing.AVAILABLE is False and tracing.client is None
+    try:
+        read_settings(BrokerSettings, None, tracing={"enabled": True})
+    except ConfigError as exc:
+        print("refused:", exc)
+
+    async def main() -> None:
+        broker = Broker(BrokerSettings(store="memory", listeners=[{"url": sys.argv[1]}]))
+        await broker.start()
+        try:
+            message = petrel.Message("plain", application_properties={"n": 1})
+            async with await petrel.connect(sys.argv[1]) as conn:
+                await (await conn.open_sender("q")).send(message)
+                delivery = await (await conn.open_receiver("q")).receive(timeout=10)
+                await delivery.accept()
+            print("identical:", delivery.payload == message.encode())
+        finally:
+            await broker.stop(timeout=1.0)
+
+    asyncio.run(main())
+    """
+)
+
+
+def test_without_opentelemetry_nothing_is_added_and_the_setting_is_refused() -> None:
+    from tests.helpers.servers import free_port
+
+    url = f"amqp://127.0.0.1:{free_port()}"
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_OTEL, url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "refused: command line: tracing.enabled: needs OpenTelemetry's API, which is not "
+        "installed (pip install 'petrel[otel]')",
+        "identical: True",
+    ]
