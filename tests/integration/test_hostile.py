@@ -512,7 +512,9 @@ async def inproc() -> AsyncIterator[Broker]:
     settings = BrokerSettings(
         store="memory",
         listeners=[ListenerSettings(url="amqp://127.0.0.1:0")],
-        limits=LimitSettings(write_stall_timeout=1.0, max_write_backlog=256 * 1024),
+        # No link_rate: the churning client below must be read as fast as it sends, to
+        # show the backlog limit (link_rate has its own test above).
+        limits=LimitSettings(write_stall_timeout=1.0, max_write_backlog=256 * 1024, link_rate=0),
     )
     server = Broker(settings)
     await server.start()

@@ -96,6 +96,11 @@ NODE = EntityType(
         Attribute("cost", "integer", "The cost of the least-cost path to it."),
         Attribute("neighbours", "list", "The routers it says it is connected to."),
         Attribute(
+            "link_costs",
+            "map",
+            "The cost it gives the link to each of its neighbours (router id to cost).",
+        ),
+        Attribute(
             "valid_origins",
             "list",
             "Routers whose multicast messages this router accepts from it.",
@@ -290,6 +295,7 @@ class RouterProvider:
                 "next_hop": node.next_hop,
                 "cost": node.cost,
                 "neighbours": sorted(node.neighbours),
+                "link_costs": {peer: node.neighbours[peer] for peer in sorted(node.neighbours)},
                 "valid_origins": sorted(node.valid_origins),
                 "instance": node.instance,
                 "link_state_seq": node.ls_seq,

@@ -8,7 +8,11 @@ Paths:
   ``$management`` node: :meth:`~petrel.server.policy.ConnectionPolicy.may_manage`).
 - ``/`` and ``/amqp`` with a WebSocket upgrade: AMQP over WebSockets (the
   OASIS binding, subprotocol ``amqp``; :mod:`.websocket`).  A plain ``GET /``
-  answers with a short index (the web console will live there).
+  redirects a browser (``Accept: text/html``) to the web console and answers
+  others with a short index.
+- ``GET /console/``: the web console's pages, and ``POST /api/management``: the
+  ``$management`` node as JSON (:mod:`.console`).  Both need the manage right,
+  as ``/metrics`` does.
 
 Which listener, and when (:meth:`HttpService.start_default`): a ``[[listeners]]``
 entry with ``role = "http"`` (``--http URL``) is bound like any listener,
@@ -40,6 +44,13 @@ from ...store import CommitStats
 from ..config import ListenerSettings, ServerSettings, read_settings
 from ..listening import Listeners, _tls_config
 from ..policy import ConnectionPolicy
+from .console import (
+    API_PATH,
+    CONSOLE_PATH,
+    ConsoleFiles,
+    answer_management,
+    rebinding_refusal,
+)
 from .metrics import PetrelCollector, take_snapshot
 from .websocket import serve_amqp_websocket
 
@@ -143,6 +154,7 @@ class HttpService:
         self.http = settings.http
         self._runners: list[web.AppRunner] = []
         self._sockets: set[web.WebSocketResponse] = set()
+        self._console: ConsoleFiles | None = None
 
     def attach(self, listeners: Listeners) -> None:
         """Let ``listeners`` bind ``role = "http"`` entries through this service."""
@@ -165,6 +177,9 @@ class HttpService:
         """Bind one HTTP listener; raises ``OSError`` naming its URL when it cannot."""
         app = web.Application(handler_args={"max_field_size": 8190})
         app.router.add_get("/metrics", self._metrics)
+        app.router.add_get(CONSOLE_PATH.rstrip("/"), self._console_file)
+        app.router.add_get(CONSOLE_PATH + "{name:[A-Za-z0-9_.-]*}", self._console_file)
+        app.router.add_post(API_PATH, self._management)
 
         async def root(request: web.Request) -> web.StreamResponse:
             return await self._root(request, settings)
@@ -220,15 +235,35 @@ class HttpService:
                 "this path takes AMQP over WebSocket only: a WebSocket upgrade with "
                 "Sec-WebSocket-Protocol: amqp\n",
             )
+        if "text/html" in request.headers.get(hdrs.ACCEPT, ""):
+            raise web.HTTPFound(CONSOLE_PATH)  # a browser: to the console
         return _text(
             200,
             f"Petrel {self.view.kind} {__version__}\n\n"
-            "/metrics   Prometheus metrics\n"
-            "/  /amqp   AMQP over WebSocket (subprotocol amqp)\n",
+            f"{CONSOLE_PATH:<20}the web console (a browser on / goes there)\n"
+            f"{API_PATH:<20}$management as JSON (POST)\n"
+            "/metrics            Prometheus metrics\n"
+            "/  /amqp            AMQP over WebSocket (subprotocol amqp)\n",
         )
 
+    async def _console_file(self, request: web.Request) -> web.StreamResponse:
+        refusal = self._check_access(request, "the console") or rebinding_refusal(request)
+        if refusal is not None:
+            return refusal
+        if request.path == CONSOLE_PATH.rstrip("/"):
+            raise web.HTTPFound(CONSOLE_PATH)
+        if self._console is None:
+            self._console = ConsoleFiles()
+        return self._console.response(request.match_info.get("name", ""))
+
+    async def _management(self, request: web.Request) -> web.StreamResponse:
+        refusal = self._check_access(request, "management") or rebinding_refusal(request)
+        if refusal is not None:
+            return refusal
+        return await answer_management(request, self.view.agent)
+
     async def _metrics(self, request: web.Request) -> web.StreamResponse:
-        refusal = self._check_metrics_access(request)
+        refusal = self._check_access(request, "the metrics")
         if refusal is not None:
             return refusal
         snapshot = await take_snapshot(
@@ -246,8 +281,8 @@ class HttpService:
         response.headers[hdrs.CONTENT_TYPE] = CONTENT_TYPE
         return response
 
-    def _check_metrics_access(self, request: web.Request) -> web.Response | None:
-        """None when ``request`` may read the metrics; else the refusal to send."""
+    def _check_access(self, request: web.Request, what: str) -> web.Response | None:
+        """None when ``request`` may manage the server (read ``what``); else the refusal."""
         policy = self.view.policy
         peer = request.remote or ""
         header = request.headers.get(hdrs.AUTHORIZATION)
@@ -256,7 +291,7 @@ class HttpService:
                 return None
             return _text(
                 401,
-                "the metrics need the credentials of a user who may manage this server\n",
+                f"the credentials of a user who may manage this server are needed for {what}\n",
                 {hdrs.WWW_AUTHENTICATE: 'Basic realm="petrel", charset="UTF-8"'},
             )
         try:
@@ -265,14 +300,14 @@ class HttpService:
             return _text(400, "the Authorization header is not HTTP Basic credentials\n")
         identity = policy.authenticate(credentials.login, credentials.password, None)
         if identity is None:
-            log.info("metrics refused to %s: wrong user name or password", peer)
+            log.info("%s refused to %s: wrong user name or password", what, peer)
             return _text(
                 401,
                 "wrong user name or password\n",
                 {hdrs.WWW_AUTHENTICATE: 'Basic realm="petrel", charset="UTF-8"'},
             )
         if not policy.may_manage(identity, "PLAIN", peer):
-            log.info("metrics refused to %s: user %r may not manage", peer, identity)
+            log.info("%s refused to %s: user %r may not manage", what, peer, identity)
             return _text(403, f"user {identity!r} may not manage this server\n")
         return None
 
