@@ -203,3 +203,113 @@ async def test_a_receiver_that_detaches_with_deliveries_unsettled_leaves_none_in
 
         await net.until(lambda: unsettled("A") == 0 and unsettled("B") == 0, "nothing kept")
         await net.until(lambda: depth(broker, "lr.held") == 5, "the broker has them back")
+
+
+class _Overshooter:
+    """A broker played with hand-made frames (no real peer overshoots on demand; RabbitMQ
+    did once in CI): it serves one queue and, at each flow, sends two transfers more than
+    the credit the router gave it."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        from petrel import spec
+        from petrel.message import Message
+        from petrel.spec.framing import AMQP_HEADER, SASL_HEADER
+        from tests.helpers.frames import frame, parse, sasl_frame
+
+        buffer = b""
+
+        async def frames() -> AsyncIterator[Any]:
+            nonlocal buffer
+            while True:
+                while len(buffer) >= 8 and buffer.startswith(b"AMQP"):
+                    yield buffer[:8]
+                    buffer = buffer[8:]
+                if len(buffer) >= 4:
+                    size = int.from_bytes(buffer[:4], "big")
+                    if len(buffer) >= size:
+                        _, parsed = parse(buffer[:size])
+                        buffer = buffer[size:]
+                        yield parsed[0][1]
+                        continue
+                chunk = await reader.read(65536)
+                if not chunk:
+                    return
+                buffer += chunk
+
+        try:
+            async for item in frames():
+                if item == SASL_HEADER:
+                    writer.write(SASL_HEADER)
+                    writer.write(
+                        sasl_frame(spec.SaslMechanisms(sasl_server_mechanisms=["ANONYMOUS"]))
+                    )
+                elif isinstance(item, spec.SaslInit):
+                    writer.write(sasl_frame(spec.SaslOutcome(code=spec.SaslCode.OK)))
+                elif item == AMQP_HEADER:
+                    writer.write(AMQP_HEADER + frame(spec.Open(container_id="overshooter")))
+                elif isinstance(item, spec.Begin):
+                    writer.write(
+                        frame(
+                            spec.Begin(
+                                remote_channel=0,
+                                next_outgoing_id=0,
+                                incoming_window=10_000,
+                                outgoing_window=10_000,
+                            )
+                        )
+                    )
+                elif isinstance(item, spec.Attach):
+                    writer.write(
+                        frame(
+                            spec.Attach(
+                                name=item.name,
+                                handle=0,
+                                role=spec.Role.SENDER,
+                                source=item.source,
+                                target=item.target,
+                                initial_delivery_count=0,
+                            )
+                        )
+                    )
+                elif isinstance(item, spec.Flow) and item.link_credit:
+                    count = item.delivery_count or 0
+                    beyond = count + item.link_credit + 2
+                    while self.sent < beyond:
+                        body = Message(body=self.sent).encode()
+                        transfer = spec.Transfer(
+                            handle=0,
+                            delivery_id=self.sent,
+                            delivery_tag=self.sent.to_bytes(4, "big"),
+                            message_format=0,
+                        )
+                        writer.write(frame(transfer, payload=body))
+                        self.sent += 1
+                elif isinstance(item, spec.Close):
+                    writer.write(frame(spec.Close()))
+                    break
+                await writer.drain()
+        finally:
+            writer.close()
+
+
+async def test_a_broker_sending_beyond_its_credit_does_not_break_the_link_route() -> None:
+    # The router tolerates the extra transfers (as its engine does) and holds them for the
+    # client's next credit: every message arrives, once each, and the link stays up.
+    overshooter = _Overshooter()
+    server = await asyncio.start_server(overshooter.serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with (
+            routed(f"amqp://127.0.0.1:{port}") as net,
+            await petrel.connect(net.url("B")) as client,
+        ):
+            receiver = await client.open_receiver("lr.over", credit=3, auto_accept=True)
+            bodies = [(await receiver.receive(TIMEOUT)).message.body for _ in range(12)]
+            assert bodies == list(range(12))
+            assert overshooter.sent > 12  # it did overshoot
+    finally:
+        server.close()
+        await server.wait_closed()

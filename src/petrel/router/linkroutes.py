@@ -59,6 +59,8 @@ LR_PREFIX = "_lr/"
 _names = itertools.count(1)
 FAILED = Modified(delivery_failed=True)
 RELEASED = Released()
+#: Deliveries a proxy keeps for a side with no credit (a peer that overshoots its credit).
+MAX_WAITING = 1000
 
 
 def match_link_route(keys: Any, address: str, direction: str) -> str | None:
@@ -106,7 +108,9 @@ class LinkProxy:
         #: answers itself (True: taken) instead of passing it on.
         self.intercept: Callable[[Delivery, bytes], bool] | None = None
         #: What the client sent while its far link was being attached again (bounded by
-        #: the credit the client had).
+        #: the credit the client had), or what a peer sent beyond the credit the other
+        #: side has (tolerated by the engine: RabbitMQ does it), until credit comes
+        #: (at most MAX_WAITING).
         self.waiting: list[tuple[Delivery, bytes]] = []
 
     # --- attaching ----------------------------------------------------------------------------
@@ -217,12 +221,16 @@ class LinkProxy:
         near = self.near
         if link is near:
             if near.is_sender:  # the client gave credit (or asked to drain)
+                if self.waiting:
+                    self._send_waiting(far, near)
                 far.flow(near.credit, event.drain)
                 self._flush_far()
             elif event.drained:  # the client finished a drain the broker asked for
                 far.drained()
                 self._flush_far()
         elif far.is_sender:  # the broker gave credit (or asked to drain)
+            if self.waiting:
+                self._send_waiting(near, far)
             near.flow(far.credit, event.drain)
             self.near_conn.protocol.flush()
         elif event.drained:  # the broker finished a drain the client asked for
@@ -244,7 +252,24 @@ class LinkProxy:
                 delivery.update(FAILED if link is self.near else RELEASED, settled=True)
                 self._flush(link)
             return
+        if other.is_sender and other.credit <= 0:
+            # Sent beyond the credit the other side gave (the engine tolerates it): it
+            # goes on when credit comes, or back to its sender if too much waits.
+            if len(self.waiting) < MAX_WAITING:
+                self.waiting.append((delivery, payload))
+            elif not delivery.remote_settled and not delivery.settled:
+                delivery.update(RELEASED, settled=True)
+                self._flush(link)
+            return
         self._pass(link, other, delivery, payload)
+
+    def _send_waiting(self, link: Link, other: Link) -> None:
+        """Pass on what waited for credit on ``other`` (received on ``link``)."""
+        waiting = self.waiting
+        while waiting and other.credit > 0:
+            delivery, payload = waiting.pop(0)
+            if not delivery.settled:
+                self._pass(link, other, delivery, payload)
 
     def _pass(self, link: Link, other: Link, delivery: Delivery, payload: bytes) -> None:
         settled = delivery.remote_settled
@@ -312,6 +337,10 @@ class LinkProxy:
                 else:
                     delivery.update(RELEASED, settled=True)
         self.pairs.clear()
+        waiting, self.waiting = self.waiting, []
+        for delivery, _ in waiting:
+            if not delivery.settled:
+                delivery.update(RELEASED, settled=True)
 
     def _flush(self, link: Link) -> None:
         conn = self.near_conn if link is self.near else self.far_conn
