@@ -208,6 +208,41 @@ _ALWAYS = (_BROKER, _ROUTER, _QUEUE, _SUBSCRIPTION, _ADDRESS, _NODE, _ROUTER_ADD
 _ON_REQUEST = (_CONNECTION, _LINK)
 
 
+@dataclass(frozen=True, slots=True)
+class _PerEntity:
+    """The series of one entity type: one sample per entity, labelled by its attributes."""
+
+    type: str
+    series: Sequence[Series]
+    labels: dict[str, str]
+    """Label name: the attribute whose value it shows (``""`` when missing)."""
+
+
+#: The entity types whose series come last on the page, in the order they are written.
+_PER_ENTITY = [
+    _PerEntity(_ROUTER, ROUTER_SERIES, {}),
+    _PerEntity(_NODE, ROUTER_NODE_SERIES, {"node": "name"}),
+    _PerEntity(
+        _ROUTER_ADDRESS, ROUTER_ADDRESS_SERIES, {"address": "name", "distribution": "distribution"}
+    ),
+    _PerEntity(
+        _CONNECTION,
+        CONNECTION_SERIES,
+        {"connection": "name", "container": "container", "user": "user", "listener": "listener"},
+    ),
+    _PerEntity(
+        _LINK,
+        LINK_SERIES,
+        {
+            "connection": "connection",
+            "link": "name",
+            "address": "address",
+            "direction": "direction",
+        },
+    ),
+]
+
+
 @dataclass(slots=True)
 class Snapshot:
     """The entities and store figures one scrape reads, taken at one moment."""
@@ -264,13 +299,7 @@ class PetrelCollector:
             yield from _families(SERVER_SERIES, [((), server)], ())
         queues = [*entities.get(_QUEUE, ()), *entities.get(_SUBSCRIPTION, ())]
         if _QUEUE in entities:
-            rows = [
-                (
-                    (q["name"], str(q.get("address") or ""), _kind(q)),
-                    q,
-                )
-                for q in queues
-            ]
+            rows = [((q["name"], str(q.get("address") or ""), _kind(q)), q) for q in queues]
             yield from _families(QUEUE_SERIES, rows, ("queue", "address", "kind"))
         if _ADDRESS in entities:
             yield from _families(
@@ -278,47 +307,15 @@ class PetrelCollector:
             )
         if snapshot.commits is not None:
             yield from _commit_families(snapshot.commits)
-        if _ROUTER in entities:
-            yield from _families(ROUTER_SERIES, [((), server)], ())
-        if _NODE in entities:
-            rows = [((n["name"],), n) for n in entities[_NODE]]
-            yield from _families(ROUTER_NODE_SERIES, rows, ("node",))
-        if _ROUTER_ADDRESS in entities:
-            rows = [
-                ((a["name"], str(a.get("distribution") or "")), a)
-                for a in entities[_ROUTER_ADDRESS]
-            ]
-            yield from _families(ROUTER_ADDRESS_SERIES, rows, ("address", "distribution"))
-        if _CONNECTION in entities:
-            rows = [
-                (
-                    (
-                        c["name"],
-                        str(c.get("container") or ""),
-                        str(c.get("user") or ""),
-                        str(c.get("listener") or ""),
-                    ),
-                    c,
-                )
-                for c in entities[_CONNECTION]
-            ]
-            yield from _families(
-                CONNECTION_SERIES, rows, ("connection", "container", "user", "listener")
-            )
-        if _LINK in entities:
-            rows = [
-                (
-                    (
-                        str(link.get("connection") or ""),
-                        link["name"],
-                        str(link.get("address") or ""),
-                        str(link.get("direction") or ""),
-                    ),
-                    link,
-                )
-                for link in entities[_LINK]
-            ]
-            yield from _families(LINK_SERIES, rows, ("connection", "link", "address", "direction"))
+        for per in _PER_ENTITY:
+            if per.type in entities:
+                rows = _rows(entities[per.type], per.labels)
+                yield from _families(per.series, rows, list(per.labels))
+
+
+def _rows(entities: Iterable[dict[str, Any]], labels: dict[str, str]) -> list[Row]:
+    """Each entity with the values of the attributes ``labels`` names, as label values."""
+    return [(tuple(str(e.get(a) or "") for a in labels.values()), e) for e in entities]
 
 
 def _kind(queue: dict[str, Any]) -> str:
