@@ -22,6 +22,7 @@ detached with ``amqp:link:detach-forced`` naming what was lost.
 
 from __future__ import annotations
 
+import collections
 import itertools
 import logging
 from collections.abc import Callable
@@ -111,7 +112,7 @@ class LinkProxy:
         #: the credit the client had), or what a peer sent beyond the credit the other
         #: side has (tolerated by the engine: RabbitMQ does it), until credit comes
         #: (at most MAX_WAITING).
-        self.waiting: list[tuple[Delivery, bytes]] = []
+        self.waiting: collections.deque[tuple[Delivery, bytes]] = collections.deque()
 
     # --- attaching ----------------------------------------------------------------------------
 
@@ -176,7 +177,7 @@ class LinkProxy:
                     far.flow(near.credit, near.drain)
                     self._flush_far()
             else:
-                waiting, self.waiting = self.waiting, []
+                waiting, self.waiting = self.waiting, collections.deque()
                 for delivery, payload in waiting:
                     if far.credit > 0:
                         self._pass(near, far, delivery, payload)
@@ -267,7 +268,7 @@ class LinkProxy:
         """Pass on what waited for credit on ``other`` (received on ``link``)."""
         waiting = self.waiting
         while waiting and other.credit > 0:
-            delivery, payload = waiting.pop(0)
+            delivery, payload = waiting.popleft()
             if not delivery.settled:
                 self._pass(link, other, delivery, payload)
 
@@ -337,7 +338,7 @@ class LinkProxy:
                 else:
                     delivery.update(RELEASED, settled=True)
         self.pairs.clear()
-        waiting, self.waiting = self.waiting, []
+        waiting, self.waiting = self.waiting, collections.deque()
         for delivery, _ in waiting:
             if not delivery.settled:
                 delivery.update(RELEASED, settled=True)

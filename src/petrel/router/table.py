@@ -133,6 +133,10 @@ class AddressEntry:
         #: Deliveries in flight toward each remote router (the ``balanced`` measure).
         self.outstanding: dict[str, int] = {}
 
+    def copy_sent(self, router: str) -> None:
+        """A balanced copy left toward ``router`` (:meth:`copy_done` when it ends)."""
+        self.outstanding[router] = self.outstanding.get(router, 0) + 1
+
     def copy_done(self, router: str) -> None:
         """A balanced copy sent toward ``router`` ended (its outcome came, or it was lost)."""
         left = self.outstanding.get(router, 1) - 1
@@ -332,8 +336,7 @@ class AddressTable:
         transit.expect(len(copies))
         for out, data, toward in copies:
             if toward is not None:
-                entry, router = toward
-                entry.outstanding[router] = entry.outstanding.get(router, 0) + 1
+                toward[0].copy_sent(toward[1])
                 transit.toward = toward
             out.push(data, transit)
 
@@ -373,11 +376,12 @@ class AddressTable:
     def _route_from_client(self, view: MessageView, address: str) -> _Route:
         """The route of a message that enters the network here, by its annotations as
         encoded (most messages carry none, or the same few) and its address."""
-        if not address.startswith(RESERVED_PREFIXES):
-            address = self.sending_key(address)
         key = (view.encoded_message_annotations, address)
         route = self._client_routes.get(key)
         if route is None:
+            # Worked out once per distinct (annotations, address): where it goes first.
+            if not address.startswith(RESERVED_PREFIXES):
+                address = self.sending_key(address)
             annotations = view.message_annotations or {}
             route = _Route(self.router_id, address, self.router_id, (), annotations)
             self._remember(self._client_routes, key, route)
