@@ -12,7 +12,7 @@ import pytest
 
 import petrel
 from petrel import Message
-from petrel.client import MessageRejected, Timeout, TransactionError
+from petrel.client import MessageRejected, TransactionError
 from petrel.client.transaction import Transaction
 from petrel.management.client import ManagementClient
 from petrel.spec import (
@@ -28,6 +28,7 @@ from petrel.spec import (
     Transfer,
 )
 from petrel.spec.framing import AMQP_HEADER
+from tests.client.test_petrel_broker import receive_all
 from tests.helpers.frames import RawClient, frame
 from tests.helpers.servers import BrokerProcess, run_broker
 
@@ -60,18 +61,6 @@ async def depth(conn: petrel.Connection, queue: str) -> int:
     """How many messages ``queue`` holds, acquired ones included (management)."""
     entity = await ManagementClient(conn, timeout=10).read("petrel.queue", queue)
     return int(entity["depth"])
-
-
-async def receive_all(receiver: petrel.Receiver, timeout: float = 0.3) -> list[Any]:
-    """Every body that arrives until nothing comes for ``timeout`` seconds (accepting each)."""
-    bodies: list[Any] = []
-    while True:
-        try:
-            delivery = await receiver.receive(timeout=timeout)
-        except Timeout:
-            return bodies
-        bodies.append(delivery.message.body)
-        await delivery.accept()
 
 
 async def test_sends_are_visible_on_commit_only_in_order(broker: BrokerProcess, queue: str) -> None:

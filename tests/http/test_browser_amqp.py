@@ -10,10 +10,7 @@ tests/interop/rhea (``npm ci`` there when missing, as tests/interop/test_rhea.py
 from __future__ import annotations
 
 import asyncio
-import shutil
-import subprocess
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,15 +20,17 @@ import petrel
 from petrel.broker import Broker
 from petrel.management import ManagementClient
 from petrel.server.config import BrokerSettings
+from tests.helpers.rhea import RHEA, install_rhea
 from tests.http.conftest import amqp_port, http_port
 
-playwright = pytest.importorskip("playwright.async_api")
+pytest.importorskip("playwright.async_api")
 pytest.importorskip("proton")
 
-from playwright.async_api import Browser, Page  # noqa: E402
-from proton import Message  # noqa: E402
+from playwright.async_api import Browser, Page
+from proton import Message
 
-from tests.helpers.proton_client import (  # noqa: E402
+from tests.helpers.browser import chromium
+from tests.helpers.proton_client import (
     connect,
     drain,
     fetch,
@@ -43,9 +42,6 @@ from tests.helpers.proton_client import (  # noqa: E402
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-#: Debian's Chromium (.ci/run installs it); Playwright's own browsers are never used.
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-RHEA = Path(__file__).parents[1] / "interop" / "rhea"
 RHEA_JS = RHEA / "node_modules" / "rhea" / "dist" / "rhea.min.js"
 #: How long the page waits for the broker before it gives up (a guard against hanging).
 WAIT_MS = 10_000
@@ -107,28 +103,13 @@ RAW_WEBSOCKET = """
 
 @pytest.fixture(scope="module", autouse=True)
 def rhea_installed() -> None:
-    if RHEA_JS.is_file():
-        return
-    npm = shutil.which("npm")
-    if npm is None:
-        pytest.skip("npm is needed to install rhea (apt-get install npm)")
-    result = subprocess.run(
-        [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-        cwd=RHEA,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, f"npm ci failed:\n{result.stdout}{result.stderr}"
+    install_rhea("rhea/dist/rhea.min.js", node=False)
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def browser() -> AsyncIterator[Browser]:
-    async with playwright.async_playwright() as driver:
-        launched = await driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+    async with chromium() as launched:
         yield launched
-        await launched.close()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

@@ -16,7 +16,6 @@ import asyncio
 import base64
 import os
 import re
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -34,13 +33,13 @@ from petrel.server.config import BrokerSettings
 from tests.helpers.servers import free_port
 from tests.http.conftest import amqp_port, http_port
 
-playwright = pytest.importorskip("playwright.async_api")
-from playwright.async_api import Browser, Page, expect  # noqa: E402
+pytest.importorskip("playwright.async_api")
+from playwright.async_api import Browser, Page, expect
+
+from tests.helpers.browser import chromium
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-#: Debian's Chromium (``apt-get install chromium``; .ci/run installs it).
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 #: How long the page may take to show a change (it reads the server every 300 ms).
 WAIT_MS = 10_000
 FAST = Timers(hello_interval=0.2, hello_max_age=0.7, ra_interval=0.2, request_retry=0.2)
@@ -56,10 +55,8 @@ async def shot(page: Page, name: str) -> None:
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def browser() -> AsyncIterator[Browser]:
-    async with playwright.async_playwright() as driver:
-        launched = await driver.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+    async with chromium() as launched:
         yield launched
-        await launched.close()
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")

@@ -4,11 +4,7 @@ tests/interop/rhea/package-lock.json, installed here with ``npm ci`` when missin
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -19,45 +15,14 @@ pytest.importorskip("proton")
 from proton import Message
 
 from tests.helpers.proton_client import connect, fetch, receiver, send_all, sender, settle
-
-RHEA = Path(__file__).parents[1] / "interop" / "rhea"
-NODE = shutil.which("node")
+from tests.helpers.rhea import install_rhea, rhea
 
 pytestmark = pytest.mark.interop
 
 
 @pytest.fixture(scope="module", autouse=True)
 def rhea_installed() -> None:
-    if NODE is None:
-        pytest.skip("Node.js is needed for the rhea tests (apt-get install nodejs npm)")
-    if (RHEA / "node_modules" / "rhea").is_dir() and (RHEA / "node_modules" / "ws").is_dir():
-        return
-    npm = shutil.which("npm")
-    if npm is None:
-        pytest.skip("npm is needed to install rhea (apt-get install npm)")
-    result = subprocess.run(
-        [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-        cwd=RHEA,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, f"npm ci failed:\n{result.stdout}{result.stderr}"
-
-
-def rhea(*args: str, timeout: float = 30) -> dict[str, object]:
-    assert NODE is not None
-    result = subprocess.run(
-        [NODE, str(RHEA / "peer.js"), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    assert result.stdout, result.stderr
-    report: dict[str, object] = json.loads(result.stdout.strip().splitlines()[-1])
-    return report
+    install_rhea("rhea", "ws")
 
 
 @pytest.fixture(scope="module")

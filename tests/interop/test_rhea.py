@@ -9,19 +9,13 @@ these anywhere Node.js and npm are (a fresh machine has both).
 from __future__ import annotations
 
 import asyncio
-import json
-import shutil
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 import petrel
+from tests.helpers.rhea import NODE, RHEA, install_rhea, rhea
 from tests.helpers.servers import BrokerProcess, free_port, run_broker, run_ready_process
-
-RHEA = Path(__file__).parent / "rhea"
-NODE = shutil.which("node")
 
 pytestmark = pytest.mark.interop
 
@@ -29,36 +23,7 @@ pytestmark = pytest.mark.interop
 @pytest.fixture(scope="module", autouse=True)
 def rhea_installed() -> None:
     """Node.js must be there; rhea is installed from the lock file if it is not."""
-    if NODE is None:
-        pytest.skip("Node.js is needed for the rhea tests (apt-get install nodejs npm)")
-    if (RHEA / "node_modules" / "rhea").is_dir():
-        return
-    npm = shutil.which("npm")
-    if npm is None:
-        pytest.skip("npm is needed to install rhea (apt-get install npm)")
-    result = subprocess.run(
-        [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-        cwd=RHEA,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, f"npm ci failed:\n{result.stdout}{result.stderr}"
-
-
-def rhea(*args: str, timeout: float = 30) -> dict[str, object]:
-    assert NODE is not None
-    result = subprocess.run(
-        [NODE, str(RHEA / "peer.js"), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    assert result.stdout, result.stderr
-    report: dict[str, object] = json.loads(result.stdout.strip().splitlines()[-1])
-    return report
+    install_rhea()
 
 
 @pytest.fixture(scope="module")

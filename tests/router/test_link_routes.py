@@ -17,51 +17,44 @@ import pytest
 import petrel
 from petrel.broker import Broker
 from petrel.client import ClientError, NotFound
-from petrel.router import Router, RouterSettings
+from petrel.router.routing import RoutingCore
 from petrel.server.config import BrokerSettings
 from tests.helpers.servers import free_port
-from tests.router.test_forwarding import FAST, TIMEOUT, Net
-from tests.router.test_waypoints import broker_url, brokers, depth
+from tests.router.test_forwarding import TIMEOUT, Net
+from tests.router.test_waypoints import a_and_b, broker_url, brokers, depth
 
 ROUTES = [{"prefix": "lr.", "direction": "in"}, {"prefix": "lr.", "direction": "out"}]
 
 
+def learnt_both_ways(core: RoutingCore) -> bool:
+    return core.routers_for("_lr/in/P:lr.") == {"A"} and core.routers_for("_lr/out/P:lr.") == {"A"}
+
+
+def reaches_a(core: RoutingCore) -> bool:
+    return core.reachable() == {"A"}
+
+
 @contextlib.asynccontextmanager
-async def routed(broker_address: str) -> AsyncIterator[Net]:
-    inter = free_port()
-    net = Net()
-    net.ports = {"A": free_port(), "B": free_port()}
-    a = RouterSettings.model_validate(
+async def routed(
+    broker_address: str, routes: list[dict[str, str]] = ROUTES, *, learned: bool = True
+) -> AsyncIterator[Net]:
+    """Router A with the broker at ``broker_address`` behind it (``routes`` on its
+    connector), router B dialling A with the same ``routes`` and no connector: yielded
+    once B has learnt A has ``lr.`` both ways, or (not ``learned``: no broker there)
+    once B reaches A."""
+    async with a_and_b(
         {
-            "router": {"id": "A"},
-            "listeners": [
-                {"url": net.url("A")},
-                {"url": f"amqp://127.0.0.1:{inter}", "role": "inter-router"},
-            ],
             "connectors": [{"name": "broker", "url": broker_address, "role": "route-container"}],
-            "link_routes": [{**route, "connector": "broker"} for route in ROUTES],
-        }
-    )
-    b = RouterSettings.model_validate(
-        {
-            "router": {"id": "B"},
-            "listeners": [{"url": net.url("B")}],
-            "connectors": [{"url": f"amqp://127.0.0.1:{inter}"}],
-            "link_routes": ROUTES,  # no connector: the broker is elsewhere
-        }
-    )
-    net.routers = {"A": Router(a, timers=FAST), "B": Router(b, timers=FAST)}
-    try:
-        for router in net.routers.values():
-            await router.start()
-        core = net.routers["B"].network.core
-        assert core is not None
-        await net.until(lambda: core.routers_for("_lr/in/P:lr.") == {"A"}, "B learns the route")
-        await net.until(lambda: core.routers_for("_lr/out/P:lr.") == {"A"}, "both ways")
+            "link_routes": [{**route, "connector": "broker"} for route in routes],
+        },
+        {"link_routes": routes},  # no connector: the broker is elsewhere
+        *(
+            (learnt_both_ways, "B learns the route both ways")
+            if learned
+            else (reaches_a, "B reaches A")
+        ),
+    ) as net:
         yield net
-    finally:
-        for router in net.routers.values():
-            await router.stop(timeout=1.0)
 
 
 async def test_messages_go_straight_into_the_brokers_queue_and_back() -> None:
@@ -108,7 +101,7 @@ async def test_the_brokers_selector_and_drain_work_through_two_routers() -> None
 
 async def test_an_attach_with_no_broker_behind_the_route_is_refused_not_found() -> None:
     port = free_port()  # nothing listens there: the route is configured, its broker absent
-    async with routed_without_broker(f"amqp://127.0.0.1:{port}") as net:
+    async with routed(f"amqp://127.0.0.1:{port}", learned=False) as net:
         async with await petrel.connect(net.url("B")) as client:
             with pytest.raises(NotFound, match=r"no broker serves lr\.orders"):
                 await client.open_sender("lr.orders", timeout=5)
@@ -136,43 +129,6 @@ async def test_a_link_whose_broker_goes_away_is_detached_with_a_clear_error() ->
     finally:
         if not stopped:
             await broker.stop(timeout=1.0)
-
-
-@contextlib.asynccontextmanager
-async def routed_without_broker(url: str) -> AsyncIterator[Net]:
-    inter = free_port()
-    net = Net()
-    net.ports = {"A": free_port(), "B": free_port()}
-    settings: dict[str, dict[str, Any]] = {
-        "A": {
-            "router": {"id": "A"},
-            "listeners": [
-                {"url": net.url("A")},
-                {"url": f"amqp://127.0.0.1:{inter}", "role": "inter-router"},
-            ],
-            "connectors": [{"name": "broker", "url": url, "role": "route-container"}],
-            "link_routes": [{**route, "connector": "broker"} for route in ROUTES],
-        },
-        "B": {
-            "router": {"id": "B"},
-            "listeners": [{"url": net.url("B")}],
-            "connectors": [{"url": f"amqp://127.0.0.1:{inter}"}],
-            "link_routes": ROUTES,
-        },
-    }
-    net.routers = {
-        name: Router(RouterSettings.model_validate(s), timers=FAST) for name, s in settings.items()
-    }
-    try:
-        for router in net.routers.values():
-            await router.start()
-        core = net.routers["B"].network.core
-        assert core is not None
-        await net.until(lambda: core.reachable() == {"A"}, "B reaches A")
-        yield net
-    finally:
-        for router in net.routers.values():
-            await router.stop(timeout=1.0)
 
 
 async def test_a_receiver_that_detaches_with_deliveries_unsettled_leaves_none_in_the_routers() -> (

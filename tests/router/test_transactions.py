@@ -9,16 +9,13 @@ Router A has the broker behind it; router B dials A.  Clients attach on B.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 
 import pytest
 
 import petrel
 from petrel.client import NotImplementedByPeer
-from petrel.router import Router, RouterSettings
-from tests.helpers.servers import free_port
-from tests.router.test_forwarding import FAST, TIMEOUT, Net
+from tests.router.test_forwarding import TIMEOUT
+from tests.router.test_link_routes import routed
 from tests.router.test_waypoints import broker_url, brokers, depth
 
 ROUTES = [
@@ -26,43 +23,6 @@ ROUTES = [
     {"prefix": "lr.", "direction": "out"},
     {"prefix": "$coordinator", "direction": "out"},
 ]
-
-
-@contextlib.asynccontextmanager
-async def routed(broker_address: str, routes: list[dict[str, str]]) -> AsyncIterator[Net]:
-    inter = free_port()
-    net = Net()
-    net.ports = {"A": free_port(), "B": free_port()}
-    a = RouterSettings.model_validate(
-        {
-            "router": {"id": "A"},
-            "listeners": [
-                {"url": net.url("A")},
-                {"url": f"amqp://127.0.0.1:{inter}", "role": "inter-router"},
-            ],
-            "connectors": [{"name": "broker", "url": broker_address, "role": "route-container"}],
-            "link_routes": [{**route, "connector": "broker"} for route in routes],
-        }
-    )
-    b = RouterSettings.model_validate(
-        {
-            "router": {"id": "B"},
-            "listeners": [{"url": net.url("B")}],
-            "connectors": [{"url": f"amqp://127.0.0.1:{inter}"}],
-            "link_routes": routes,
-        }
-    )
-    net.routers = {"A": Router(a, timers=FAST), "B": Router(b, timers=FAST)}
-    try:
-        for router in net.routers.values():
-            await router.start()
-        core = net.routers["B"].network.core
-        assert core is not None
-        await net.until(lambda: core.routers_for("_lr/out/P:lr.") == {"A"}, "B learns the route")
-        yield net
-    finally:
-        for router in net.routers.values():
-            await router.stop(timeout=1.0)
 
 
 async def test_a_transaction_reaches_the_broker_through_two_routers() -> None:

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import signal
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from petrel.broker import Broker
 from petrel.management import ManagementClient
 from petrel.router import Router, RouterSettings, waypoints
 from petrel.router.config import load_router_settings
+from petrel.router.routing import RoutingCore
 from petrel.server.config import BrokerSettings, ConfigError
 from tests.helpers.proton_native import PACKAGES, build_examples
 from tests.helpers.servers import free_port, run_broker, wait_for_port
@@ -52,12 +53,50 @@ def broker_url(broker: Broker) -> str:
 
 
 @contextlib.asynccontextmanager
-async def two_routers(broker_urls: list[str], address: str = "orders") -> AsyncIterator[Net]:
-    """Router A with the brokers behind it (an in and an out autolink each), router B
-    dialling A; both know ``orders`` is a waypoint."""
+async def a_and_b(
+    a: dict[str, Any], b: dict[str, Any], ready: Callable[[RoutingCore], bool], what: str
+) -> AsyncIterator[Net]:
+    """Router A (a client listener and an inter-router one) and router B (a client
+    listener, dialling A), with the settings ``a`` and ``b`` added; yielded once
+    ``ready`` holds for B's routing core (``what`` names it for a timeout)."""
     inter = free_port()
     net = Net()
     net.ports = {"A": free_port(), "B": free_port()}
+    settings: dict[str, dict[str, Any]] = {
+        "A": {
+            "router": {"id": "A"},
+            "listeners": [
+                {"url": net.url("A")},
+                {"url": f"amqp://127.0.0.1:{inter}", "role": "inter-router"},
+            ],
+            **a,
+        },
+        "B": {
+            "router": {"id": "B"},
+            "listeners": [{"url": net.url("B")}],
+            "connectors": [{"url": f"amqp://127.0.0.1:{inter}"}],
+            **b,
+        },
+    }
+    net.routers = {
+        name: Router(RouterSettings.model_validate(s), timers=FAST) for name, s in settings.items()
+    }
+    try:
+        for router in net.routers.values():
+            await router.start()
+        core = net.routers["B"].network.core
+        assert core is not None
+        await net.until(lambda: ready(core), what)
+        yield net
+    finally:
+        for router in net.routers.values():
+            await router.stop(timeout=1.0)
+
+
+@contextlib.asynccontextmanager
+async def two_routers(broker_urls: list[str], address: str = "orders") -> AsyncIterator[Net]:
+    """Router A with the brokers behind it (an in and an out autolink each), router B
+    dialling A; both know ``orders`` is a waypoint."""
     connectors: list[dict[str, Any]] = [
         {"name": f"broker{n}", "url": url, "role": "route-container"}
         for n, url in enumerate(broker_urls)
@@ -67,38 +106,14 @@ async def two_routers(broker_urls: list[str], address: str = "orders") -> AsyncI
         for n in range(len(broker_urls))
         for direction in ("in", "out")
     ]
-    a = RouterSettings.model_validate(
-        {
-            "router": {"id": "A"},
-            "listeners": [
-                {"url": net.url("A")},
-                {"url": f"amqp://127.0.0.1:{inter}", "role": "inter-router"},
-            ],
-            "connectors": connectors,
-            "addresses": WAYPOINT,
-            "autolinks": autolinks,
-        }
-    )
-    b = RouterSettings.model_validate(
-        {
-            "router": {"id": "B"},
-            "listeners": [{"url": net.url("B")}],
-            "connectors": [{"url": f"amqp://127.0.0.1:{inter}"}],
-            "addresses": WAYPOINT,
-        }
-    )
-    net.routers = {"A": Router(a, timers=FAST), "B": Router(b, timers=FAST)}
-    try:
-        for router in net.routers.values():
-            await router.start()
-        core = net.routers["B"].network.core
-        assert core is not None
+    async with a_and_b(
+        {"connectors": connectors, "addresses": WAYPOINT, "autolinks": autolinks},
+        {"addresses": WAYPOINT},
         # B learns that A has the waypoint's phase 0 (the brokers' queues).
-        await net.until(lambda: core.routers_for("_phase/0/orders") == {"A"}, "phase 0 at A")
+        lambda core: core.routers_for("_phase/0/orders") == {"A"},
+        "phase 0 at A",
+    ) as net:
         yield net
-    finally:
-        for router in net.routers.values():
-            await router.stop(timeout=1.0)
 
 
 def depth(broker: Broker, queue: str = "orders") -> int:
