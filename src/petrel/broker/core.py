@@ -28,7 +28,8 @@ from ..store import MessageStore, QueueRecord, StoredMessage
 from ..tracing import server_tracing
 from ..types import Symbol
 from .lookup import selector_lookup
-from .queues import GONE, Entry, Queue
+from .paging import Pager
+from .queues import Entry, Queue
 from .selector import Lookup, Selector, SelectorError, compile_selector
 
 __all__ = ["DYNAMIC_PREFIX", "AddressInfo", "BrokerCore"]
@@ -45,9 +46,6 @@ ORIGINAL_QUEUE = Symbol("x-opt-petrel-original-queue")
 #: Addresses of dynamic nodes start with this; they are never auto-created, so a reply
 #: to a temporary queue that has gone is refused rather than kept forever.
 DYNAMIC_PREFIX = "dynamic."
-#: A page-in loads at most this many messages, and about this many bytes, per read.
-PAGE_IN_COUNT = 1000
-PAGE_IN_BYTES = 4 * 1024 * 1024
 #: The key under which a subscription's selector is kept in its stored queue settings.
 _SELECTOR_KEY = "selector"
 #: Kept with a queue's stored settings: its address was declared (config, management).
@@ -107,6 +105,8 @@ class BrokerCore:
         #: Expired paged entries whose bodies are being loaded to be forwarded.
         self._forwarding: set[Entry] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Moves bodies between memory and the store for queues over their memory limit.
+        self.paging = Pager(self)
         #: Set when the broker must stop: the store failed or lost the live lock.
         self.failed = asyncio.Event()
         #: Why :attr:`failed` was set (one line).
@@ -204,29 +204,7 @@ class BrokerCore:
             info.queue = queue
         else:
             info.subscriptions[record.name] = queue
-        last = 0
-        count = 0
-        # Bodies up to the memory limit come back with the index; the rest stay paged.
-        async for stored in self.store.iter_messages(record.name, with_data=False):
-            entry = Entry(
-                stored.seq,
-                None,
-                None,
-                priority=stored.priority,
-                expiry=stored.expiry,
-                durable=True,
-                delivery_count=stored.delivery_count,
-                size=stored.size,
-            )
-            entry.header_count = -1  # unknown: re-encode the header when sending
-            entry.stored = True
-            queue.enqueue(entry)
-            queue.paged.append(entry)
-            last = max(last, stored.seq)
-            count += 1
-        await self._load(queue, queue.memory_limit)
-        max_seq = await self.store.max_seq(record.name)
-        queue.restore_seq(max(last, max_seq or 0))
+        count = await self.paging.recover(queue)
         if count:
             log.info("recovered %d messages in queue %r", count, record.name)
 
@@ -563,7 +541,7 @@ class BrokerCore:
                 stored = True
             queue.enqueue(entry)
             if queue.resident > queue.memory_limit:
-                self._page_out(queue, entry)
+                self.paging.page_out(queue, entry)
             self.mark_dirty(queue)
         return stored
 
@@ -682,67 +660,9 @@ class BrokerCore:
             entry.data = None
             self.entry_removed(queue, entry)
 
-    # --- paging ---------------------------------------------------------------------------------
-
-    def _page_out(self, queue: Queue, entry: Entry) -> None:
-        """Keep ``entry``'s body on disk only: the queue is over its memory limit."""
-        if not entry.stored:
-            data = entry.data
-            assert data is not None
-            self.store.page_out(
-                StoredMessage(
-                    queue.name,
-                    entry.seq,
-                    entry.priority,
-                    entry.expiry,
-                    entry.delivery_count,
-                    data,
-                    entry.size,
-                )
-            )
-            entry.spilled = True
-        queue.page(entry)
-
     def page_in(self, queue: Queue) -> None:
         queue.loading = True
-        self._spawn(self._page_in(queue))
-
-    async def _page_in(self, queue: Queue) -> None:
-        try:
-            # One batch for the head, then on while the loaded bodies fit the limit.
-            budget = max(queue.memory_limit // 4, 1)
-            await self._load(queue, min(budget, PAGE_IN_BYTES))
-            while (
-                queue.paged
-                and queue.resident + PAGE_IN_BYTES <= queue.memory_limit
-                and self.queues.get(queue.name) is queue
-            ):
-                self.mark_dirty(queue)
-                await self._load(queue, PAGE_IN_BYTES)
-        except AmqpError as exc:
-            self.fail(f"cannot load paged messages of queue {queue.name!r}: {exc.description}")
-        finally:
-            queue.loading = False
-            self.mark_dirty(queue)
-
-    async def _load(self, queue: Queue, max_bytes: int) -> None:
-        """Load the next paged bodies of ``queue``, about ``max_bytes`` of them."""
-        while queue.paged and max_bytes > 0:
-            batch = queue.next_to_load(PAGE_IN_COUNT, max_bytes)
-            if not batch:
-                return
-            found = await self.store.load_data(queue.name, [e.seq for e in batch])
-            for entry in batch:
-                data = found.get(entry.seq)
-                if data is not None:
-                    if entry.group_id is None:
-                        # Recovered entries learn their group here (the store keeps no copy).
-                        entry.group_id = _group_of(data)
-                    queue.loaded(entry, data)
-                    max_bytes -= entry.size
-                elif entry.state != GONE:
-                    log.error("queue %r: paged message %d is missing", queue.name, entry.seq)
-                    queue.remove(entry)
+        self._spawn(self.paging.page_in(queue))
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -785,14 +705,6 @@ class BrokerCore:
         if waiters:
             for callback in waiters:
                 callback()
-
-
-def _group_of(data: bytes) -> str | None:
-    """The group-id of an encoded message (which was read once already, when it came in)."""
-    try:
-        return MessageView(data).group_id
-    except DecodeError:
-        return None
 
 
 def _is_stored(info: AddressInfo, queue: Queue) -> bool:

@@ -105,8 +105,11 @@ class ConsumerLink(LinkHandler):
         #: The client asked for a drain while its socket was full: finish it once it drains.
         self.drain_owed = False
         access = connection.access
-        #: At most this many deliveries wait for the client's outcome (``[access]`` limits).
-        self.max_unsettled = access.max_unsettled if access is not None else None
+        #: At most this many deliveries wait for the client's outcome (``[access]`` limits);
+        #: None: no limit, or nothing waits (pre-settled).
+        self.max_unsettled = (
+            access.max_unsettled if access is not None and not self.presettled else None
+        )
 
     @property
     def credit(self) -> int:
@@ -116,7 +119,7 @@ class ConsumerLink(LinkHandler):
             return 0
         credit: int = self.link.credit
         limit = self.max_unsettled
-        if limit is not None and not self.presettled:
+        if limit is not None:
             return max(0, min(credit, limit - len(self.unsettled)))
         return credit
 
@@ -142,8 +145,9 @@ class ConsumerLink(LinkHandler):
         else:
             delivery = self.link.send(payload, settled=False)
             self.unsettled[delivery] = entry
-        if self.core.tracing is not None:
-            self.core.tracing.deliver(self.core.view_of(entry), self.queue.name)
+        tracing = self.core.tracing
+        if tracing is not None:
+            tracing.deliver(self.core.view_of(entry), self.queue.name)
         self.connection.protocol.flush()
 
     def outcome(self, delivery: Delivery, state: Any, settled: bool) -> None:
@@ -396,17 +400,18 @@ class ProducerLink(LinkHandler):
                         "an anonymous-relay message needs properties.to",
                         condition=Condition.NOT_FOUND,
                     )
+                address = str(to)
                 connection = self.connection
                 if connection.access is not None:  # [access]: the right to send there
-                    connection.access.relay(str(to))
-                node = connection.state.nodes.get(str(to))
+                    connection.access.relay(address)
+                node = connection.state.nodes.get(address)
                 if node is not None:  # $management, say: never a queue
                     node.relay(self.connection, payload)
                     if not delivery.remote_settled:
                         delivery.update(_ACCEPTED, settled=settle_now)
                     self.top_up()
                     return
-                info = connection.resolve(str(to))
+                info = connection.resolve(address)
             txn = delivery.remote_state
             if isinstance(txn, TransactionalState):  # held until the commit
                 self.connection.transactions.enlist_send(txn.txn_id, info, payload, view)
