@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from petrel import spec
 from petrel.codec import encode
-from petrel.engine.framing import read_transfer, write_transfer_continuation, write_transfer_head
+from petrel.codec import write_transfer_continuation, write_transfer_head
+from petrel.engine.framing import read_transfer
 from petrel.spec import Transfer
 
 ENGINE = Path(__file__).resolve().parents[2] / "src" / "petrel" / "engine"

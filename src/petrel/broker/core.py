@@ -484,7 +484,10 @@ class BrokerCore:
         if header is None:
             durable, priority, ttl, count = False, 4, None, 0
         else:
-            durable, priority, ttl, _, count = header
+            durable = header.durable
+            priority = header.priority
+            ttl = header.ttl
+            count = header.delivery_count
         now_ms = int(self.clock() * 1000)
         expiry = None
         if ttl and honour_expiry:

@@ -41,7 +41,7 @@ import heapq
 import itertools
 from collections import deque
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 if TYPE_CHECKING:
     from ..message import MessageView
@@ -150,6 +150,14 @@ def _insert(level: deque[Entry], entry: Entry) -> None:
         level.append(entry)
 
 
+class _Expiring(NamedTuple):
+    """A queue's expiry heap item: ordered by expiry, then by arrival."""
+
+    expiry: int
+    seq: int
+    entry: Entry
+
+
 class _Owner:
     """A consumer that owns message groups: their ids, and their available messages that
     wait for it (parked), by priority level in ``seq`` order.  Made once per consumer, on
@@ -222,7 +230,7 @@ class Queue:
         self._levels: list[deque[Entry]] = [deque() for _ in range(10)]
         self._top = -1  # highest level that may be non-empty
         self._all: dict[int, Entry] = {}  # every entry still in the queue, in seq order
-        self._expiring: list[tuple[int, int, Entry]] = []  # (expiry, seq, entry)
+        self._expiring: list[_Expiring] = []
         self._expiring_live = 0  # entries in _expiring still in the queue
         self._consumers: list[Consumer] = []
         self._browsers: list[Consumer] = []
@@ -348,7 +356,7 @@ class Queue:
         self.enqueued_total += 1
         self.enqueued_bytes += entry.size
         if entry.expiry is not None:
-            heapq.heappush(self._expiring, (entry.expiry, entry.seq, entry))
+            heapq.heappush(self._expiring, _Expiring(entry.expiry, entry.seq, entry))
             self._expiring_live += 1
         self._make_available(entry)
         order = self._order
@@ -734,9 +742,9 @@ class Queue:
         count = 0
         heap = self._expiring
         with_consumers = []
-        while heap and heap[0][0] <= now_ms:
+        while heap and heap[0].expiry <= now_ms:
             item = heapq.heappop(heap)
-            entry = item[2]
+            entry = item.entry
             if entry.state == AVAILABLE:
                 self._unlink(entry)
                 self._expire(entry)
@@ -768,12 +776,12 @@ class Queue:
         self._expiring_live -= 1
         heap = self._expiring
         if len(heap) > 2 * self._expiring_live + 64:
-            self._expiring = [item for item in heap if item[2].state != GONE]
+            self._expiring = [item for item in heap if item.entry.state != GONE]
             heapq.heapify(self._expiring)
 
     def next_expiry(self) -> int | None:
         """When the next message may expire (ms since the epoch), if any has a TTL."""
-        return self._expiring[0][0] if self._expiring else None
+        return self._expiring[0].expiry if self._expiring else None
 
     # --- introspection --------------------------------------------------------------------------
 

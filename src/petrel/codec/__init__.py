@@ -10,6 +10,12 @@ Symbol('foo')
 ``bytearray`` and ``decode_from`` reads one value at an offset of a stream and
 returns the offset after it.  See :mod:`petrel.types` for how Python values
 map onto AMQP types.
+
+The per-message path reads and writes encodings in place instead:
+``skip_value``, ``descriptor_at``, ``compound_at``, ``text_at``,
+``list_field`` and ``read_simple_list`` find and read values without decoding
+the rest, and ``write_transfer_head`` (with ``write_transfer_head_with_state``
+and ``write_transfer_continuation``) writes a transfer performative.
 """
 
 from __future__ import annotations
@@ -17,24 +23,58 @@ from __future__ import annotations
 from ._decode import DECODERS, DecodeContext, Registry, decode, decode_from
 from ._encode import (
     ENCODERS,
+    ENCODERS_BY_NAME,
     encode,
+    encode_array,
     encode_descriptor,
     encode_into,
+    encode_list,
+    encode_map,
+    encode_value,
     register_encoder,
+)
+from ._wire import (
+    MAX_TAG_LENGTH,
+    NOT_READ,
+    compound_at,
+    descriptor_at,
+    list_field,
+    read_simple_list,
+    skip_value,
+    text_at,
+    write_transfer_continuation,
+    write_transfer_head,
+    write_transfer_head_with_state,
 )
 from .limits import MAX_NESTING_DEPTH, MAX_ZERO_WIDTH_COUNT
 
 __all__ = [
     "DECODERS",
     "ENCODERS",
+    "ENCODERS_BY_NAME",
     "MAX_NESTING_DEPTH",
+    "MAX_TAG_LENGTH",
     "MAX_ZERO_WIDTH_COUNT",
+    "NOT_READ",
     "DecodeContext",
     "Registry",
+    "compound_at",
     "decode",
     "decode_from",
+    "descriptor_at",
     "encode",
+    "encode_array",
     "encode_descriptor",
     "encode_into",
+    "encode_list",
+    "encode_map",
+    "encode_value",
+    "list_field",
+    "read_simple_list",
     "register_encoder",
+    "skip_value",
+    "text_at",
+    "write_transfer_continuation",
+    "write_transfer_head",
+    "write_transfer_head_with_state",
 ]

@@ -216,7 +216,7 @@ def encode_list(out: bytearray, value: list[Any] | tuple[Any, ...]) -> None:
     start = len(out)
     out += _HDR32
     for item in value:
-        _encode_any(out, item)
+        encode_value(out, item)
     _finish_compound(out, start, 0xC0, 0xD0, len(value))
 
 
@@ -224,14 +224,14 @@ def encode_map(out: bytearray, value: dict[Any, Any]) -> None:
     start = len(out)
     out += _HDR32
     for key, item in value.items():
-        _encode_any(out, key)
-        _encode_any(out, item)
+        encode_value(out, key)
+        encode_value(out, item)
     _finish_compound(out, start, 0xC1, 0xD1, 2 * len(value))
 
 
 def encode_described(out: bytearray, value: Described) -> None:
     encode_descriptor(out, value.descriptor)
-    _encode_any(out, value.value)
+    encode_value(out, value.value)
 
 
 def encode_descriptor(out: bytearray, descriptor: int | str) -> None:
@@ -396,7 +396,7 @@ def _list_body(out: bytearray, item: Any) -> int:
     if not isinstance(item, list | tuple):
         raise EncodeError(f"an array of list holds lists, got {type(item).__name__}")
     for element in item:
-        _encode_any(out, element)
+        encode_value(out, element)
     return len(item)
 
 
@@ -404,8 +404,8 @@ def _map_body(out: bytearray, item: Any) -> int:
     if not isinstance(item, dict):
         raise EncodeError(f"an array of map holds dicts, got {type(item).__name__}")
     for key, element in item.items():
-        _encode_any(out, key)
-        _encode_any(out, element)
+        encode_value(out, key)
+        encode_value(out, element)
     return 2 * len(item)
 
 
@@ -542,6 +542,35 @@ ENCODERS: dict[type, Encoder] = {
 }
 
 
+#: The encoder of each primitive AMQP type, by the spec's type name (``"uint"``, ``"symbol"``,
+#: ...): the encoders composite types use for their fields.
+ENCODERS_BY_NAME: dict[str, Encoder] = {
+    "null": encode_null,
+    "boolean": encode_boolean,
+    "ubyte": encode_ubyte,
+    "ushort": encode_ushort,
+    "uint": encode_uint,
+    "ulong": encode_ulong,
+    "byte": encode_byte,
+    "short": encode_short,
+    "int": encode_int,
+    "long": encode_long,
+    "float": encode_float,
+    "double": encode_double,
+    "decimal32": encode_decimal32,
+    "decimal64": encode_decimal64,
+    "decimal128": encode_decimal128,
+    "char": encode_char,
+    "timestamp": encode_timestamp,
+    "uuid": encode_uuid,
+    "binary": encode_binary,
+    "string": encode_string,
+    "symbol": encode_symbol,
+    "list": encode_list,
+    "map": encode_map,
+}
+
+
 def register_encoder(cls: type, encoder: Encoder) -> None:
     """Teach the codec to encode instances of ``cls`` (the spec layer uses this)."""
     ENCODERS[cls] = encoder
@@ -557,7 +586,10 @@ def _lookup_encoder(cls: type) -> Encoder:
     raise EncodeError(f"no AMQP encoding for values of type {cls.__module__}.{cls.__qualname__}")
 
 
-def _encode_any(out: bytearray, value: Any) -> None:
+def encode_value(out: bytearray, value: Any) -> None:
+    """Append the encoding of ``value`` to ``out`` with no clean-up on failure: the inner
+    call of :func:`encode_into`, for encoders that nest values and handle errors once
+    at the top."""
     encoder = ENCODERS.get(type(value))
     if encoder is None:
         encoder = _lookup_encoder(type(value))
@@ -572,7 +604,7 @@ def encode_into(out: bytearray, value: Any) -> None:
     """
     start = len(out)
     try:
-        _encode_any(out, value)
+        encode_value(out, value)
     except EncodeError:
         del out[start:]
         raise

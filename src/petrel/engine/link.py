@@ -490,10 +490,15 @@ class Link:
             self._queue_flow()
 
     def _on_transfer(self, transfer: _Transfer, buf: bytes, start: int, end: int) -> None:
-        # The hot path of receiving: fields by position (the spec's order), few lookups.
         if (self.state is not _ATTACHED or self.is_sender) and self._drop_transfer():
             return
-        (_, delivery_id, tag, message_format, settled, more, _, state, _, aborted, _) = transfer
+        delivery_id = transfer.delivery_id
+        tag = transfer.delivery_tag
+        message_format = transfer.message_format
+        settled = transfer.settled
+        more = transfer.more
+        state = transfer.state
+        aborted = transfer.aborted
         payload = buf[start:end]
         delivery = self._incoming
         session = self.session

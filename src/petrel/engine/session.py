@@ -20,6 +20,12 @@ from collections import deque
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
+from ..codec import (
+    write_transfer_continuation,
+    write_transfer_head,
+    write_transfer_head_with_state,
+)
+from ..codec.constructors import TRUE
 from ..errors import AmqpError, Condition, LocalProtocolError, RemoteProtocolError
 from ..spec import (
     Attach,
@@ -37,14 +43,7 @@ from ..spec import (
 from .delivery import Delivery
 from .events import DeliveryUpdated, SessionBegun, SessionEnded
 from .faults import SessionFault, as_error, error_of
-from .framing import (
-    HEADER_PLACEHOLDER,
-    TRUE,
-    pack_header,
-    write_transfer_continuation,
-    write_transfer_head,
-    write_transfer_head_with_state,
-)
+from .framing import HEADER_PLACEHOLDER, pack_header
 from .link import Link
 from .serial import SERIAL_MASK
 from .states import LINK_TRANSITIONS, SESSION_TRANSITIONS, Input, LinkState, SessionState, step
@@ -62,6 +61,18 @@ _SEGMENT_MIN = 16384
 #: (2 + 32), message-format (5), settled and more (2).
 _TRANSFER_OVERHEAD = 8 + 6 + 5 + 5 + 34 + 5 + 2
 _by_id = attrgetter("delivery_id")
+
+
+class _Blocked:
+    """A delivery waiting for the peer's incoming window: what is left to send of it
+    starts at ``offset`` of ``payload``."""
+
+    __slots__ = ("delivery", "offset", "payload")
+
+    def __init__(self, delivery: Delivery, payload: Any, offset: int) -> None:
+        self.delivery = delivery
+        self.payload = payload
+        self.offset = offset
 
 
 class Session:
@@ -121,7 +132,7 @@ class Session:
         self._flow_links: list[Link] = []
         self._flow_session = False
         self._dirty = False
-        self._blocked: deque[list[Any]] = deque()
+        self._blocked: deque[_Blocked] = deque()
         self._end_reported = False
 
     # --- public view ------------------------------------------------------------------------
@@ -317,9 +328,9 @@ class Session:
         the cost is the transfers still waiting, if any.
         """
         if self._blocked:
-            kept: deque[list[Any]] = deque()
+            kept: deque[_Blocked] = deque()
             for item in self._blocked:
-                delivery = item[0]
+                delivery = item.delivery
                 if delivery.link is not link:
                     kept.append(item)
                 elif delivery.delivery_id is not None:  # part sent: never complete now
@@ -545,7 +556,7 @@ class Session:
             # is written before it (a transaction's outcomes before its discharge).
             self._write_pending_dispositions()
         if self._blocked or self.remote_incoming_window <= 0:
-            self._blocked.append([delivery, payload, 0])
+            self._blocked.append(_Blocked(delivery, payload, 0))
             delivery.link._unsent += 1
             return
         conn = self.connection
@@ -579,17 +590,17 @@ class Session:
             return
         offset = self._transmit(delivery, payload, 0)
         if offset >= 0:
-            self._blocked.append([delivery, payload, offset])
+            self._blocked.append(_Blocked(delivery, payload, offset))
             delivery.link._unsent += 1
 
     def _send_blocked(self) -> None:
         blocked = self._blocked
         while blocked and self.remote_incoming_window > 0:
             item = blocked[0]
-            delivery = item[0]
-            offset = self._transmit(delivery, item[1], item[2])
+            delivery = item.delivery
+            offset = self._transmit(delivery, item.payload, item.offset)
             if offset >= 0:
-                item[2] = offset
+                item.offset = offset
                 return
             blocked.popleft()
             delivery.link._unsent -= 1

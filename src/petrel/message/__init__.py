@@ -37,8 +37,9 @@ message.
 
 from __future__ import annotations
 
+from ..codec import skip_value
 from ._message import Message
-from ._sections import KEEP, BodyType, Sections, skip_value
+from ._sections import KEEP, BodyType, Sections
 from ._view import EncodedAnnotations, MessageView
 
 __all__ = [

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable
 from typing import Any, Final, Literal, Self
 
 from .. import codec
-from ..codec.constructors import NAMES as _CONSTRUCTOR_NAMES
+from ..codec import descriptor_at, skip_value
 from ..errors import DecodeError
 from ..spec import ALL_TYPES, REGISTRY
 from ..spec.messaging import (
@@ -141,85 +140,6 @@ def _describe(value: Any) -> str:
     return f"a bare {type(value).__name__}"
 
 
-# --- skipping encoded values --------------------------------------------------------------------
-#
-# The width of a value follows from its constructor's category (part 1, the
-# high nibble of the format code): fixed 0/1/2/4/8/16 bytes, variable with a
-# 1- or 4-byte size, compound or array with a 1- or 4-byte size.  Only the
-# constructors the spec defines are accepted, as the decoder does.
-
-_u32 = struct.Struct(">I").unpack_from
-_u64 = struct.Struct(">Q").unpack_from
-
-# constructor -> (bytes of the size field, fixed width, smallest legal size)
-_FIXED = {0x4: 0, 0x5: 1, 0x6: 2, 0x7: 4, 0x8: 8, 0x9: 16}
-_SIZED = {0xA: (1, 0), 0xB: (4, 0), 0xC: (1, 1), 0xD: (4, 4), 0xE: (1, 2), 0xF: (4, 5)}
-
-
-def _widths() -> list[tuple[int, int, int] | None]:
-    widths: list[tuple[int, int, int] | None] = [None] * 256
-    for code in _CONSTRUCTOR_NAMES:
-        category = code >> 4
-        if code == 0x00:
-            continue
-        if category in _FIXED:
-            widths[code] = (0, _FIXED[category], 0)
-        else:
-            size_bytes, least = _SIZED[category]
-            widths[code] = (size_bytes, 0, least)
-    return widths
-
-
-_WIDTH: Final = _widths()
-_DESCRIPTOR_CODES = frozenset((0x80, 0x53, 0x44, 0xA3, 0xB3))
-
-
-def skip_value(data: bytes, offset: int = 0) -> int:
-    """The offset just past the one encoded value at ``offset``, without decoding it.
-
-    Reads only the constructor and the size field (and a described value's
-    descriptor); the contents of strings, binaries, lists, maps and arrays
-    are not looked at.  Raises :class:`~petrel.errors.DecodeError` for an
-    unknown constructor or a value that runs past the end of ``data``.
-    """
-    try:
-        code = data[offset]
-        if code == 0x00:
-            desc_code = data[offset + 1]
-            if desc_code not in _DESCRIPTOR_CODES:
-                raise DecodeError(
-                    "a descriptor must be a ulong or a symbol, got "
-                    + _CONSTRUCTOR_NAMES.get(desc_code, f"0x{desc_code:02x}"),
-                    offset=offset + 1,
-                )
-            offset = skip_value(data, offset + 1)
-            code = data[offset]
-            if code == 0x00:
-                raise DecodeError("a described value cannot itself be described", offset=offset)
-        width = _WIDTH[code]
-        if width is None:
-            raise DecodeError(f"unknown constructor 0x{code:02x}", offset=offset)
-        size_bytes, fixed, least = width
-        if size_bytes == 0:
-            end = offset + 1 + fixed
-        elif size_bytes == 1:
-            size = data[offset + 1]
-            end = offset + 2 + size
-        else:
-            size = _u32(data, offset + 1)[0]
-            end = offset + 5 + size
-    except (IndexError, struct.error):
-        raise DecodeError("truncated value: the data ends before it does", offset=offset) from None
-    if size_bytes and size < least:
-        raise DecodeError(f"{_CONSTRUCTOR_NAMES[code]} size {size} is too small", offset=offset)
-    if end > len(data):
-        raise DecodeError(
-            f"{_CONSTRUCTOR_NAMES[code]} runs {end - len(data)} bytes past the end of the data",
-            offset=offset,
-        )
-    return end
-
-
 # --- the lazy view --------------------------------------------------------------------------------
 
 # Section descriptor (code or symbolic name) -> rank.
@@ -278,31 +198,7 @@ def _scan(buf: bytes) -> tuple[list[int], Any]:
     while off < end:
         if buf[off] != 0x00:
             raise DecodeError("a message section must be a described value", offset=off)
-        try:
-            desc = buf[off + 1]
-            if desc == 0x53:
-                key: Any = buf[off + 2]
-                value_at = off + 3
-            elif desc == 0x80:
-                key = _u64(buf, off + 2)[0]
-                value_at = off + 10
-            elif desc == 0xA3:
-                value_at = off + 3 + buf[off + 2]
-                key = buf[off + 3 : value_at]
-            elif desc == 0xB3:
-                value_at = off + 6 + _u32(buf, off + 2)[0]
-                key = buf[off + 6 : value_at]
-            elif desc == 0x44:
-                key = 0
-                value_at = off + 2
-            else:
-                raise DecodeError(
-                    "a descriptor must be a ulong or a symbol, got "
-                    + _CONSTRUCTOR_NAMES.get(desc, f"0x{desc:02x}"),
-                    offset=off + 1,
-                )
-        except (IndexError, struct.error):
-            raise DecodeError("truncated section descriptor", offset=off) from None
+        key, value_at = descriptor_at(buf, off)
         if value_at >= end:
             raise DecodeError("truncated section: no value after the descriptor", offset=off)
         rank = _SECTION_RANK.get(key, -1)

@@ -7,6 +7,8 @@ from collections.abc import Collection
 from typing import Any, Final, NoReturn
 
 from .. import codec
+from ..codec import NOT_READ, compound_at, list_field, skip_value, text_at
+from ..codec.constructors import MAP8, MAP32, STR8, STR32
 from ..errors import DecodeError, EncodeError
 from ..spec.messaging import (
     Header,
@@ -34,16 +36,18 @@ from ._sections import (
     _Keep,
     _scan,
     _section_at,
-    _u32,
-    skip_value,
 )
 
 #: ``with_header(add_message_annotations=...)``: the annotations are rewritten from their
 #: encoding, not from a decoded map.
 _KEPT_AS_ENCODED: Final[Any] = object()
 
+_MAPS: Final = frozenset((MAP8, MAP32))
+_STRINGS: Final = frozenset((STR8, STR32))
+
 _HEADER_CACHE: dict[bytes, Any] = {}
 _HEADER_CACHE_MAX = 1024
+_DEFAULT_HEADER: Final = Header()
 
 # Properties fields read on their own (field index -> the types a valid value has);
 # any other type falls back to decoding the whole section, which reports the error.
@@ -112,32 +116,6 @@ class _Undecodable:
 
     def raise_again(self) -> NoReturn:
         raise self.error.with_traceback(None)
-
-
-def _read_field(buf: bytes, at: int, index: int) -> Any:
-    """Field ``index`` of the list encoded at ``at`` (``None`` past its end), decoding only
-    that field; ``_UNSET`` when the list is not in a form this fast path reads."""
-    if at < 0:
-        return None
-    code = buf[at]
-    if code == 0x45:
-        return None
-    try:
-        if code == 0xC0:
-            count = buf[at + 2]
-            pos = at + 3
-        elif code == 0xD0:
-            count = _u32(buf, at + 5)[0]
-            pos = at + 9
-        else:
-            return _UNSET
-        if index >= count:
-            return None
-        for _ in range(index):
-            pos = skip_value(buf, pos)
-        return codec.decode_from(buf, pos)[0]
-    except (DecodeError, IndexError, struct.error):
-        return _UNSET
 
 
 class MessageView:
@@ -313,24 +291,15 @@ class MessageView:
         if data.find(name, at, bounds[3 * _APP_PROPS + 2]) < 0:
             return None
         try:
-            code = data[at]
-            if code == 0xC1:
-                pairs, pos = data[at + 2], at + 3
-            elif code == 0xD1:
-                pairs, pos = _u32(data, at + 5)[0], at + 9
-            else:
-                pairs = -1
-            for _ in range(pairs // 2):
-                value_at = skip_value(data, pos)
-                kind = data[pos]
-                if (kind == 0xA1 and data[pos + 2 : value_at] == name) or (
-                    kind == 0xB1 and data[pos + 5 : value_at] == name
-                ):
-                    return codec.decode_from(data, value_at)[0]
-                pos = skip_value(data, value_at)
-            if pairs >= 0:
+            if data[at] in _MAPS:
+                items, pos = compound_at(data, at)
+                for _ in range(items // 2):
+                    value_at = skip_value(data, pos)
+                    if data[pos] in _STRINGS and text_at(data, pos, value_at) == name:
+                        return codec.decode_from(data, value_at)[0]
+                    pos = skip_value(data, value_at)
                 return None
-        except (DecodeError, IndexError, struct.error):
+        except (DecodeError, IndexError):
             pass
         app = self.application_properties  # not a form read here: decode it (or raise)
         return None if app is None else app.get(key)
@@ -384,28 +353,28 @@ class MessageView:
     @property
     def durable(self) -> bool:
         h = self.header
-        return False if h is None else bool(h[0])
+        return False if h is None else bool(h.durable)
 
     @property
     def priority(self) -> int:
         h = self.header
-        return 4 if h is None else int(h[1])
+        return 4 if h is None else int(h.priority)
 
     @property
     def ttl(self) -> int | None:
         """Time to live in milliseconds, or ``None``."""
         h = self.header
-        return None if h is None else h[2]
+        return None if h is None else h.ttl
 
     @property
     def first_acquirer(self) -> bool:
         h = self.header
-        return False if h is None else bool(h[3])
+        return False if h is None else bool(h.first_acquirer)
 
     @property
     def delivery_count(self) -> int:
         h = self.header
-        return 0 if h is None else int(h[4])
+        return 0 if h is None else int(h.delivery_count)
 
     # --- properties fields --------------------------------------------------------------
 
@@ -416,8 +385,11 @@ class MessageView:
             if accepts is not None:
                 # Read just this field, skipping the others undecoded (the broker's
                 # routing reads one or two fields of every message).
-                value = _read_field(self._data, self._bounds[3 * _PROPERTIES + 1], index)
-                if value is not _UNSET and (value is None or type(value) in accepts):
+                at = self._bounds[3 * _PROPERTIES + 1]
+                if at < 0:
+                    return None
+                value = list_field(self._data, at, index)
+                if value is not NOT_READ and (value is None or type(value) in accepts):
                     return value
             props = self.properties
         elif type(props) is _Undecodable:
@@ -513,17 +485,20 @@ class MessageView:
             if message_annotations is not KEEP:
                 raise ValueError("give message_annotations or add_message_annotations, not both")
             message_annotations = _KEPT_AS_ENCODED
-        h = self.header
-        old = (False, 4, None, False, 0) if h is None else h
-        values = (
-            old[0] if durable is KEEP else durable,
-            old[1] if priority is KEEP else priority,
-            old[2] if ttl is KEEP else ttl,
-            old[3] if first_acquirer is KEEP else first_acquirer,
-            old[4] if delivery_count is KEEP else delivery_count,
+        old = self.header or _DEFAULT_HEADER
+        values = Header(
+            durable=old.durable if isinstance(durable, _Keep) else durable,
+            priority=old.priority if isinstance(priority, _Keep) else priority,
+            ttl=old.ttl if isinstance(ttl, _Keep) else ttl,
+            first_acquirer=old.first_acquirer
+            if isinstance(first_acquirer, _Keep)
+            else first_acquirer,
+            delivery_count=old.delivery_count
+            if isinstance(delivery_count, _Keep)
+            else delivery_count,
         )
         out = bytearray()
-        if values[0] or values[1] != 4 or values[2] is not None or values[3] or values[4]:
+        if values != _DEFAULT_HEADER:
             try:
                 _encode_header(out, values)
             except (struct.error, OverflowError, TypeError, ValueError) as exc:
@@ -581,12 +556,9 @@ class MessageView:
         start = self._bounds[3 * _MESSAGE_ANN + 1]
         if start >= 0 and data[start] != 0x40:  # a null map holds nothing
             code = data[start]
-            if code == 0xC1:
-                pairs, at = data[start + 2], start + 3
-            elif code == 0xD1:
-                pairs, at = _u32(data, start + 5)[0], start + 9
-            else:
+            if code not in _MAPS:
                 raise DecodeError(f"message-annotations hold a map, not 0x{code:02x}", offset=start)
+            pairs, at = compound_at(data, start)
             view = memoryview(data)
             for _ in range(pairs // 2):
                 value_at = skip_value(data, at)

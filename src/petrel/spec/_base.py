@@ -35,7 +35,6 @@ from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, NamedTuple, TypeVar, dataclass_transform
 
 from .. import codec
-from ..codec import _encode as enc
 from ..errors import DecodeError, EncodeError
 from ..types import (
     Array,
@@ -110,31 +109,7 @@ PRIMITIVE_OF: dict[str, str] = {
     "link-error": "symbol",
 }
 
-_PRIMITIVE_ENCODERS: dict[str, Callable[[bytearray, Any], None]] = {
-    "null": enc.encode_null,
-    "boolean": enc.encode_boolean,
-    "ubyte": enc.encode_ubyte,
-    "ushort": enc.encode_ushort,
-    "uint": enc.encode_uint,
-    "ulong": enc.encode_ulong,
-    "byte": enc.encode_byte,
-    "short": enc.encode_short,
-    "int": enc.encode_int,
-    "long": enc.encode_long,
-    "float": enc.encode_float,
-    "double": enc.encode_double,
-    "decimal32": enc.encode_decimal32,
-    "decimal64": enc.encode_decimal64,
-    "decimal128": enc.encode_decimal128,
-    "char": enc.encode_char,
-    "timestamp": enc.encode_timestamp,
-    "uuid": enc.encode_uuid,
-    "binary": enc.encode_binary,
-    "string": enc.encode_string,
-    "symbol": enc.encode_symbol,
-    "list": enc.encode_list,
-    "map": enc.encode_map,
-}
+_PRIMITIVE_ENCODERS: dict[str, Callable[[bytearray, Any], None]] = codec.ENCODERS_BY_NAME
 
 # What a decoded value of each primitive may be (decoders produce exact wrapper types).
 _ACCEPTS: dict[str, frozenset[type]] = {
@@ -184,7 +159,7 @@ def _encode_symbol_keyed(out: bytearray, value: dict[Any, Any]) -> None:
     """A ``fields`` or ``annotations`` map: plain ``str`` keys go out as symbols."""
     if any(type(k) is str for k in value):
         value = {Symbol(k) if type(k) is str else k: v for k, v in value.items()}
-    enc.encode_map(out, value)
+    codec.encode_map(out, value)
 
 
 class Field(NamedTuple):
@@ -230,7 +205,7 @@ def _field_encoder(f: Field) -> Callable[[bytearray, Any], None]:
     elif prim is not None:
         single = _PRIMITIVE_ENCODERS[prim]
     else:
-        single = enc._encode_any
+        single = codec.encode_value
     if not f.multiple:
         return single
     element_type = _ELEMENT_TYPE.get(prim or "")
@@ -238,12 +213,12 @@ def _field_encoder(f: Field) -> Callable[[bytearray, Any], None]:
     def encode_multiple(out: bytearray, value: Any) -> None:
         if isinstance(value, (list, tuple)):
             if element_type is None:
-                enc.encode_list(out, value)
+                codec.encode_list(out, value)
             else:
                 items = [v if type(v) is element_type else element_type(v) for v in value]
-                enc.encode_array(out, Array(element_type, items))
+                codec.encode_array(out, Array(element_type, items))
         elif isinstance(value, Array):
-            enc.encode_array(out, value)
+            codec.encode_array(out, value)
         else:
             single(out, value)
 
@@ -632,7 +607,7 @@ class Restricted:
         elif source in _PRIMITIVE_ENCODERS:
             inner = _PRIMITIVE_ENCODERS[source]
         else:
-            inner = enc._encode_any
+            inner = codec.encode_value
         accepts = _ACCEPTS.get(source)
 
         def encode_value(out: bytearray, value: Any) -> None:
