@@ -280,7 +280,7 @@ def test_frame_trace_is_off_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PETREL_TRACE_FRAMES", raising=False)
     assert FRAMES_LOG.getEffectiveLevel() > logging.DEBUG
     assert not tracing_enabled()
-    assert Connection()._tracer is None
+    assert Connection().output.tracer is None
 
 
 def test_frame_trace_by_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -290,7 +290,7 @@ def test_frame_trace_by_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     handlers = list(FRAMES_LOG.handlers)
     try:
         assert tracing_enabled()
-        assert Connection()._tracer is not None
+        assert Connection().output.tracer is not None
     finally:
         FRAMES_LOG.setLevel(level)
         for handler in FRAMES_LOG.handlers[:]:

@@ -276,7 +276,7 @@ def test_a_wide_range_from_the_peer_is_cheap(pair: EnginePair, links: LinkPair) 
         sender.send(b"m")
     pair.pump()
     server_session = receiver.session
-    pair.server._write_frame(
+    pair.server.output.write_frame(
         server_session.channel,
         Disposition(role=Role.RECEIVER, first=0, last=0xFFFFFFFF, settled=True, state=Accepted()),
     )

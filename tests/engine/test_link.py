@@ -222,7 +222,7 @@ def test_available_and_echo(pair: EnginePair, links: LinkPair) -> None:
     pair.wire.clear()
     session = receiver.session
     assert receiver.handle is not None
-    pair.server._write_frame(
+    pair.server.output.write_frame(
         session.channel,
         Flow(
             next_incoming_id=session.next_incoming_id,

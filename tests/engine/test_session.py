@@ -218,7 +218,7 @@ def test_detach_drops_transfers_still_waiting() -> None:
 def test_session_flow_answers_echo(pair: EnginePair, session: Session) -> None:
     server_session = pair.server.sessions[0]
     pair.wire.clear()
-    pair.server._write_frame(
+    pair.server.output.write_frame(
         server_session.channel,
         Flow(
             next_incoming_id=0, incoming_window=7, next_outgoing_id=0, outgoing_window=9, echo=True

@@ -1,9 +1,20 @@
 """The sans-IO AMQP 1.0 protocol engine.
 
 No sockets, no event loop, no clock: bytes go in through
-``Connection.receive_data``, events come out of ``Connection.next_event`` and
-bytes to write out of ``Connection.data_to_send``; time is passed in through
-``Connection.handle_timer``.  See :mod:`petrel.engine.connection` for the loop.
+:meth:`Connection.receive_data`, events come out of
+:meth:`Connection.next_event` and bytes to write out of
+:meth:`Connection.data_to_send`; time is passed in through
+:meth:`Connection.handle_timer`, and :meth:`Connection.get_timer` says when
+it is next due.  A program drives it with whatever I/O it likes (a blocking
+socket, ``selectors``, asyncio, trio); ``examples/engine/`` has one of each
+kind and ``docs/engine.md`` is the guide.
+
+The names in ``__all__`` are the public, stable API: a :class:`Connection`,
+its :class:`Session`, :class:`Link` and :class:`Delivery` objects and their
+commands, the :class:`Event` classes (also as the module ``events``), the
+endpoint state enums, :class:`ConnectionConfig` and :class:`SaslConfig`, and
+the SASL mechanism interfaces.  Submodules and names outside ``__all__`` are
+private and may change in any release.
 """
 
 from __future__ import annotations

@@ -23,7 +23,6 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
-from collections import deque
 from typing import Any
 
 from ..codec import encode_into
@@ -32,7 +31,6 @@ from ..spec import (
     Attach,
     Begin,
     Close,
-    Composite,
     Detach,
     Disposition,
     End,
@@ -57,6 +55,7 @@ from .events import ConnectionClosed, ConnectionOpened, Event, LinkDetached
 from .faults import LinkFault, SessionFault, as_error, error_of
 from .framing import HEADER_PLACEHOLDER, pack_header, read_transfer
 from .handshake import Handshake
+from .output import Output
 from .session import Session
 from .states import (
     CONNECTION_TRANSITIONS,
@@ -99,14 +98,11 @@ class Connection:
         self.sasl_mechanism: str | None = None
         self.sasl_outcome: SaslCode | None = None
         self.sasl_identity: str | None = None
-        self._events: deque[Event] = deque()
+        self._label = f"{config.container_id}/{next(_ids)}"
+        #: Frames, events and dirty sessions, written by this connection and by its
+        #: sessions and links; AMQP frames are held back until our open is written.
+        self.output = Output(FrameTracer(self._label) if tracing_enabled() else None)
         self._pre = bytearray()  # protocol headers and SASL frames
-        self._out = bytearray()  # AMQP frames, held back until our open is written
-        # Output that comes before ``_out``: finished runs of frames and large payload
-        # slices kept as memoryviews, so a big message is copied once (by the final join)
-        # rather than into a growing bytearray and out again.
-        self._segments: list[bytes | memoryview] = []
-        self._segments_len = 0
         self._open_requested = False
         self._header_sent = False  # our AMQP protocol header
         self._open_sent = False
@@ -127,7 +123,6 @@ class Connection:
         self._remote_channels: dict[int, Session] = {}
         self._free_channels: list[int] = []
         self._channel_counter = 0
-        self._dirty: list[Session] = []
         # Timers (see handle_timer).
         self._now: float | None = None
         self._bytes_in = 0
@@ -136,8 +131,6 @@ class Connection:
         self._seen_in = 0
         self._beat_deadline: float | None = None
         self._seen_out = 0
-        self._label = f"{config.container_id}/{next(_ids)}"
-        self._tracer = FrameTracer(self._label) if tracing_enabled() else None
         self._handlers: dict[type, Any] = {
             Open: self._on_open,
             Close: self._on_close,
@@ -181,14 +174,13 @@ class Connection:
         """Everything there is to write, as one ``bytes`` (``b""`` if nothing)."""
         if self._lost:
             self._pre.clear()
-            self._out.clear()
-            self._segments.clear()
-            self._segments_len = 0
+            self.output.clear()
             return b""
-        if self._dirty:
+        output = self.output
+        if output.dirty:
             self._flush_sessions()
-        out = self._out
-        segments = self._segments
+        out = output.frames
+        segments = output.segments
         if segments:
             # Only transfers make segments, and they come after our open.
             if out:
@@ -199,7 +191,7 @@ class Connection:
                 self._pre.clear()
             data = b"".join(segments)
             segments.clear()
-            self._segments_len = 0
+            output.segments_len = 0
         elif self._pre:
             data = bytes(self._pre)
             self._pre.clear()
@@ -216,7 +208,7 @@ class Connection:
 
     def next_event(self) -> Event | None:
         """The next event, or ``None`` when there is none."""
-        events = self._events
+        events = self.output.events
         return events.popleft() if events else None
 
     def get_timer(self) -> float | None:
@@ -256,14 +248,14 @@ class Connection:
                 return
         remote = self.remote_idle_timeout
         if remote:
-            produced = self._bytes_out + len(self._out) + len(self._pre) + self._segments_len
+            produced = self._bytes_out + self.output.pending() + len(self._pre)
             if self._beat_deadline is None or produced != self._seen_out:
                 self._beat_deadline = now + remote / 2
                 self._seen_out = produced
             elif now >= self._beat_deadline and not self._close_sent:
-                self._out += HEARTBEAT
-                if self._tracer is not None:
-                    self._tracer.frame("->", 0, None)
+                self.output.frames += HEARTBEAT
+                if self.output.tracer is not None:
+                    self.output.tracer.frame("->", 0, None)
                 self._beat_deadline = now + remote / 2
                 self._seen_out = produced + len(HEARTBEAT)
 
@@ -287,14 +279,16 @@ class Connection:
         """Bytes our commands produced that :meth:`data_to_send` has not handed out yet
         (frames held back until our open included): what a driver adds to its socket's
         write buffer to judge whether more should be produced now."""
-        return len(self._pre) + len(self._out) + self._segments_len
+        return len(self._pre) + self.output.pending()
 
     @property
     def finished(self) -> bool:
         """Whether the connection is over and everything to send has been taken."""
         if not self._over:
             return False
-        return self._lost or not (self._pre or self._segments or (self._open_sent and self._out))
+        return self._lost or not (
+            self._pre or self.output.segments or (self._open_sent and self.output.frames)
+        )
 
     # --- commands ---------------------------------------------------------------------------
 
@@ -336,7 +330,7 @@ class Connection:
         new_state = step(
             CONNECTION_TRANSITIONS, self.state, Input.SEND_CLOSE, what="connection", remote=False
         )
-        self._write_frame(0, Close(error=err))
+        self.output.write_frame(0, Close(error=err))
         self.state = new_state
         self._close_sent = True
         self._sessions_over()
@@ -421,8 +415,8 @@ class Connection:
                     condition=Condition.FRAMING_ERROR,
                 )
             if body == end:
-                if self._tracer is not None:
-                    self._tracer.frame("<-", channel, None)
+                if self.output.tracer is not None:
+                    self.output.tracer.frame("<-", channel, None)
                 return
             fast = read_transfer(buf, body, end)
             if fast is None:
@@ -434,8 +428,8 @@ class Connection:
                     f"the {type(frame).__name__} runs past the end of its frame",
                     condition=Condition.FRAMING_ERROR,
                 )
-            if self._tracer is not None:
-                self._tracer.frame("<-", channel, frame, end - off)
+            if self.output.tracer is not None:
+                self.output.tracer.frame("<-", channel, frame, end - off)
             if self._close_sent and type(frame) is not Close:
                 return  # we closed: only the peer's close matters now
             if type(frame) is Transfer:
@@ -470,14 +464,14 @@ class Connection:
         error = error_of(fault.condition, fault.description)
         link.session._send_detach(link, error, True)
         link._detach_reported = True
-        self._events.append(LinkDetached(link, error, True, False))
+        self.output.events.append(LinkDetached(link, error, True, False))
 
     # --- protocol headers and SASL ----------------------------------------------------------
 
     def _write_protocol_header(self, header: bytes) -> None:
         self._pre += header
-        if self._tracer is not None:
-            self._tracer.header("->", header)
+        if self.output.tracer is not None:
+            self.output.tracer.header("->", header)
 
     def _send_amqp_header(self) -> None:
         self.state = step(
@@ -514,11 +508,11 @@ class Connection:
         encode_into(data, frame)
         pack_header(data, 0, len(data), 2, FRAME_TYPE_AMQP, 0)
         # Open goes first; frames written before it (answers to a pipelined begin) follow it.
-        self._out[0:0] = data
+        self.output.frames[0:0] = data
         self.state = new_state
         self._open_sent = True
-        if self._tracer is not None:
-            self._tracer.frame("->", 0, frame)
+        if self.output.tracer is not None:
+            self.output.tracer.frame("->", 0, frame)
 
     def _ensure_open(self) -> None:
         if not self._open_sent:
@@ -536,11 +530,11 @@ class Connection:
                 f"{MIN_MAX_FRAME_SIZE}",
                 condition=Condition.FRAME_SIZE_TOO_SMALL,
             )
-        self.remote_max_frame_size = frame.max_frame_size
+        self.remote_max_frame_size = self.output.max_frame_size = frame.max_frame_size
         self.remote_channel_max = frame.channel_max
         idle_ms = frame.idle_time_out
         self.remote_idle_timeout = idle_ms / 1000 if idle_ms else None
-        self._events.append(
+        self.output.events.append(
             ConnectionOpened(
                 container_id=frame.container_id,
                 hostname=frame.hostname,
@@ -564,7 +558,7 @@ class Connection:
         )
         self.state = state
         if state is _C.CLOSE_RCVD:
-            self._write_frame(0, Close())
+            self.output.write_frame(0, Close())
             self._close_sent = True
             self.state = step(
                 CONNECTION_TRANSITIONS, state, Input.SEND_CLOSE, what="connection", remote=False
@@ -582,7 +576,7 @@ class Connection:
         if self._header_sent and not self._close_sent:
             try:
                 self._ensure_open()
-                self._write_frame(0, Close(error=error))
+                self.output.write_frame(0, Close(error=error))
                 self._close_sent = True
             except AmqpError:
                 log.exception("[%s] could not write the error close", self._label)
@@ -598,14 +592,14 @@ class Connection:
         self._sessions_over()
         if not self._closed_reported:
             self._closed_reported = True
-            self._events.append(ConnectionClosed(error, by_peer))
+            self.output.events.append(ConnectionClosed(error, by_peer))
 
     def _sessions_over(self) -> None:
         """Once we sent close, no session or link may write again: end them all, silently."""
         for session in self._sessions.values():
             session._links_over()
             session.state = SessionState.ENDED
-        self._dirty.clear()
+        self.output.dirty.clear()
 
     # --- sessions ---------------------------------------------------------------------------
 
@@ -704,49 +698,10 @@ class Connection:
 
     # --- writing ----------------------------------------------------------------------------
 
-    def _write_frame(self, channel: int, frame: Composite) -> None:
-        """Append one AMQP frame (a performative without payload) to the output."""
-        out = self._out
-        start = len(out)
-        out += HEADER_PLACEHOLDER
-        try:
-            encode_into(out, frame)
-        except BaseException:
-            del out[start:]
-            raise
-        size = len(out) - start
-        if size > self.remote_max_frame_size:
-            del out[start:]
-            raise LocalProtocolError(
-                f"a {type(frame).__name__} of {size} bytes does not fit the peer's "
-                f"max-frame-size {self.remote_max_frame_size}",
-                condition=Condition.FRAME_SIZE_TOO_SMALL,
-            )
-        pack_header(out, start, size, 2, FRAME_TYPE_AMQP, channel)
-        if self._tracer is not None:
-            self._tracer.frame("->", channel, frame)
-
-    def _push_segment(self, out: bytearray, piece: memoryview) -> None:
-        """Move the frames in ``out`` and then ``piece`` (a large payload slice) to the
-        segment list; ``out`` is left empty for what follows."""
-        segments = self._segments
-        data = bytes(out)
-        out.clear()
-        segments.append(data)
-        segments.append(piece)
-        self._segments_len += len(data) + len(piece)
-
-    def _trace_written(self, start: int) -> None:
-        """Trace a frame written by hand (a transfer) at ``start`` of the output."""
-        assert self._tracer is not None
-        data = bytes(self._out[start:])
-        channel = _unpack_header(data, 0)[3]
-        frame, off = decode_from(data, 8)
-        self._tracer.frame("->", channel, frame, len(data) - off)
-
     def _flush_sessions(self) -> None:
-        dirty = self._dirty
-        self._dirty = []
+        output = self.output
+        dirty = output.dirty
+        output.dirty = []
         for session in dirty:
             session._flush()
 

@@ -57,8 +57,8 @@ class Handshake:
     def on_header(self, header: bytes) -> None:
         """The peer's 8-byte protocol header arrived."""
         conn = self.connection
-        if conn._tracer is not None:
-            conn._tracer.header("<-", header)
+        if conn.output.tracer is not None:
+            conn.output.tracer.header("<-", header)
         if conn.server:
             self._server_header(header)
             return
@@ -125,8 +125,8 @@ class Handshake:
         pre += HEADER_PLACEHOLDER
         encode_into(pre, frame)
         pack_header(pre, start, len(pre) - start, 2, FRAME_TYPE_SASL, 0)
-        if conn._tracer is not None:
-            conn._tracer.frame("->", 0, frame)
+        if conn.output.tracer is not None:
+            conn.output.tracer.frame("->", 0, frame)
 
     def on_sasl_frame(self, frame: Any) -> None:
         """A SASL frame arrived."""
@@ -192,7 +192,7 @@ class Handshake:
         conn.sasl_outcome = code
         conn.sasl_identity = identity
         self.sasl_done = True
-        conn._events.append(SaslCompleted(mechanism, code, identity, data, username, reason))
+        conn.output.events.append(SaslCompleted(mechanism, code, identity, data, username, reason))
         if code != SaslCode.OK:
             self._failed(
                 Condition.UNAUTHORIZED_ACCESS,

@@ -436,7 +436,7 @@ class Link:
             self.snd_settle_mode = attach.snd_settle_mode
             self.delivery_count = attach.initial_delivery_count or 0
             self._limit = (self.delivery_count + self.credit) & SERIAL_MASK
-        events = self.session.connection._events
+        events = self.session.output.events
         if self.state is _ATTACHED:
             events.append(LinkAttached(self))
         elif self.state is LinkState.ATTACH_RCVD:
@@ -450,7 +450,7 @@ class Link:
             self.session._send_detach(self, None, detach.closed)
         if not self._detach_reported:
             self._detach_reported = True
-            self.session.connection._events.append(
+            self.session.output.events.append(
                 LinkDetached(self, detach.error, detach.closed, by_peer)
             )
 
@@ -483,7 +483,7 @@ class Link:
             if self.drain and self.credit == 0:
                 self.drain = False
                 drained = True
-        self.session.connection._events.append(
+        self.session.output.events.append(
             LinkFlowed(self, self.credit, self.available, self.drain, drained, flow.properties)
         )
         if flow.echo:
@@ -532,10 +532,10 @@ class Link:
             else:
                 if limit:
                     self._check_size(len(payload))
-                session.connection._events.append(DeliveryReceived(delivery, payload))
+                session.output.events.append(DeliveryReceived(delivery, payload))
             if credit == 0 and self.drain:
                 self.drain = False
-                session.connection._events.append(LinkFlowed(self, 0, self.available, False, True))
+                session.output.events.append(LinkFlowed(self, 0, self.available, False, True))
             return
         # A continuation of the delivery in progress.
         if delivery_id is not None and delivery_id != delivery.delivery_id:
@@ -553,7 +553,7 @@ class Link:
             self._incoming = None
             self._chunks = []
             session._unsettled_in.pop(delivery.delivery_id, None)  # type: ignore[arg-type]
-            session.connection._events.append(DeliveryAborted(delivery))
+            session.output.events.append(DeliveryAborted(delivery))
             return
         self._chunks.append(payload)
         self._size += len(payload)
@@ -564,7 +564,7 @@ class Link:
             self._chunks = []
             if delivery.remote_settled:
                 session._unsettled_in.pop(delivery.delivery_id, None)  # type: ignore[arg-type]
-            session.connection._events.append(DeliveryReceived(delivery, data))
+            session.output.events.append(DeliveryReceived(delivery, data))
 
     def _drop_transfer(self) -> bool:
         """A transfer arrived where none should: drop it (we are detaching) or raise."""

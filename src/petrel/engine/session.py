@@ -95,6 +95,8 @@ class Session:
         remote_initiated: bool = False,
     ) -> None:
         self.connection = connection
+        #: Where this session and its links write frames and events (the connection's).
+        self.output = connection.output
         self.channel = channel
         self.remote_channel: int | None = None
         self.state = SessionState.UNMAPPED
@@ -238,7 +240,7 @@ class Session:
             SESSION_TRANSITIONS, self.state, Input.SEND_END, what="session", remote=False
         )
         self._flush()
-        self.connection._write_frame(self.channel, End(error=as_error(error)))
+        self.output.write_frame(self.channel, End(error=as_error(error)))
         self.state = new_state
         self._links_over()
         if new_state is SessionState.ENDED:
@@ -282,7 +284,7 @@ class Session:
         handle = self._allocate_handle()
         link.handle = handle
         try:
-            self.connection._write_frame(self.channel, link._attach_frame())
+            self.output.write_frame(self.channel, link._attach_frame())
         except BaseException:
             link.handle = None
             heapq.heappush(self._free_handles, handle)
@@ -305,7 +307,7 @@ class Session:
         new_state = step(LINK_TRANSITIONS, link.state, Input.SEND_DETACH, what="link", remote=False)
         self._flush()
         assert link.handle is not None
-        self.connection._write_frame(
+        self.output.write_frame(
             self.channel, Detach(handle=link.handle, closed=closed, error=error)
         )
         # A link detached before the peer answered its attach stays in _awaiting_attach:
@@ -375,10 +377,10 @@ class Session:
         new_state = step(
             SESSION_TRANSITIONS, self.state, Input.SEND_BEGIN, what="session", remote=False
         )
-        self.connection._write_frame(self.channel, self._begin_frame())
+        self.output.write_frame(self.channel, self._begin_frame())
         self.state = new_state
         if new_state is _MAPPED:
-            self.connection._events.append(SessionBegun(self, self.remote_initiated))
+            self.output.events.append(SessionBegun(self, self.remote_initiated))
 
     def _on_begin(self, channel: int, begin: Begin) -> None:
         self.state = step(
@@ -392,7 +394,7 @@ class Session:
         self.remote_outgoing_window = begin.outgoing_window
         self.remote_handle_max = begin.handle_max
         if self.state is _MAPPED:
-            self.connection._events.append(SessionBegun(self, self.remote_initiated))
+            self.output.events.append(SessionBegun(self, self.remote_initiated))
 
     def _on_end(self, end: End) -> None:
         state = step(SESSION_TRANSITIONS, self.state, Input.RECV_END, what="session", remote=True)
@@ -401,13 +403,13 @@ class Session:
         self.state = state
         self._links_over()
         if by_peer:
-            self.connection._write_frame(self.channel, End())
+            self.output.write_frame(self.channel, End())
             self.state = step(
                 SESSION_TRANSITIONS, state, Input.SEND_END, what="session", remote=False
             )
         if not self._end_reported:
             self._end_reported = True
-            self.connection._events.append(SessionEnded(self, end.error, by_peer))
+            self.output.events.append(SessionEnded(self, end.error, by_peer))
         self.connection._session_over(self)
 
     def _fail(self, condition: str, description: str) -> None:
@@ -415,11 +417,11 @@ class Session:
         if self.state not in (SessionState.BEGIN_SENT, _MAPPED):
             return
         error = error_of(condition, description)
-        self.connection._write_frame(self.channel, End(error=error))
+        self.output.write_frame(self.channel, End(error=error))
         self.state = step(SESSION_TRANSITIONS, self.state, Input.FAIL, what="session", remote=False)
         self._links_over()
         self._end_reported = True
-        self.connection._events.append(SessionEnded(self, error, False))
+        self.output.events.append(SessionEnded(self, error, False))
 
     # --- frames on an attached session ------------------------------------------------------
 
@@ -536,7 +538,7 @@ class Session:
                 (i for i in unsettled if ((i - first) & SERIAL_MASK) <= span),
                 key=lambda i: (i - first) & SERIAL_MASK,
             )
-        append = self.connection._events.append
+        append = self.output.events.append
         lookup = unsettled.pop if settled else unsettled.get
         for delivery_id in ids:
             delivery = lookup(delivery_id & SERIAL_MASK, None)
@@ -559,10 +561,10 @@ class Session:
             self._blocked.append(_Blocked(delivery, payload, 0))
             delivery.link._unsent += 1
             return
-        conn = self.connection
+        output = self.output
         if (
-            len(payload) <= conn.remote_max_frame_size - _TRANSFER_OVERHEAD
-            and conn._tracer is None
+            len(payload) <= output.max_frame_size - _TRANSFER_OVERHEAD
+            and output.tracer is None
             and delivery.state is None
         ):
             # The common case, kept short: one frame, the window open, no trace.
@@ -572,7 +574,7 @@ class Session:
             settled = delivery.settled
             if not settled:
                 self._unsettled_out[delivery_id] = delivery
-            out = conn._out
+            out = output.frames
             start = len(out)
             out += HEADER_PLACEHOLDER
             write_transfer_head(
@@ -610,9 +612,9 @@ class Session:
 
         Returns -1 once the delivery is complete, else the offset to resume at.
         """
-        conn = self.connection
-        out = conn._out
-        max_frame = conn.remote_max_frame_size
+        output = self.output
+        out = output.frames
+        max_frame = output.max_frame_size
         handle = delivery.link.handle
         assert handle is not None
         size = len(payload)
@@ -652,12 +654,12 @@ class Session:
             piece_len = size - offset if last else room
             if not last:
                 out[more_at] = TRUE
-            if piece_len >= _SEGMENT_MIN and conn._tracer is None:
+            if piece_len >= _SEGMENT_MIN and output.tracer is None:
                 # A large slice goes out as a view of the payload, not a copy.
                 if view is None:
                     view = memoryview(payload)
                 pack_header(out, start, len(out) - start + piece_len, 2, 0, self.channel)
-                conn._push_segment(out, view[offset : offset + piece_len])
+                output.push_segment(out, view[offset : offset + piece_len])
             else:
                 if last:
                     out += payload if offset == 0 else payload[offset:]
@@ -669,8 +671,8 @@ class Session:
             offset = -1 if last else offset + piece_len
             self.next_outgoing_id = (self.next_outgoing_id + 1) & SERIAL_MASK
             self.remote_incoming_window -= 1
-            if conn._tracer is not None:
-                conn._trace_written(start)
+            if output.tracer is not None:
+                output.trace_written(start)
             if offset < 0:
                 return -1
         return offset
@@ -680,7 +682,7 @@ class Session:
     def _touch(self) -> None:
         if not self._dirty:
             self._dirty = True
-            self.connection._dirty.append(self)
+            self.output.dirty.append(self)
 
     def _flush(self) -> None:
         """Write the dispositions and flow frames collected since the last flush."""
@@ -705,7 +707,7 @@ class Session:
 
     def _write_dispositions(self, role: bool, pending: list[Delivery]) -> None:
         pending.sort(key=_by_id)
-        write = self.connection._write_frame
+        write = self.output.write_frame
         channel = self.channel
         i = 0
         n = len(pending)
@@ -752,7 +754,7 @@ class Session:
 
     def _write_flows(self) -> None:
         fields = self._session_fields()
-        write = self.connection._write_frame
+        write = self.output.write_frame
         links = self._flow_links
         self._flow_links = []
         wrote = False
