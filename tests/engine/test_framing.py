@@ -11,8 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from petrel import spec
-from petrel.codec import encode
-from petrel.codec import write_transfer_continuation, write_transfer_head
+from petrel.codec import encode, write_transfer_continuation, write_transfer_head
 from petrel.engine.framing import read_transfer
 from petrel.spec import Transfer
 
