@@ -4,8 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 RUN_STAMP := $(VENV)/.installed-run
+DOCS_STAMP := $(VENV)/.installed-docs
 
-.PHONY: run test lint bench bench-compare clean
+.PHONY: run test lint docs bench bench-compare clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -17,7 +18,12 @@ $(RUN_STAMP): pyproject.toml | $(BIN)/python
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,fast]'
-	touch $(STAMP) $(RUN_STAMP)
+	touch $(STAMP) $(RUN_STAMP) $(DOCS_STAMP)
+
+# The site needs only Petrel and MkDocs with its plugins (the docs extra).
+$(DOCS_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[docs]'
+	touch $(DOCS_STAMP)
 
 ## run: create .venv, install Petrel (with uvloop only) and start the broker on 127.0.0.1:5672
 run: $(RUN_STAMP)
@@ -29,10 +35,16 @@ test: $(STAMP)
 
 ## lint: ruff, mypy and the import-layer contracts
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench examples docs/tooling
+	$(BIN)/ruff format --check src tests bench examples docs/tooling
 	$(BIN)/mypy
+	$(BIN)/mypy --strict examples/engine
 	$(BIN)/lint-imports
+
+## docs: build the documentation site into site/ (mkdocs.yml) with --strict: a broken link,
+##       a missing reference or a docstring mkdocstrings cannot parse fails it
+docs: $(DOCS_STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
 
 ## bench: the benchmarks (print JSON lines); bench/broker.py needs Proton's C examples
 bench: $(STAMP)
@@ -48,4 +60,4 @@ bench-compare: $(STAMP)
 	$(BIN)/python bench/compare.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist site

@@ -39,6 +39,14 @@ def main(url: str) -> None:
         with conn.serve("examples.blocking.double", lambda request: request.body * 2):
             answer = conn.request("examples.blocking.double", 21, timeout=10)
             print("21 doubled is", answer.body)
+        # A transaction: its send and its accept take effect together, when the block ends.
+        sender.send(petrel.Message("pay the invoice"))
+        with conn.transaction() as tx:
+            tx.send(sender, "debit")
+            tx.accept(receiver.receive(timeout=5))
+        committed = receiver.receive(timeout=10)
+        print("after the commit:", committed.message.body)
+        committed.accept()
 
 
 if __name__ == "__main__":

@@ -30,7 +30,11 @@ EXPECTED = {
         "\"region = 'eu' AND amount > 100\" matched: order 2",
         "left for everyone else: ['order 0', 'order 1', 'order 3']",
     ],
-    "blocking_api.py": ["received: thread 1 message 2", "21 doubled is 42"],
+    "blocking_api.py": [
+        "received: thread 1 message 2",
+        "21 doubled is 42",
+        "after the commit: debit",
+    ],
 }
 
 

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 
 from petrel import codec, spec
+from petrel.codec import skip_value
 from petrel.errors import DecodeError, EncodeError
-from petrel.message import KEEP, Message, MessageView, Sections, skip_value
+from petrel.message import KEEP, Message, MessageView, Sections
 from petrel.types import (
     Array,
     Char,

@@ -48,6 +48,8 @@ from ..types import (
 from .constructors import NAMES
 from .limits import MAX_NESTING_DEPTH, MAX_ZERO_WIDTH_COUNT
 
+#: What turns a described value into a Python object: descriptor (code or symbol) ->
+#: a function of the described value (``petrel.spec.REGISTRY`` is one).
 Registry = Mapping[Any, Callable[[Any], Any]]
 
 
@@ -556,6 +558,7 @@ def _identity(value: Any) -> Any:
     return value
 
 
+#: The decoder of each constructor byte (256 entries; an unknown one raises ``DecodeError``).
 DECODERS: list[Decoder] = [_unknown(code) for code in range(256)]
 DECODERS[0x00] = decode_described
 DECODERS[0x40] = decode_null

@@ -210,6 +210,7 @@ def _finish_compound(out: bytearray, start: int, code8: int, code32: int, count:
 
 
 def encode_list(out: bytearray, value: list[Any] | tuple[Any, ...]) -> None:
+    """Append ``value`` as an AMQP list (``list0``, ``list8`` or ``list32``)."""
     if not value:
         out.append(0x45)
         return
@@ -221,6 +222,8 @@ def encode_list(out: bytearray, value: list[Any] | tuple[Any, ...]) -> None:
 
 
 def encode_map(out: bytearray, value: dict[Any, Any]) -> None:
+    """Append ``value`` as an AMQP map (``map8`` or ``map32``), keys and values encoded
+    by their Python types."""
     start = len(out)
     out += _HDR32
     for key, item in value.items():
@@ -501,6 +504,7 @@ def _write_array_elements(out: bytearray, value: Array) -> None:
 
 
 def encode_array(out: bytearray, value: Array) -> None:
+    """Append ``value`` as an AMQP array of its element type (``array8`` or ``array32``)."""
     start = len(out)
     out += _HDR32
     _write_array_elements(out, value)
@@ -509,6 +513,7 @@ def encode_array(out: bytearray, value: Array) -> None:
 
 # --- dispatch -------------------------------------------------------------------------------
 
+#: The encoder of each Python type (exact type first; see :func:`register_encoder`).
 ENCODERS: dict[type, Encoder] = {
     type(None): encode_null,
     bool: encode_boolean,

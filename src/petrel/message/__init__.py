@@ -37,7 +37,10 @@ message.
 
 from __future__ import annotations
 
-from ..codec import skip_value
+import warnings
+from typing import Any
+
+from .. import codec
 from ._message import Message
 from ._sections import KEEP, BodyType, Sections
 from ._view import EncodedAnnotations, MessageView
@@ -49,5 +52,20 @@ __all__ = [
     "Message",
     "MessageView",
     "Sections",
-    "skip_value",
 ]
+
+#: Names that moved elsewhere: each still works, with a :class:`DeprecationWarning`, for at
+#: least one minor release (see "Stability" in docs/engine.md).
+_MOVED = {"skip_value": ("petrel.codec.skip_value", codec.skip_value)}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _MOVED:
+        new_home, value = _MOVED[name]
+        warnings.warn(
+            f"petrel.message.{name} is deprecated; use {new_home}",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return value
+    raise AttributeError(f"module 'petrel.message' has no attribute {name!r}")

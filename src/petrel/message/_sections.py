@@ -22,6 +22,8 @@ from ..spec.messaging import (
 )
 from ..types import Symbol, ULong
 
+#: The section a body goes in: one ``amqp-value``, ``data`` sections or ``amqp-sequence``
+#: sections (``Message(body_type=...)``).
 BodyType = Literal["value", "data", "sequence"]
 
 _BYTES_LIKE = (bytes, bytearray, memoryview)
@@ -179,6 +181,7 @@ class _Keep:
         return "KEEP"
 
 
+#: :meth:`MessageView.with_header`'s default for each field: leave it as it is.
 KEEP: Final = _Keep()
 _UNSET: Final[Any] = object()
 

@@ -2,7 +2,10 @@
 
 Every performative, message section, delivery state, terminus, SASL frame and
 transaction type is a class here.  :func:`decode` turns AMQP bytes into these
-classes; the codec's :func:`~petrel.codec.encode` writes them.
+classes; the codec's :func:`~petrel.codec.encode` writes them.  The protocol
+headers (:data:`AMQP_HEADER`, :data:`SASL_HEADER`, :data:`TLS_HEADER`) are
+here for drivers that look at a connection's first eight bytes.  The names in
+``__all__`` are public and stable; the submodules are private.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from .constants import (
     SELECTOR_FILTER_CODE,
     SELECTOR_FILTER_KEY,
 )
+from .framing import AMQP_HEADER, SASL_HEADER, TLS_HEADER
 from .messaging import (
     OUTCOMES,
     SECTIONS,
@@ -85,6 +89,7 @@ ALL_TYPES: tuple[type, ...] = tuple(TYPES)
 
 __all__ = [
     "ALL_TYPES",
+    "AMQP_HEADER",
     "ANONYMOUS_RELAY",
     "CAP_GLOBAL",
     "CAP_QUEUE",
@@ -94,10 +99,12 @@ __all__ = [
     "PERFORMATIVES",
     "REGISTRY",
     "SASL_FRAMES",
+    "SASL_HEADER",
     "SECTIONS",
     "SELECTOR_FILTER",
     "SELECTOR_FILTER_CODE",
     "SELECTOR_FILTER_KEY",
+    "TLS_HEADER",
     "TXN_ID_FLOW_KEY",
     "Accepted",
     "AmqpSequence",

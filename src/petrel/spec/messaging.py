@@ -119,6 +119,8 @@ class Footer(Restricted, descriptor=0x78, name="amqp:footer:map", source="annota
 
 
 class Header(Composite, descriptor=0x70, name="amqp:header:list"):
+    """The ``header`` section (part 3.2.1): durability, priority, ttl and delivery count."""
+
     durable: bool = field("boolean", default=False)
     priority: int = field("ubyte", default=4)
     ttl: int | None = field("milliseconds", default=None)
@@ -127,6 +129,8 @@ class Header(Composite, descriptor=0x70, name="amqp:header:list"):
 
 
 class Properties(Composite, descriptor=0x73, name="amqp:properties:list"):
+    """The ``properties`` section (part 3.2.4): ids, addresses, content type, times."""
+
     message_id: Any = field("*", requires="message-id", default=None)
     user_id: bytes | None = field("binary", default=None)
     to: Any = field("*", requires="address", default=None)
@@ -143,29 +147,37 @@ class Properties(Composite, descriptor=0x73, name="amqp:properties:list"):
 
 
 class Received(Composite, descriptor=0x23, name="amqp:received:list"):
+    """The ``received`` delivery state (part 3.4.1): how much arrived, to resume."""
+
     section_number: int = field("uint", mandatory=True)
     section_offset: int = field("ulong", mandatory=True)
 
 
 class Accepted(Composite, descriptor=0x24, name="amqp:accepted:list"):
-    pass
+    """The ``accepted`` outcome (part 3.4.2): the receiver took the message."""
 
 
 class Rejected(Composite, descriptor=0x25, name="amqp:rejected:list"):
+    """The ``rejected`` outcome (part 3.4.3): invalid, not processed; ``error`` says why."""
+
     error: Error | None = field("error", default=None)
 
 
 class Released(Composite, descriptor=0x26, name="amqp:released:list"):
-    pass
+    """The ``released`` outcome (part 3.4.4): not processed; another may take it."""
 
 
 class Modified(Composite, descriptor=0x27, name="amqp:modified:list"):
+    """The ``modified`` outcome (part 3.4.5): released, with changes or a failure counted."""
+
     delivery_failed: bool | None = field("boolean", default=None)
     undeliverable_here: bool | None = field("boolean", default=None)
     message_annotations: dict[Any, Any] | None = field("fields", default=None)
 
 
 class Source(Composite, descriptor=0x28, name="amqp:source:list"):
+    """The ``source`` terminus (part 3.5.3): where a link's messages come from, and how."""
+
     address: Any = field("*", requires="address", default=None)
     durable: int = field("terminus-durability", default=0)
     expiry_policy: Symbol = field("terminus-expiry-policy", default=Symbol("session-end"))
@@ -180,6 +192,8 @@ class Source(Composite, descriptor=0x28, name="amqp:source:list"):
 
 
 class Target(Composite, descriptor=0x29, name="amqp:target:list"):
+    """The ``target`` terminus (part 3.5.4): where a link's messages go."""
+
     address: Any = field("*", requires="address", default=None)
     durable: int = field("terminus-durability", default=0)
     expiry_policy: Symbol = field("terminus-expiry-policy", default=Symbol("session-end"))
@@ -190,21 +204,21 @@ class Target(Composite, descriptor=0x29, name="amqp:target:list"):
 
 
 class DeleteOnClose(Composite, descriptor=0x2B, name="amqp:delete-on-close:list"):
-    pass
+    """The ``delete-on-close`` lifetime policy (part 3.5.10) of a dynamic node."""
 
 
 class DeleteOnNoLinks(Composite, descriptor=0x2C, name="amqp:delete-on-no-links:list"):
-    pass
+    """The ``delete-on-no-links`` lifetime policy (part 3.5.11) of a dynamic node."""
 
 
 class DeleteOnNoMessages(Composite, descriptor=0x2D, name="amqp:delete-on-no-messages:list"):
-    pass
+    """The ``delete-on-no-messages`` lifetime policy (part 3.5.12) of a dynamic node."""
 
 
 class DeleteOnNoLinksOrMessages(
     Composite, descriptor=0x2E, name="amqp:delete-on-no-links-or-messages:list"
 ):
-    pass
+    """The ``delete-on-no-links-or-messages`` lifetime policy (part 3.5.13) of a dynamic node."""
 
 
 #: The section classes, by descriptor code.

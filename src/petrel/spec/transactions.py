@@ -34,24 +34,34 @@ class TransactionCapability:
 
 
 class Coordinator(Composite, descriptor=0x30, name="amqp:coordinator:list"):
+    """The ``coordinator`` target (part 4.5.1): the node that runs transactions."""
+
     capabilities: tuple[Symbol, ...] | None = field(
         "symbol", multiple=True, requires="txn-capability"
     )
 
 
 class Declare(Composite, descriptor=0x31, name="amqp:declare:list"):
+    """The ``declare`` message body (part 4.5.2): asks the coordinator for a new transaction."""
+
     global_id: Any = field("*", requires="global-tx-id", default=None)
 
 
 class Discharge(Composite, descriptor=0x32, name="amqp:discharge:list"):
+    """The ``discharge`` body (part 4.5.3): commit, or (``fail``) roll back, a transaction."""
+
     txn_id: Any = field("*", mandatory=True, requires="txn-id")
     fail: bool | None = field("boolean", default=None)
 
 
 class Declared(Composite, descriptor=0x33, name="amqp:declared:list"):
+    """The ``declared`` outcome (part 4.5.4): the coordinator's answer, with the transaction id."""
+
     txn_id: Any = field("*", mandatory=True, requires="txn-id")
 
 
 class TransactionalState(Composite, descriptor=0x34, name="amqp:transactional-state:list"):
+    """The ``transactional-state`` (part 4.5.5): a transfer or outcome in a transaction."""
+
     txn_id: Any = field("*", mandatory=True, requires="txn-id")
     outcome: Any = field("*", requires="outcome", default=None)

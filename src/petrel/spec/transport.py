@@ -49,6 +49,8 @@ class ReceiverSettleMode(IntEnum):
 
 
 class Open(Composite, descriptor=0x10, name="amqp:open:list"):
+    """The ``open`` performative (part 2.7.1): the first frame each side sends."""
+
     container_id: str = field("string", mandatory=True)
     hostname: str | None = field("string", default=None)
     max_frame_size: int = field("uint", default=4294967295)
@@ -66,6 +68,8 @@ class Open(Composite, descriptor=0x10, name="amqp:open:list"):
 
 
 class Begin(Composite, descriptor=0x11, name="amqp:begin:list"):
+    """The ``begin`` performative (part 2.7.2): starts a session on a channel, with its windows."""
+
     remote_channel: int | None = field("ushort", default=None)
     next_outgoing_id: int = field("transfer-number", mandatory=True)
     incoming_window: int = field("uint", mandatory=True)
@@ -77,6 +81,8 @@ class Begin(Composite, descriptor=0x11, name="amqp:begin:list"):
 
 
 class Attach(Composite, descriptor=0x12, name="amqp:attach:list"):
+    """The ``attach`` performative (part 2.7.3): a link end, its terminus and settle modes."""
+
     name: str = field("string", mandatory=True)
     handle: int = field("handle", mandatory=True)
     role: bool = field("role", mandatory=True)
@@ -94,6 +100,8 @@ class Attach(Composite, descriptor=0x12, name="amqp:attach:list"):
 
 
 class Flow(Composite, descriptor=0x13, name="amqp:flow:list"):
+    """The ``flow`` performative (part 2.7.4): session windows and (with a handle) link credit."""
+
     next_incoming_id: int | None = field("transfer-number", default=None)
     incoming_window: int = field("uint", mandatory=True)
     next_outgoing_id: int = field("transfer-number", mandatory=True)
@@ -108,6 +116,8 @@ class Flow(Composite, descriptor=0x13, name="amqp:flow:list"):
 
 
 class Transfer(Composite, descriptor=0x14, name="amqp:transfer:list"):
+    """The ``transfer`` performative (part 2.7.5): one frame of a message, payload after it."""
+
     handle: int = field("handle", mandatory=True)
     delivery_id: int | None = field("delivery-number", default=None)
     delivery_tag: bytes | None = field("delivery-tag", default=None)
@@ -122,6 +132,8 @@ class Transfer(Composite, descriptor=0x14, name="amqp:transfer:list"):
 
 
 class Disposition(Composite, descriptor=0x15, name="amqp:disposition:list"):
+    """The ``disposition`` performative (part 2.7.6): state or settlement of deliveries."""
+
     role: bool = field("role", mandatory=True)
     first: int = field("delivery-number", mandatory=True)
     last: int | None = field("delivery-number", default=None)
@@ -131,20 +143,28 @@ class Disposition(Composite, descriptor=0x15, name="amqp:disposition:list"):
 
 
 class Detach(Composite, descriptor=0x16, name="amqp:detach:list"):
+    """The ``detach`` performative (part 2.7.7): detaches a link end (``closed``: for good)."""
+
     handle: int = field("handle", mandatory=True)
     closed: bool = field("boolean", default=False)
     error: Error | None = field("error", default=None)
 
 
 class End(Composite, descriptor=0x17, name="amqp:end:list"):
+    """The ``end`` performative (part 2.7.8): ends a session."""
+
     error: Error | None = field("error", default=None)
 
 
 class Close(Composite, descriptor=0x18, name="amqp:close:list"):
+    """The ``close`` performative (part 2.7.9): closes the connection."""
+
     error: Error | None = field("error", default=None)
 
 
 class Error(Composite, descriptor=0x1D, name="amqp:error:list"):
+    """The ``error`` type (part 2.8.14): a condition, a description and an info map."""
+
     condition: Symbol = field("symbol", mandatory=True, requires="error-condition")
     description: str | None = field("string", default=None)
     info: dict[Any, Any] | None = field("fields", default=None)
