@@ -386,8 +386,8 @@ class Link:
             session._flow_links.append(self)
             session._touch()
 
-    def _flow_frame(self, session_fields: tuple[int | None, int, int, int]) -> Flow:
-        next_incoming_id, incoming_window, next_outgoing_id, outgoing_window = session_fields
+    def _flow_frame(self, session_flow: Flow) -> Flow:
+        """This link's flow: ``session_flow`` (the session's fields) with the link's added."""
         if self.is_sender:
             delivery_count: int | None = (self.delivery_count - self._unsent) & SERIAL_MASK
             available = self.available
@@ -395,10 +395,10 @@ class Link:
             delivery_count = self.delivery_count if self.remote_attach is not None else None
             available = None
         return Flow(
-            next_incoming_id=next_incoming_id,
-            incoming_window=incoming_window,
-            next_outgoing_id=next_outgoing_id,
-            outgoing_window=outgoing_window,
+            next_incoming_id=session_flow.next_incoming_id,
+            incoming_window=session_flow.incoming_window,
+            next_outgoing_id=session_flow.next_outgoing_id,
+            outgoing_window=session_flow.outgoing_window,
             handle=self.handle,
             delivery_count=delivery_count,
             link_credit=self.credit,

@@ -497,7 +497,7 @@ class Session:
     def _on_transfer(self, transfer: Transfer, buf: bytes, start: int, end: int) -> None:
         if self.state is not _MAPPED and self._discarding("transfer"):
             return
-        link = self._remote_handles.get(transfer[0])
+        link = self._remote_handles.get(transfer.handle)
         if link is None:
             raise SessionFault(
                 self,
@@ -523,7 +523,11 @@ class Session:
     def _on_disposition(self, disposition: Disposition) -> None:
         if self.state is not _MAPPED and self._discarding("disposition"):
             return
-        role, first, last, settled, state, _ = disposition
+        role = disposition.role
+        first = disposition.first
+        last = disposition.last
+        settled = disposition.settled
+        state = disposition.state
         # The peer's role tells whose deliveries these are: a receiver speaks of ours.
         unsettled = self._unsettled_out if role is Role.RECEIVER else self._unsettled_in
         if not unsettled:
@@ -741,19 +745,20 @@ class Session:
                 ),
             )
 
-    def _session_fields(self) -> tuple[int | None, int, int, int]:
+    def _session_flow(self) -> Flow:
+        """A flow with this session's fields only; links add theirs to it."""
         # Every flow we send re-opens our incoming window to its full size.
         self.incoming_window = self._window_size
         self._flow_session = False
-        return (
-            self.next_incoming_id,
-            self.incoming_window,
-            self.next_outgoing_id,
-            self.outgoing_window,
+        return Flow(
+            next_incoming_id=self.next_incoming_id,
+            incoming_window=self.incoming_window,
+            next_outgoing_id=self.next_outgoing_id,
+            outgoing_window=self.outgoing_window,
         )
 
     def _write_flows(self) -> None:
-        fields = self._session_fields()
+        session_flow = self._session_flow()
         write = self.output.write_frame
         links = self._flow_links
         self._flow_links = []
@@ -761,19 +766,10 @@ class Session:
         for link in links:
             link._flow_queued = False
             if link.state is LinkState.ATTACH_SENT or link.state is LinkState.ATTACHED:
-                write(self.channel, link._flow_frame(fields))
+                write(self.channel, link._flow_frame(session_flow))
                 wrote = True
         if not wrote:
-            next_incoming_id, incoming_window, next_outgoing_id, outgoing_window = fields
-            write(
-                self.channel,
-                Flow(
-                    next_incoming_id=next_incoming_id,
-                    incoming_window=incoming_window,
-                    next_outgoing_id=next_outgoing_id,
-                    outgoing_window=outgoing_window,
-                ),
-            )
+            write(self.channel, session_flow)
 
     def __repr__(self) -> str:
         return f"<Session channel={self.channel} remote={self.remote_channel} {self.state.value}>"
