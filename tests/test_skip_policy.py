@@ -41,6 +41,9 @@ def inner_run(tmp_path: Path, *options: str, allow: str = "") -> subprocess.Comp
         "-c", str(tmp_path / "pytest.ini"), *options, str(tmp_path / "test_inner.py"),
     ]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if k != "PETREL_STRICT_SKIPS"}  # CI sets it
+    # Only the policy plugin (-p above): the installed ones (asyncio, hypothesis, ...) take
+    # most of a run's start-up and play no part in it.
+    env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     return subprocess.run(
         command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False
     )

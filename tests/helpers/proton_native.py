@@ -1,4 +1,5 @@
-"""Qpid Proton's native example clients (C and C++), compiled once per test session.
+"""Qpid Proton's native example clients (C and C++), compiled once per test session
+(the first caller's directory holds them; later callers get the same binaries).
 
 Debian's ``libqpid-proton11-dev-examples`` ships the sources; building them
 needs ``libqpid-proton11-dev`` and ``libqpid-proton-cpp12-dev`` (``.ci/run``
@@ -21,6 +22,17 @@ PACKAGES = "libqpid-proton11-dev-examples libqpid-proton11-dev libqpid-proton-cp
 C_PROGRAMS = ("send", "receive", "broker")
 CPP_PROGRAMS = ("simple_send", "simple_recv", "server")
 
+#: What this test session compiled already, by builder: each is compiled once (a C++
+#: example takes seconds of the compiler), and later callers get the same binaries.
+_BUILT: dict[str, dict[str, Path]] = {}
+
+
+def _built_before(builder: str) -> dict[str, Path] | None:
+    built = _BUILT.get(builder)
+    if built is None or not all(path.exists() for path in built.values()):
+        return None
+    return dict(built)
+
 
 def _pkg_flags(name: str) -> list[str] | None:
     result = subprocess.run(
@@ -30,9 +42,12 @@ def _pkg_flags(name: str) -> list[str] | None:
 
 
 def build_examples(into: Path) -> dict[str, Path] | None:
-    """Compile the example clients into ``into``; their paths by name, or ``None``."""
+    """Compile the example clients into ``into`` (unless this session did already, then
+    those); their paths by name, or ``None``."""
     if not (EXAMPLES / "c" / "send.c").exists() or shutil.which("pkg-config") is None:
         return None
+    if (before := _built_before("examples")) is not None:
+        return before
     c_flags = _pkg_flags("libqpid-proton")
     # Debian's libqpid-proton-cpp.pc names .pc files Debian does not ship; link directly.
     cpp_flags = _pkg_flags("libqpid-proton-cpp") or ["-lqpid-proton-cpp"]
@@ -60,6 +75,7 @@ def build_examples(into: Path) -> dict[str, Path] | None:
                 check=True, capture_output=True,
             )  # fmt: skip
         built[name] = binary
+    _BUILT["examples"] = dict(built)
     return built
 
 
@@ -91,14 +107,17 @@ def build_ssl_client_cert(into: Path) -> dict[str, Path] | None:
     file is also the CA list the other side trusts, and the example prints
     both certificates' CN, failing without one.
 
-    ``ssl_client_cert`` is built as shipped.  ``ssl_client_cert_to`` is the same
-    source with one change: its client connects to ``$PROTON_EXAMPLE_URL`` and
-    its own listener stops unused, so the client half can meet another server.
+    Like :func:`build_examples`, once per test session.  ``ssl_client_cert`` is
+    built as shipped.  ``ssl_client_cert_to`` is the same source with one change:
+    its client connects to ``$PROTON_EXAMPLE_URL`` and its own listener stops
+    unused, so the client half can meet another server.
     """
     source = EXAMPLES / "cpp" / "ssl_client_cert.cpp"
     headers = Path("/usr/include/proton/container.hpp")
     if not (source.exists() and headers.exists()) or shutil.which("g++") is None:
         return None
+    if (before := _built_before("ssl_client_cert")) is not None:
+        return before
     text = source.read_text()
     if _SELF_CONNECT not in text:
         raise RuntimeError(f"{source} changed: no self-connecting line to redirect")
@@ -117,4 +136,5 @@ def build_ssl_client_cert(into: Path) -> dict[str, Path] | None:
                 check=True, capture_output=True,
             )  # fmt: skip
         built[name] = binary
+    _BUILT["ssl_client_cert"] = dict(built)
     return built

@@ -1,20 +1,23 @@
 """Brokers behind a network of two ``petrel router`` processes, A and B.
 
 A dials the broker (a ``route-container`` connector): it keeps the autolinks
-of the waypoint address ``orders`` and serves the link routes ``lr.``; B
-dials A and knows ``orders`` is a waypoint and ``lr.`` link-routed.  Proton's
-clients on B send to and receive from the broker's queue without knowing it
-is there; the broker killed (SIGKILL) mid-stream and restarted on its data
-loses nothing; a selector works through the link route, and with the broker
-gone an attach to a link-routed address is refused.  Proton's C example
-broker serves as a waypoint too, for Proton's C++ example clients.
+of the waypoint addresses ``orders`` and ``stream`` and serves the link routes
+``lr.``; B dials A and knows those are waypoints and ``lr.`` link-routed.
+Proton's clients on B send to and receive from the broker's queue without
+knowing it is there; the broker killed (SIGKILL) mid-stream and restarted on
+its data loses nothing; a selector works through the link route, and with the
+broker gone an attach to a link-routed address is refused.  Proton's C
+example broker serves as a waypoint too, for Proton's C++ example clients.
+
+One broker and one pair of routers serve every test but the last: a test that
+kills or stops the broker leaves it so, and the next one starts it again on
+its data (the ``running`` fixture).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import os
 import signal
 import subprocess
@@ -28,7 +31,10 @@ from proton import Message
 from proton.reactor import Selector
 from proton.utils import LinkDetached
 
+import petrel
+import petrel.blocking
 import tests.helpers.traffic
+from petrel.management import BlockingManagementClient, ManagementError
 from tests.helpers.proton_client import (
     connect,
     drain,
@@ -40,14 +46,22 @@ from tests.helpers.proton_client import (
     settle,
 )
 from tests.helpers.proton_native import PACKAGES, build_examples
-from tests.helpers.routers import PETREL, RouterNetwork, router_network_configs, wait_until
+from tests.helpers.routers import RouterNetwork, router_network_configs, wait_until
 from tests.helpers.servers import BrokerProcess, free_port, run_broker, wait_for_port
 from tests.helpers.traffic import Traffic
 
-#: B knows the waypoint and the link routes (no connector: they are served elsewhere).
+#: The waypoint addresses: each a queue on the broker.  ``stream`` is the killed broker's
+#: (what a kill leaves in flight cannot reach the other tests' queue).
+WAYPOINTS = ("orders", "stream")
+
+#: B knows the waypoints and the link routes (no connector: they are served elsewhere).
 CONFIG_B = """
 [[addresses]]
 prefix = "orders"
+waypoint = true
+
+[[addresses]]
+prefix = "stream"
 waypoint = true
 
 [[link_routes]]
@@ -78,6 +92,16 @@ address = "orders"
 connector = "broker1"
 direction = "in"
 
+[[autolinks]]
+address = "stream"
+connector = "broker1"
+direction = "out"
+
+[[autolinks]]
+address = "stream"
+connector = "broker1"
+direction = "in"
+
 [[link_routes]]
 prefix = "lr."
 direction = "in"
@@ -104,6 +128,10 @@ class Broker:
     def url(self) -> str:
         return f"amqp://127.0.0.1:{self.port}"
 
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.proc.poll() is None
+
     def start(self) -> None:
         self.process = self._stack.enter_context(
             run_broker(port=self.port, store="sqlite", data_dir=self.data_dir)
@@ -124,6 +152,15 @@ class Broker:
         return sorted(self.data_dir.glob("broker-*.log"))
 
 
+def autolinked(broker: Broker, net: RouterNetwork) -> None:
+    """Wait until A's autolinks are attached: the broker has the waypoints' queues."""
+    wait_until(
+        lambda: set(WAYPOINTS) <= (queues(broker.url) or {}).keys(),
+        what=f"the queues {WAYPOINTS} on the broker (A's autolinks)",
+        status=net.logs,
+    )
+
+
 @contextlib.contextmanager
 def behind(tmp_path: Path) -> Iterator[tuple[Broker, RouterNetwork]]:
     """The broker, A dialling it, B dialling A; returns once A's autolinks are attached."""
@@ -132,52 +169,52 @@ def behind(tmp_path: Path) -> Iterator[tuple[Broker, RouterNetwork]]:
     try:
         configs = {"A": config_a(broker.port), "B": CONFIG_B}
         with router_network_configs({"B-A": 1}, configs, log_dir=tmp_path / "routers") as net:
-            wait_until(
-                lambda: "orders" in (queues(broker.url) or {}),
-                what="the orders queue on the broker (A's autolinks)",
-                status=net.logs,
-            )
+            autolinked(broker, net)
             yield broker, net
     finally:
         broker.stop()
 
 
-def stat(url: str, *args: str) -> Any:
-    result = subprocess.run(
-        [str(PETREL), "stat", *args, "--json", "--url", url, "--timeout", "5"],
-        capture_output=True, text=True, timeout=30, check=False,
-    )  # fmt: skip
-    return json.loads(result.stdout) if result.returncode == 0 else None
-
-
 def queues(url: str) -> dict[str, dict[str, Any]] | None:
-    """The broker's queues by name (``petrel stat -q``); ``None`` if it does not answer."""
-    rows = stat(url, "-q")
-    return None if rows is None else {str(row["name"]): row for row in rows}
+    """The broker's queues by name (a management QUERY of ``petrel.queue``, as ``petrel
+    stat -q`` makes it); ``None`` if it does not answer."""
+    try:
+        with petrel.blocking.connect(url, reconnect=False, timeout=5) as conn:
+            client = BlockingManagementClient(conn, timeout=5)
+            rows = client.query_all("petrel.queue", ["name", "depth"]).as_dicts()
+            return {str(row["name"]): row for row in rows}
+    except (OSError, petrel.ClientError, ManagementError):
+        return None
 
 
 def depth(url: str, queue: str) -> int | None:
-    rows = queues(url) or {}
-    row = rows.get(queue)
-    if row is None:
-        return None
-    for key in ("depth", "messages", "message_count"):
-        if key in row:
-            return int(row[key])
-    raise AssertionError(f"no depth in {row}")
+    row = (queues(url) or {}).get(queue)
+    return None if row is None else int(row["depth"])
 
 
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Broker, RouterNetwork]]:
-    """A broker and the two routers for the tests that leave the broker running."""
+    """A broker and the two routers, for every test but the one with Proton's C broker."""
     with behind(tmp_path_factory.mktemp("behind")) as both:
         yield both
 
 
-def test_a_waypoint_holds_messages_in_the_broker_until_a_receiver_comes(
-    shared: tuple[Broker, RouterNetwork],
-) -> None:
+@pytest.fixture
+def running(shared: tuple[Broker, RouterNetwork]) -> tuple[Broker, RouterNetwork]:
+    """``shared`` with the broker running (again, if a test before killed or stopped it)
+    and A's autolinks attached to it."""
     broker, net = shared
+    if not broker.running:
+        broker.start()
+    autolinked(broker, net)
+    assert not net.crashed(), net.logs()
+    return shared
+
+
+def test_a_waypoint_holds_messages_in_the_broker_until_a_receiver_comes(
+    running: tuple[Broker, RouterNetwork],
+) -> None:
+    broker, net = running
     on_b = connect(net["B"].url)
     try:
         tx = sender(on_b, "orders")
@@ -202,41 +239,41 @@ def test_a_waypoint_holds_messages_in_the_broker_until_a_receiver_comes(
 
 
 def test_a_broker_killed_mid_stream_and_restarted_loses_nothing(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    running: tuple[Broker, RouterNetwork], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Durable messages: accepted only once on disk, so a SIGKILL cannot lose them.
     monkeypatch.setattr(tests.helpers.traffic, "Message", functools.partial(Message, durable=True))
-    with behind(tmp_path) as (broker, net):
-        traffic = Traffic("orders")
-        try:
-            traffic.add_receiver(net["A"].url, trace=False)
-            traffic.start_sending(net["B"].url, rate=300)
-            traffic.pump(lambda: len(traffic.arrivals) >= 150, what="streaming through the queue")
-            broker.kill()
-            before = len(traffic.arrivals)
-            traffic.pump(timeout=0.3)
-            broker.start()  # same port, same data: the router dials it again after 2 s
-            traffic.pump(
-                lambda: len(traffic.arrivals) >= before + 300,
-                timeout=30,
-                what="streaming again after the restart",
-            )
-            traffic.stop_sending()
-            traffic.pump(
-                lambda: traffic.done and set(traffic.received()) == set(range(traffic.issued)),
-                what="every message accepted and received",
-            )
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}\n{net.logs()}\n{broker.log()}") from None
-        finally:
-            traffic.close()
-        assert traffic.all_accepted() and not traffic.unsettled and not traffic.rejected
-        assert set(traffic.received()) == set(range(traffic.issued))
-        assert not net.crashed()
+    broker, net = running
+    traffic = Traffic("stream")
+    try:
+        traffic.add_receiver(net["A"].url, trace=False)
+        traffic.start_sending(net["B"].url, rate=300)
+        traffic.pump(lambda: len(traffic.arrivals) >= 150, what="streaming through the queue")
+        broker.kill()
+        before = len(traffic.arrivals)
+        traffic.pump(timeout=0.3)
+        broker.start()  # same port, same data: the router dials it again after 2 s
+        traffic.pump(
+            lambda: len(traffic.arrivals) >= before + 300,
+            timeout=30,
+            what="streaming again after the restart",
+        )
+        traffic.stop_sending()
+        traffic.pump(
+            lambda: traffic.done and set(traffic.received()) == set(range(traffic.issued)),
+            what="every message accepted and received",
+        )
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{net.logs()}\n{broker.log()}") from None
+    finally:
+        traffic.close()
+    assert traffic.all_accepted() and not traffic.unsettled and not traffic.rejected
+    assert set(traffic.received()) == set(range(traffic.issued))
+    assert not net.crashed()
 
 
-def test_a_selector_works_through_the_link_route(shared: tuple[Broker, RouterNetwork]) -> None:
-    broker, net = shared
+def test_a_selector_works_through_the_link_route(running: tuple[Broker, RouterNetwork]) -> None:
+    broker, net = running
     on_a, on_b = connect(net["A"].url), connect(net["B"].url)
     try:
         # Sent through the link route (A to the broker); the queue keeps them.
@@ -257,24 +294,26 @@ def test_a_selector_works_through_the_link_route(shared: tuple[Broker, RouterNet
         on_b.close()
 
 
-def test_a_link_routed_attach_with_the_broker_gone_is_refused(tmp_path: Path) -> None:
-    with behind(tmp_path) as (broker, net):
-        broker.stop()
-        refusals: list[str] = []
+def test_a_link_routed_attach_with_the_broker_gone_is_refused(
+    running: tuple[Broker, RouterNetwork],
+) -> None:
+    broker, net = running
+    broker.stop()
+    refusals: list[str] = []
 
-        def refused() -> bool:
-            conn = connect(net["B"].url)
-            try:
-                receiver(conn, "lr.nobody")
-            except LinkDetached as exc:
-                refusals.append(str(exc))
-                return True
-            finally:
-                conn.close()
-            return False
+    def refused() -> bool:
+        conn = connect(net["B"].url)
+        try:
+            receiver(conn, "lr.nobody")
+        except LinkDetached as exc:
+            refusals.append(str(exc))
+            return True
+        finally:
+            conn.close()
+        return False
 
-        wait_until(refused, interval=0.2, what="B to refuse lr.nobody", status=net.logs)
-        assert "amqp:not-found" in refusals[-1]
+    wait_until(refused, interval=0.2, what="B to refuse lr.nobody", status=net.logs)
+    assert "amqp:not-found" in refusals[-1]
 
 
 def test_protons_c_example_broker_as_a_waypoint(tmp_path: Path) -> None:

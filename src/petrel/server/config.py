@@ -402,6 +402,10 @@ class LimitSettings(_Model):
     as many at once; past that the server reads from it only as fast as the rate allows
     (nothing is refused: a client churning links cannot take the server from the others).
     0: no limit."""
+    refusal_log_period: float = Field(default=10.0, gt=0)
+    """Seconds of each period in which at most 10 refusals of one kind (connections
+    dropped by these limits, failed TLS handshakes) are logged one by one; the others
+    are counted in one line when the period ends."""
 
 
 class HttpSettings(_Model):

@@ -16,8 +16,8 @@ not open within ``sasl_timeout`` is told so (a SASL outcome, or a close) and
 hung up on; one that does not read what it is sent is bounded by the driver
 (``max_write_backlog``, ``write_stall_timeout``: see
 :mod:`petrel.driver.protocol`).  Each refusal is logged, at most
-:data:`LOG_BURST` lines per kind every :data:`LOG_PERIOD` seconds, so a flood
-cannot flood the log.
+:data:`LOG_BURST` lines per kind every ``refusal_log_period`` seconds (default
+:data:`LOG_PERIOD`), so a flood cannot flood the log.
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ class Listeners:
         self.start_http: StartHttp | None = None
         #: Connections per host that have not finished their open yet.
         self.pending: dict[str, int] = {}
-        self._refusals = RateLimitedLog(log)
+        self._refusals = RateLimitedLog(log, period=settings.limits.refusal_log_period)
         #: Each TLS listener's watch on its certificate files, by identity.
         self._tls_watchers: dict[str, FileWatcher] = {}
 
