@@ -1,10 +1,13 @@
 """Petrel's broker against the brokers a user would pick instead, with the same clients.
 
-    python bench/compare.py [--scale 1.0] [--brokers petrel,proton-c,rabbitmq] [--markdown FILE]
+    python bench/compare.py [--scale 1.0] [--brokers petrel,petrel-pure,proton-c,rabbitmq]
+                            [--case NAME] [--rounds N] [--markdown FILE]
 
 Starts, one after the other on loopback, each broker from Debian's packages:
 
-- ``petrel``: ``petrel broker --store sqlite`` (durable messages go to disk).
+- ``petrel``: ``petrel broker --store sqlite`` (durable messages go to disk), with
+  the compiled accelerator when it is built.
+- ``petrel-pure``: the same with ``PETREL_PURE_PYTHON=1`` (the pure-Python path).
 - ``proton-c``: Apache Qpid Proton's C ``broker.c`` example
   (``libqpid-proton11-dev-examples``), its credit ``WINDOW`` raised from 5 to
   1000, built as ``bench/broker.py`` builds it.  It has no store (no durable
@@ -19,7 +22,9 @@ with Proton's native load generators: the C ``send``/``receive`` examples
 (no SASL, so not against RabbitMQ) and the C++ ``simple_send``/``simple_recv``
 examples (``libqpid-proton-cpp12-dev``; ``simple_recv`` with its per-message
 print and its single-sender duplicate check removed), one pair, their own
-small map body, unsettled.  Prints one JSON line per run and then one table:
+small map body, unsettled.  With ``--rounds N`` every broker runs N times,
+interleaved, and the table keeps the median of each row.  Prints one JSON line
+per run and then one table:
 broker, case, msgs/s, p99 latency, broker CPU seconds and Petrel's ratio to
 the peer.  It stops every server it started.
 
@@ -39,7 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -132,20 +137,30 @@ def _stop(proc: subprocess.Popen[bytes], group: bool = False) -> None:
 
 
 @contextlib.contextmanager
-def petrel_broker() -> Iterator[Server]:
+def petrel_broker(pure: bool = False) -> Iterator[Server]:
+    """Petrel's broker; ``pure``: with ``PETREL_PURE_PYTHON=1`` (no compiled accelerator)."""
     port = free_port()
+    env = dict(os.environ)
+    env.pop("PETREL_PURE_PYTHON", None)
+    if pure:
+        env["PETREL_PURE_PYTHON"] = "1"
     with tempfile.TemporaryDirectory(prefix="petrel-compare-") as data:
         proc = subprocess.Popen(
             [str(PETREL), "broker", "--listen", f"amqp://127.0.0.1:{port}", "--store", "sqlite",
-             "--data-dir", data, "--log-level", "warning"],
+             "--data-dir", data, "--log-level", "warning", "--no-http"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
+            env=env,
         )  # fmt: skip
         try:
             wait_port(port)
-            yield Server("petrel", f"amqp://127.0.0.1:{port}", proc)
+            yield Server("petrel-pure" if pure else "petrel", f"amqp://127.0.0.1:{port}", proc)
         finally:
             _stop(proc)
+
+
+def petrel_pure_broker() -> contextlib.AbstractContextManager[Server]:
+    return petrel_broker(pure=True)
 
 
 @contextlib.contextmanager
@@ -180,7 +195,12 @@ def rabbitmq_broker() -> Iterator[Server]:
         yield Server("rabbitmq", node.url, node.process, address_prefix=rabbitmq.SEND_PREFIX)
 
 
-BROKERS = {"petrel": petrel_broker, "proton-c": proton_c_broker, "rabbitmq": rabbitmq_broker}
+BROKERS: dict[str, Callable[[], contextlib.AbstractContextManager[Server]]] = {
+    "petrel": petrel_broker,
+    "petrel-pure": petrel_pure_broker,
+    "proton-c": proton_c_broker,
+    "rabbitmq": rabbitmq_broker,
+}
 
 
 # --- the clients ----------------------------------------------------------------------------------
@@ -327,6 +347,19 @@ def measure(server: Server, scale: float, only_cases: set[str] | None) -> list[R
     return rows
 
 
+def medians(rows: list[Row]) -> list[Row]:
+    """One row per broker, case, clients and layout: the median rate of its rounds (a failed
+    round counts as no rate), with that round's latency and CPU."""
+    groups: dict[tuple[str, str, str, str], list[Row]] = {}
+    for row in rows:
+        groups.setdefault((row.broker, row.case, row.clients, row.layout), []).append(row)
+    out = []
+    for group in groups.values():
+        ranked = sorted(group, key=lambda r: r.msgs_per_s or 0.0)
+        out.append(ranked[len(ranked) // 2])
+    return out
+
+
 def table(rows: list[Row]) -> str:
     petrel = {(r.case, r.clients, r.layout): r.msgs_per_s for r in rows if r.broker == "petrel"}
     out = [
@@ -360,16 +393,23 @@ def main() -> None:
     parser.add_argument("--brokers", default=",".join(BROKERS))
     parser.add_argument("--case", action="append", help="only this case (repeatable)")
     parser.add_argument("--markdown", type=Path, help="also write the table to this file")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run every broker this many times, interleaved; the table shows medians",
+    )
     args = parser.parse_args()
     if shutil.which("g++") is None or shutil.which("pkg-config") is None:
         sys.exit("needs g++ and pkg-config: apt-get install g++ pkg-config")
     build_c_examples()
     build_cpp_examples()
     rows: list[Row] = []
-    for name in args.brokers.split(","):
-        with BROKERS[name]() as server:
-            rows += measure(server, args.scale, set(args.case) if args.case else None)
-    text = table(rows)
+    for _ in range(args.rounds):
+        for name in args.brokers.split(","):
+            with BROKERS[name]() as server:
+                rows += measure(server, args.scale, set(args.case) if args.case else None)
+    text = table(medians(rows))
     print(text)
     if args.markdown:
         args.markdown.write_text(text + "\n")
