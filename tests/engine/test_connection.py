@@ -162,6 +162,10 @@ def test_connection_lost() -> None:
     assert "reset by peer" in (closed.error.description or "")
     assert not closed.by_peer
     assert pair.client.finished
+    # The state machine says it too: nothing more may be begun on it.
+    assert pair.client.state is ConnectionState.END
+    with pytest.raises(LocalProtocolError, match="only on an open connection"):
+        pair.client.begin_session()
     assert pair.client.data_to_send() == b""
     pair.client.connection_lost()
     assert pair.client.next_event() is None

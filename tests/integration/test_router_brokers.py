@@ -246,13 +246,23 @@ def test_a_broker_killed_mid_stream_and_restarted_loses_nothing(
     broker, net = running
     traffic = Traffic("stream")
     try:
-        traffic.add_receiver(net["A"].url, trace=False)
+        first = traffic.add_receiver(net["A"].url, trace=False)
         traffic.start_sending(net["B"].url, rate=300)
         traffic.pump(lambda: len(traffic.arrivals) >= 150, what="streaming through the queue")
+        # The receiver goes: what the sender goes on sending waits in the broker's queue
+        # (accepted, on disk), so the kill lands on stored messages, not only on ones in
+        # flight that the router would hand back.
+        traffic.close_receiver(first)
+        traffic.pump(
+            lambda: (depth(broker.url, "stream") or 0) >= 100,
+            timeout=30,
+            what="messages waiting in the broker's queue",
+        )
         broker.kill()
         before = len(traffic.arrivals)
         traffic.pump(timeout=0.3)
         broker.start()  # same port, same data: the router dials it again after 2 s
+        traffic.add_receiver(net["A"].url, trace=False)
         traffic.pump(
             lambda: len(traffic.arrivals) >= before + 300,
             timeout=30,

@@ -319,3 +319,39 @@ async def test_an_autolink_the_broker_refuses_is_attached_again_once_its_queue_e
             await router.stop(timeout=1.0)
     finally:
         await broker.stop(timeout=1.0)
+
+
+async def test_an_autolink_retry_due_after_its_connection_is_lost_does_nothing(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The broker refuses the autolink, so a retry is scheduled; the broker is killed
+    # before it is due (no close: the socket just goes).  The retry belongs to a
+    # connection that is over: it must not begin a session there (the engine refuses,
+    # and asyncio would log the exception), and the next connection attaches afresh.
+    monkeypatch.setattr(waypoints, "RETRY_FIRST", 0.5)
+    monkeypatch.setattr(waypoints, "RETRY_NEXT", 0.5)
+    caplog.set_level("WARNING")
+    with run_broker("auto_create = false\n") as broker:
+        net = Net()
+        net.ports = {"A": free_port()}
+        settings = RouterSettings.model_validate(
+            {
+                "router": {"id": "A"},
+                "listeners": [{"url": net.url("A")}],
+                "connectors": [{"name": "b", "url": broker.url, "role": "route-container"}],
+                "addresses": WAYPOINT,
+                "autolinks": [{"address": "orders", "connector": "b", "direction": "in"}],
+            }
+        )
+        router = Router(settings, timers=FAST)
+        await router.start()
+        try:
+            refused = "detached autolink orders (amqp:not-found"
+            await net.until(lambda: any(refused in m for m in caplog.messages), "refused once")
+            broker.proc.send_signal(signal.SIGKILL)
+            broker.proc.wait(timeout=10)
+            await asyncio.sleep(1.2)  # past the retry that was due on the lost connection
+            failures = [r for r in caplog.records if r.levelname == "ERROR"]
+            assert not failures, [r.getMessage() for r in failures]
+        finally:
+            await router.stop(timeout=1.0)

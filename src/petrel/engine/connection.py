@@ -262,6 +262,9 @@ class Connection:
     def connection_lost(self, reason: str | None = None) -> None:
         """The transport is gone: report the connection closed, if it was not already."""
         self._lost = True
+        self.state = step(
+            CONNECTION_TRANSITIONS, self.state, Input.LOST, what="connection", remote=False
+        )
         if self._closed_reported:
             self._over = True
             return

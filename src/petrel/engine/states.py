@@ -49,6 +49,7 @@ class Input(enum.Enum):
     SEND_DETACH = "send detach"
     RECV_DETACH = "receive detach"
     FAIL = "protocol error"
+    LOST = "lose the transport"
 
 
 class ConnectionState(enum.Enum):
@@ -130,6 +131,8 @@ CONNECTION_TRANSITIONS: Mapping[tuple[ConnectionState, Input], ConnectionState] 
     (_C.OC_PIPE, _I.FAIL): _C.DISCARDING,
     (_C.CLOSE_PIPE, _I.FAIL): _C.DISCARDING,
     (_C.CLOSE_SENT, _I.FAIL): _C.DISCARDING,
+    # The transport is gone (part 2.4.6 has no arc for it): nothing more is read or written.
+    **{(state, _I.LOST): _C.END for state in _C},
 }
 
 #: Part 2.5.5.  ``ENDED`` is ``UNMAPPED`` after an end exchange: a session is never reused.
