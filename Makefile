@@ -5,8 +5,15 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 RUN_STAMP := $(VENV)/.installed-run
 DOCS_STAMP := $(VENV)/.installed-docs
+ACCEL_STAMP := $(VENV)/.built-accel
+# The modules mypyc compiles (src/petrel/_accel.py lists them): a change rebuilds.
+ACCEL_SOURCES := $(wildcard src/petrel/codec/*.py src/petrel/engine/*.py \
+                   src/petrel/message/*.py src/petrel/broker/*.py) src/petrel/_accel.py
+# The tests the pure-Python run repeats: everything the compiled modules are made from.
+PURE_TESTS := tests/codec tests/spec tests/message tests/engine tests/fuzz tests/test_accel.py \
+              tests/broker/test_queues.py tests/broker/test_queue_costs.py
 
-.PHONY: run test lint docs bench bench-compare clean
+.PHONY: run test test-pure lint docs accel bench bench-compare clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,18 +32,35 @@ $(DOCS_STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[docs]'
 	touch $(DOCS_STAMP)
 
-## run: create .venv, install Petrel (with uvloop only) and start the broker on 127.0.0.1:5672
-run: $(RUN_STAMP)
+# The compiled hot path (mypyc, in place; see hatch_build.py).  Without a C compiler it
+# says so and the pure-Python modules run: nothing else changes.
+$(ACCEL_STAMP): hatch_build.py $(ACCEL_SOURCES) | $(RUN_STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[fast,accel]'
+	$(BIN)/python hatch_build.py
+	touch $(ACCEL_STAMP)
+
+## accel: compile the hot path with mypyc (about 1.5 minutes; `make run` and `make test` do it)
+accel: $(ACCEL_STAMP)
+
+## run: create .venv, install Petrel (with uvloop), compile the hot path, start the broker on
+##      127.0.0.1:5672
+run: $(RUN_STAMP) $(ACCEL_STAMP)
 	$(BIN)/petrel broker
 
 ## test: create .venv if missing, install with the test extras and run the whole suite
-test: $(STAMP)
+##       (compiled), then the codec, engine and message tests again on the pure-Python path
+test: $(STAMP) $(ACCEL_STAMP)
 	$(BIN)/python -m pytest
+	$(MAKE) test-pure
+
+## test-pure: the tests of the compiled modules, with PETREL_PURE_PYTHON=1
+test-pure: $(STAMP)
+	PETREL_PURE_PYTHON=1 $(BIN)/python -m pytest -q $(PURE_TESTS)
 
 ## lint: ruff, mypy and the import-layer contracts
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench examples docs/tooling
-	$(BIN)/ruff format --check src tests bench examples docs/tooling
+	$(BIN)/ruff check src tests bench examples docs/tooling hatch_build.py
+	$(BIN)/ruff format --check src tests bench examples docs/tooling hatch_build.py
 	$(BIN)/mypy
 	$(BIN)/mypy --strict examples/engine
 	$(BIN)/lint-imports
@@ -60,4 +84,5 @@ bench-compare: $(STAMP)
 	$(BIN)/python bench/compare.py
 
 clean:
+	-$(PYTHON) hatch_build.py --clean
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build dist site

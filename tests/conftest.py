@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -39,3 +42,26 @@ def tls_files(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, st
     client.private_key_pem.write_to_path(str(files["client_key"]))
     client.cert_chain_pems[0].write_to_path(str(files["client_cert"]))
     yield {k: str(v) for k, v in files.items()}
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """A ``pure_python`` test, in a compiled build: run it in a pure-Python subprocess (the
+    same source, so what it measures holds for both) and pass or fail with it."""
+    from petrel._accel import PURE_PYTHON_VARIABLE, backend
+
+    if pyfuncitem.get_closest_marker("pure_python") is None or backend() == "python":
+        return None
+    env = {**os.environ, PURE_PYTHON_VARIABLE: "1"}
+    root = Path(__file__).resolve().parents[1]
+    run = subprocess.run(
+        [sys.executable, "-m", "pytest", pyfuncitem.nodeid, "-q", "-p", "no:cacheprovider"],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert run.returncode == 0, f"in a PETREL_PURE_PYTHON=1 subprocess:\n{run.stdout[-4000:]}"
+    return True

@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+# First: with PETREL_PURE_PYTHON=1 the compiled modules' sources must win before any is imported.
+from . import _accel  # noqa: F401
 from ._version import __version__
 from .errors import AmqpError, DecodeError, EncodeError
 from .message import Message

@@ -683,6 +683,7 @@ def test_dead_lettering_a_message_whose_annotations_do_not_decode(
     bystander()
 
 
+@pytest.mark.pure_python
 def test_an_undecodable_section_is_decoded_once(monkeypatch: pytest.MonkeyPatch) -> None:
     """A message whose properties do not decode stays in its queue, where a selector reads
     it again at every dispatch: its view keeps the failure instead of decoding again."""

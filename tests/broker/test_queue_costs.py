@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from petrel.broker.queues import Entry, Queue
 from petrel.server.config import QueueSettings
 
@@ -73,6 +75,7 @@ def _queue(count: int, kind: type[Entry] = Entry, **entry_fields: Any) -> Queue:
     return queue
 
 
+@pytest.mark.pure_python
 def test_browsing_a_deep_queue_a_little_at_a_time_looks_at_each_message_once() -> None:
     queue = _queue(20_000, CountedEntry)
     browser = Browser()
@@ -144,6 +147,7 @@ class _CountedEntry(Entry):
         self._group_id = value
 
 
+@pytest.mark.pure_python
 def test_messages_waiting_for_a_busy_owner_are_not_looked_at_again_and_again() -> None:
     queue = Queue("q", QueueSettings(name="q"), Hooks())
     owner, other = _Consumer(1), _Consumer(2)

@@ -237,11 +237,14 @@ def encode_described(out: bytearray, value: Described) -> None:
     encode_value(out, value.value)
 
 
-def encode_descriptor(out: bytearray, descriptor: int | str) -> None:
+def encode_descriptor(out: bytearray, descriptor: object) -> None:
     """Write ``0x00`` and a descriptor: a ulong code or a symbol name.
 
     The spec reserves every other descriptor type (part 1.5), and Petrel's
-    decoder refuses them, so they are refused here too.
+    decoder refuses them, so they are refused here too.  ``descriptor`` is
+    typed ``object`` because this function is the check: a compiled build
+    enforces annotations, and ``int | str`` would refuse a float before the
+    precise error below could name it.
     """
     out.append(0x00)
     if isinstance(descriptor, str):

@@ -163,7 +163,7 @@ class AmqpProtocol(asyncio.Protocol):
         if self._read_pauses > 1:
             return  # someone else stopped reading too: resume_reading goes on from here
         self._rest = rest[READ_SLICE:] if len(rest) > READ_SLICE else None
-        self.engine.receive_data(rest[:READ_SLICE])  # type: ignore[arg-type]
+        self.engine.receive_data(rest[:READ_SLICE])
         self.process()
         if self._rest is not None:
             self._slice_handle = self.loop.call_soon(self._next_slice)

@@ -144,12 +144,13 @@ class Connection:
 
     # --- the driver's interface -------------------------------------------------------------
 
-    def receive_data(self, data: bytes) -> None:
+    def receive_data(self, data: bytes | bytearray | memoryview) -> None:
         """Feed bytes read from the transport.  Never raises for anything the peer sends."""
         if self._over or not data:
             return
         if type(data) is not bytes:
             data = bytes(data)
+        assert isinstance(data, bytes)
         self._bytes_in += len(data)
         if self._in_len:
             self._in_chunks.append(data)

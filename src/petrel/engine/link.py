@@ -7,9 +7,10 @@ peer does arrives through the session and comes out as events.
 
 from __future__ import annotations
 
+import enum
 import logging
 import struct
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final, Literal
 
 from ..errors import AmqpError, Condition, LocalProtocolError
 from ..spec import Attach, Detach, Error, Flow, ReceiverSettleMode, Role, SenderSettleMode
@@ -34,7 +35,17 @@ if TYPE_CHECKING:
 __all__ = ["Link"]
 
 _pack_tag = struct.Struct(">I").pack
-_UNSET: Any = object()
+
+
+class _Unset(enum.Enum):
+    """The default of an argument for which ``None`` already means something."""
+
+    UNSET = 0
+
+
+# An enum member, not a bare ``object()``: a compiled build checks argument types, and
+# ``int | Literal[_Unset.UNSET] | None`` admits this sentinel where ``int | None`` would not.
+_UNSET: Final = _Unset.UNSET
 _ATTACHED = LinkState.ATTACHED
 
 #: How many deliveries beyond its credit a client tolerates from a sender (see
@@ -205,7 +216,7 @@ class Link:
         snd_settle_mode: int | None = None,
         rcv_settle_mode: int | None = None,
         initial_delivery_count: int = 0,
-        max_message_size: int | None = _UNSET,
+        max_message_size: int | Literal[_Unset.UNSET] | None = _UNSET,
         offered_capabilities: Any = None,
         desired_capabilities: Any = None,
         properties: dict[Any, Any] | None = None,

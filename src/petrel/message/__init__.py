@@ -41,8 +41,9 @@ import warnings
 from typing import Any
 
 from .. import codec
+from ._body import Sections
 from ._message import Message
-from ._sections import KEEP, BodyType, Sections
+from ._sections import KEEP, BodyType
 from ._view import EncodedAnnotations, MessageView
 
 __all__ = [

@@ -15,6 +15,7 @@ from ..spec.messaging import (
     Data,
 )
 from ..types import Timestamp, ULong
+from ._body import Sections
 from ._sections import (
     _APP_PROPS,
     _BODY,
@@ -26,7 +27,6 @@ from ._sections import (
     _PROPERTIES,
     _RANK,
     BodyType,
-    Sections,
     _check_next_body,
     _describe,
     _encode_application_properties,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Final, Literal, Self
+from typing import Any, Final, Literal
 
 from .. import codec
 from ..codec import descriptor_at, skip_value
@@ -27,28 +27,6 @@ from ..types import Symbol, ULong
 BodyType = Literal["value", "data", "sequence"]
 
 _BYTES_LIKE = (bytes, bytearray, memoryview)
-
-
-class Sections(tuple[Any, ...]):
-    """A body of several sections: ``data`` sections (``bytes``) or ``amqp-sequence`` (lists)::
-
-        Message(Sections(b"part one", b"part two"))   # two data sections
-        Message(Sections([1, 2], [3]))                # two amqp-sequence sections
-
-    A single section needs no wrapper: ``Message(b"...")`` is one data section
-    and ``Message([1, 2], body_type="sequence")`` one amqp-sequence section.
-    """
-
-    __slots__ = ()
-
-    def __new__(cls, *parts: Any) -> Self:
-        return tuple.__new__(cls, parts)
-
-    def __getnewargs__(self) -> tuple[Any, ...]:
-        return tuple(self)
-
-    def __repr__(self) -> str:
-        return f"Sections({', '.join(repr(p) for p in self)})"
 
 
 # Section order: the rank of each section type; body sections share one rank.

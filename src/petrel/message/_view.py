@@ -39,8 +39,9 @@ from ._sections import (
 )
 
 #: ``with_header(add_message_annotations=...)``: the annotations are rewritten from their
-#: encoding, not from a decoded map.
-_KEPT_AS_ENCODED: Final[Any] = object()
+#: encoding, not from a decoded map.  A second ``_Keep`` rather than a bare ``object()``: the
+#: argument it stands in for is typed, and a compiled build checks that type.
+_KEPT_AS_ENCODED: Final = _Keep()
 
 _MAPS: Final = frozenset((MAP8, MAP32))
 _STRINGS: Final = frozenset((STR8, STR32))

@@ -1,0 +1,126 @@
+"""Which build of Petrel's hot path runs: compiled by mypyc, or the pure-Python source.
+
+A wheel built where a C compiler was found holds each module named in
+:data:`COMPILED_MODULES` twice: the extension mypyc made from it
+(``_decode.cpython-311-x86_64-linux-gnu.so``) beside the source it was made from
+(``_decode.py``).  Python's import system takes the extension when both are there.
+With ``PETREL_PURE_PYTHON=1`` in the environment, :func:`install` (run when this
+module is imported, which ``petrel/__init__.py`` does first of all) puts a finder in front that
+loads the source instead, for every module of the list at once: compiled modules call
+each other's functions directly, so the group is swapped whole or not at all.
+
+A wheel built without a compiler, an sdist installed without one, or an editable
+install holds only the sources; then both settings run the same pure Python.  In a
+checkout, ``make accel`` (``python hatch_build.py``) compiles the group in place; a
+source edited after that is newer than its extension, and then :func:`install` runs
+every listed module from source (with a warning) rather than a stale build.
+
+This module imports nothing from Petrel, so the build hook (``hatch_build.py``) reads
+the list from it without importing the package.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import warnings
+from collections.abc import Sequence
+from importlib.abc import MetaPathFinder
+from importlib.machinery import EXTENSION_SUFFIXES, ModuleSpec
+from types import ModuleType
+
+__all__ = ["COMPILED_MODULES", "PURE_PYTHON_VARIABLE", "backend", "install"]
+
+#: The modules a compiled build compiles, as one mypyc group.  Everything else stays
+#: Python in every build (spec classes are made with ``exec`` at import time).
+COMPILED_MODULES: tuple[str, ...] = (
+    "petrel.codec._decode",
+    "petrel.codec._encode",
+    "petrel.codec._wire",
+    "petrel.engine.framing",
+    "petrel.engine.output",
+    "petrel.engine.connection",
+    "petrel.engine.session",
+    "petrel.engine.link",
+    "petrel.engine.delivery",
+    "petrel.message._sections",
+    "petrel.message._view",
+    "petrel.broker.queues",
+    "petrel.broker.links",
+    "petrel.broker.core",
+)
+
+#: Set to ``1`` to run the pure-Python source of a compiled build.
+PURE_PYTHON_VARIABLE = "PETREL_PURE_PYTHON"
+
+_NAMES = frozenset(COMPILED_MODULES)
+
+
+class _SourceFirst(MetaPathFinder):
+    """Finds the ``.py`` file of a compiled module before the extension beside it."""
+
+    def find_spec(
+        self,
+        fullname: str,
+        path: Sequence[str] | None,
+        target: ModuleType | None = None,
+    ) -> ModuleSpec | None:
+        if fullname not in _NAMES or path is None:
+            return None
+        leaf = fullname.rpartition(".")[2] + ".py"
+        for entry in path:
+            source = os.path.join(entry, leaf)
+            if os.path.isfile(source):
+                return importlib.util.spec_from_file_location(fullname, source)
+        return None
+
+
+def _stale() -> list[str]:
+    """Listed modules whose source is newer than the extension beside it."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    stale = []
+    for name in COMPILED_MODULES:
+        base = os.path.join(here, *name.split(".")[1:])
+        try:
+            source = os.stat(base + ".py").st_mtime
+        except OSError:
+            continue
+        for suffix in EXTENSION_SUFFIXES:
+            try:
+                built = os.stat(base + suffix).st_mtime
+            except OSError:
+                continue
+            if built < source:
+                stale.append(name)
+            break
+    return stale
+
+
+def install() -> None:
+    """Make the sources win when ``PETREL_PURE_PYTHON=1``, or when a compiled module is
+    older than its source; do nothing otherwise."""
+    wanted = os.environ.get(PURE_PYTHON_VARIABLE, "") not in ("", "0")
+    if not wanted:
+        stale = _stale()
+        if stale:
+            warnings.warn(
+                f"petrel: the compiled {', '.join(stale)} is older than its source; running"
+                " the pure-Python modules (run `make accel` to rebuild)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+            wanted = True
+    if wanted and not any(isinstance(f, _SourceFirst) for f in sys.meta_path):
+        sys.meta_path.insert(0, _SourceFirst())
+
+
+def backend() -> str:
+    """``"mypyc"`` when the compiled modules are the ones running, else ``"python"``."""
+    from .codec import _decode
+
+    origin = getattr(_decode, "__file__", None) or ""
+    return "mypyc" if origin.endswith(tuple(EXTENSION_SUFFIXES)) else "python"
+
+
+install()
