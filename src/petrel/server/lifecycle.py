@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import gc
 import logging
 import signal
 import sys
@@ -121,6 +122,27 @@ class Servable(Protocol):
         ...
 
 
+#: The cyclic collector's young-generation threshold once a server runs (CPython's is 700).
+GC_YOUNG_THRESHOLD = 10_000
+
+
+def tune_collector() -> None:
+    """Once a server is up: freeze what starting it made (``gc.freeze``: modules, settings,
+    listeners are never collected, so no full collection walks them again) and collect the
+    young generation every 10,000 allocations rather than every 700.
+
+    Every queued message is a few tracked objects, and each collection walks the objects
+    allocated since the last, so a broker taking messages in collects constantly; with
+    both changes a queue filling with 200,000 small messages costs the broker about a
+    third less CPU per message (docs/performance.md).  The older generations keep
+    their thresholds, so cyclic garbage is still found.
+    """
+    gc.collect()
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
+
+
 def _stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
 
@@ -153,6 +175,7 @@ async def serve(server: Servable, name: str, say: Callable[[str], None] = _stder
             return ExitCode.STARTUP
         addresses = ", ".join(f"{host}:{port}" for host, port in server.bound)
         log.info("%s ready on %s", name, addresses)
+        tune_collector()
         failing = asyncio.ensure_future(server.failed.wait())
         await asyncio.wait({stopping, failing}, return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
