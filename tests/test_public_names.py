@@ -107,6 +107,9 @@ def test_all_names_resolve_once(package: str) -> None:
         assert value is not None, f"{package}.{name}"
 
 
+# mypyc does not keep the docstrings of what it compiles (``help()`` on a compiled build
+# shows signatures only): the docstrings are checked where they are, in the source.
+@pytest.mark.pure_python
 @pytest.mark.parametrize("package", LIBRARY)
 def test_every_public_name_has_a_docstring(package: str) -> None:
     missing = []
