@@ -5,14 +5,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ..errors import LocalProtocolError
-from .states import SessionState
 
 if TYPE_CHECKING:
     from .link import Link
 
 __all__ = ["Delivery"]
-
-_MAPPED = SessionState.MAPPED
 
 
 class Delivery:
@@ -86,30 +83,8 @@ class Delivery:
             self._changed(True)
 
     def _changed(self, settled: bool) -> None:
-        link = self.link
-        session = link.session
-        delivery_id = self.delivery_id
-        outgoing = link.is_sender
-        if settled:
-            self.settled = True
-            if delivery_id is not None:
-                unsettled = session._unsettled_out if outgoing else session._unsettled_in
-                unsettled.pop(delivery_id, None)
-        # The link may be detached: its deliveries are the session's until settled.
-        if (
-            self.remote_settled
-            or delivery_id is None
-            or self._queued
-            or session.state is not _MAPPED
-        ):
-            return
-        self._queued = True
-        if outgoing:
-            session._disposition_out.append(self)
-        else:
-            session._disposition_in.append(self)
-        if not session._dirty:
-            session._touch()
+        # The session keeps the books: its unsettled maps and the dispositions to write.
+        self.link.session._delivery_changed(self, settled)
 
     def __repr__(self) -> str:
         return (

@@ -683,6 +683,32 @@ class Session:
 
     # --- the flush --------------------------------------------------------------------------
 
+    def _delivery_changed(self, delivery: Delivery, settled: bool) -> None:
+        """One of our deliveries was settled or given a state here: forget it once settled,
+        and queue its disposition unless the peer settled it already.  (A detached link's
+        deliveries are still the session's until settled, part 2.7.6.)"""
+        delivery_id = delivery.delivery_id
+        outgoing = delivery.link.is_sender
+        if settled:
+            delivery.settled = True
+            if delivery_id is not None:
+                unsettled = self._unsettled_out if outgoing else self._unsettled_in
+                unsettled.pop(delivery_id, None)
+        if (
+            delivery.remote_settled
+            or delivery_id is None
+            or delivery._queued
+            or self.state is not _MAPPED
+        ):
+            return
+        delivery._queued = True
+        if outgoing:
+            self._disposition_out.append(delivery)
+        else:
+            self._disposition_in.append(delivery)
+        if not self._dirty:
+            self._touch()
+
     def _touch(self) -> None:
         if not self._dirty:
             self._dirty = True
