@@ -18,6 +18,7 @@ import petrel
 from petrel.broker import Broker
 from petrel.server.config import BrokerSettings
 from petrel.server.http import DEFAULT_HTTP_URL, apply_http_options, service
+from tests.helpers.routers import wait_until
 from tests.helpers.servers import free_port, run_broker, wait_for_port
 from tests.http.conftest import scrape
 
@@ -49,11 +50,15 @@ def broker_exits(
 
 def test_petrel_broker_serves_http_by_default() -> None:
     """On the default port, or (other Petrels on this machine hold it) with the warning."""
+    served = f"HTTP on {DEFAULT_HTTP_URL}"
+    warned = f"no HTTP (metrics, WebSockets): cannot listen on {DEFAULT_HTTP_URL}"
     with run_broker(default_http=True) as broker:
-        log = broker.log()
-    served = f"HTTP on {DEFAULT_HTTP_URL}" in log
-    warned = f"no HTTP (metrics, WebSockets): cannot listen on {DEFAULT_HTTP_URL}" in log
-    assert served or warned, log
+        # The AMQP port opens first; the HTTP listener's line may follow it.
+        wait_until(
+            lambda: served in broker.log() or warned in broker.log(),
+            what="the HTTP listener's line",
+            status=broker.log,
+        )
 
 
 async def test_the_default_listener_on_a_busy_port_is_a_warning_not_a_failure(
