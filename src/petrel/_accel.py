@@ -48,13 +48,18 @@ COMPILED_MODULES: tuple[str, ...] = (
     "petrel.engine.output",
     "petrel.engine.connection",
     "petrel.engine.session",
+    "petrel.engine.outgoing",
     "petrel.engine.link",
     "petrel.engine.delivery",
     "petrel.message._sections",
     "petrel.message._view",
+    "petrel.broker.entry",
     "petrel.broker.queues",
     "petrel.broker.links",
     "petrel.broker.core",
+    "petrel.broker.connection",
+    "petrel.server.connection",
+    "petrel.driver.protocol",
 )
 
 #: Set to ``1`` to run the pure-Python source of a compiled build.

@@ -39,7 +39,7 @@ async def test_send_waits_for_credit_and_memory_stays_bounded(url: str, queue: s
         protocol = conn._protocol
         assert protocol is not None
         session = protocol.engine.sessions[0]
-        assert not session._blocked  # no transfer queued inside the engine
+        assert not session.outgoing.waiting  # no transfer queued inside the engine
         assert protocol.engine.data_to_send() == b""  # nor bytes waiting to be written
         assert protocol.transport is not None
         assert protocol.transport.get_write_buffer_size() == 0

@@ -118,7 +118,7 @@ def test_presettled(pair: EnginePair, links: LinkPair) -> None:
     pair.pump()
     delivery = sender.send(b"fire and forget", settled=True)
     assert delivery.settled
-    assert not sender.session._unsettled_out
+    assert not sender.session.outgoing.unsettled
     pair.pump()
     received = pair.take_one("server", DeliveryReceived)
     assert received.settled
@@ -152,7 +152,7 @@ def test_every_state_passes_through(pair: EnginePair, links: LinkPair, state: An
     updated = pair.take_one("client", DeliveryUpdated)
     assert updated == DeliveryUpdated(sent, state, True)
     assert sent.remote_state == state and sent.remote_settled
-    assert not sender.session._unsettled_out
+    assert not sender.session.outgoing.unsettled
 
 
 def test_receiver_settles_first(pair: EnginePair, links: LinkPair) -> None:

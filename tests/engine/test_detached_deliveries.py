@@ -52,7 +52,7 @@ def test_the_sender_closes_at_once_and_still_hears_the_outcome(
     ]
     assert pair.take_one("client", DeliveryUpdated) == DeliveryUpdated(sent, Accepted(), True)
     assert sent.remote_settled and sent.remote_state == Accepted()
-    assert not sender.session._unsettled_out
+    assert not sender.session.outgoing.unsettled
     assert not receiver.session._unsettled_in
 
 
@@ -83,7 +83,7 @@ def test_the_receiver_detaches_then_gives_outcomes(pair: EnginePair, links: Link
         (sent[1], Accepted, True),
         (sent[2], Rejected, True),
     ]
-    assert not sender.session._unsettled_out and not receiver.session._unsettled_in
+    assert not sender.session.outgoing.unsettled and not receiver.session._unsettled_in
 
 
 def test_the_sender_settles_after_the_detach(pair: EnginePair, links: LinkPair) -> None:
@@ -100,7 +100,7 @@ def test_the_sender_settles_after_the_detach(pair: EnginePair, links: LinkPair) 
     sent.settle()
     pair.pump()
     assert pair.take_one("server", DeliveryUpdated) == DeliveryUpdated(received, None, True)
-    assert not sender.session._unsettled_out and not receiver.session._unsettled_in
+    assert not sender.session.outgoing.unsettled and not receiver.session._unsettled_in
 
 
 def test_a_non_terminal_state_then_settlement(pair: EnginePair, links: LinkPair) -> None:
@@ -116,11 +116,11 @@ def test_a_non_terminal_state_then_settlement(pair: EnginePair, links: LinkPair)
     received.update(Released())
     pair.pump()
     assert pair.take_one("client", DeliveryUpdated) == DeliveryUpdated(sent, Released(), False)
-    assert sender.session._unsettled_out == {0: sent}
+    assert sender.session.outgoing.unsettled == {0: sent}
     received.settle()
     pair.pump()
     assert pair.take_one("client", DeliveryUpdated).settled
-    assert not sender.session._unsettled_out and not receiver.session._unsettled_in
+    assert not sender.session.outgoing.unsettled and not receiver.session._unsettled_in
 
 
 def test_the_handle_is_reused_meanwhile(pair: EnginePair, session: Session) -> None:
@@ -159,7 +159,7 @@ def test_the_session_end_forgets_them(pair: EnginePair, links: LinkPair) -> None
     assert receiver.session._unsettled_in == {0: received}
     sender.session.end()
     pair.pump()
-    assert not sender.session._unsettled_out and not receiver.session._unsettled_in
+    assert not sender.session.outgoing.unsettled and not receiver.session._unsettled_in
 
 
 def _small_frames() -> tuple[EnginePair, Session, Link, Link]:
@@ -183,13 +183,13 @@ def test_a_delivery_cut_short_by_the_detach_is_forgotten(who: str) -> None:
     server_session = receiver.session
     sender.send(b"z" * 5000)  # ten frames: the server's window of 2 lets two go
     pair.server.receive_data(pair.client.data_to_send())  # the window's answer waits
-    assert len(session._blocked) == 1
-    assert session._unsettled_out and server_session._unsettled_in
+    assert len(session.outgoing.waiting) == 1
+    assert session.outgoing.unsettled and server_session._unsettled_in
     (sender if who == "sender" else receiver).detach()
     pair.pump()
     assert pair.take("server", DeliveryReceived) == []
-    assert not session._blocked
-    assert not session._unsettled_out and not server_session._unsettled_in
+    assert not session.outgoing.waiting
+    assert not session.outgoing.unsettled and not server_session._unsettled_in
     assert receiver._incoming is None and not receiver._chunks
     pair.clear()
     sender2, receiver2 = attach(pair, session, "again")

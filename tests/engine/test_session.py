@@ -176,10 +176,12 @@ def test_blocked_transfers_flow_when_the_window_opens() -> None:
     pair, _, sender = _windowed(3, credit=50)
     for i in range(20):
         sender.send(b"%d" % i)
+    # Three fit the peer's window; the rest wait in the session's sending half.
+    assert sender.session.outgoing.unsent(sender) == 17
     pair.pump()
     got = [e.payload for e in pair.take("server", DeliveryReceived)]
     assert got == [b"%d" % i for i in range(20)]
-    assert sender._unsent == 0
+    assert sender.session.outgoing.unsent(sender) == 0
     _transfer_ids(pair)
 
 
@@ -207,9 +209,9 @@ def test_detach_drops_transfers_still_waiting() -> None:
     pair, session, sender = _windowed(2, credit=10)
     for _ in range(6):
         sender.send(b"x")
-    assert session._blocked
+    assert session.outgoing.waiting
     sender.detach()
-    assert not session._blocked
+    assert not session.outgoing.waiting
     pair.pump()
     assert len(pair.take("server", DeliveryReceived)) == 2
     assert pair.take_one("server", LinkDetached).by_peer

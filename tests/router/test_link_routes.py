@@ -154,7 +154,7 @@ async def test_a_receiver_that_detaches_with_deliveries_unsettled_leaves_none_in
             count = 0
             for conn in list(net.routers[router_id].connections.values()):
                 for session in conn.engine.sessions:
-                    count += len(session._unsettled_in) + len(session._unsettled_out)
+                    count += len(session._unsettled_in) + len(session.outgoing.unsettled)
             return count
 
         await net.until(lambda: unsettled("A") == 0 and unsettled("B") == 0, "nothing kept")

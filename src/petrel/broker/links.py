@@ -1,6 +1,6 @@
 """The broker's two kinds of link: consumers (we send) and producers (we receive).
 
-A :class:`ConsumerLink` is the :class:`~petrel.broker.queues.Consumer` of one
+A :class:`ConsumerLink` is the :class:`~petrel.broker.entry.Consumer` of one
 queue: it turns queue entries into transfers within the link's credit and
 turns the client's outcomes back into queue operations.  A
 :class:`ProducerLink` publishes what arrives, settles each delivery once the

@@ -45,7 +45,6 @@ def describe_header(data: bytes) -> str:
 _TRANSFER_DESCRIPTOR: Final = b"\x00\x53\x14"
 # The six leading fields: handle, delivery-id, delivery-tag, message-format, settled, more.
 _LEADING_FIELDS: Final = 6
-_FIELD_COUNT: Final = len(Transfer.FIELDS)
 
 
 def read_transfer(buf: bytes, at: int, end: int) -> tuple[Transfer, int] | None:
@@ -64,5 +63,5 @@ def read_transfer(buf: bytes, at: int, end: int) -> tuple[Transfer, int] | None:
     if found is NOT_READ:
         return None
     values, stop = found
-    values.extend([None] * (_FIELD_COUNT - _LEADING_FIELDS))
+    # ``from_fields`` pads the fields after ``more`` from its own shared tails.
     return Transfer.from_fields(values), stop

@@ -76,7 +76,6 @@ class Link:
         "_peer_max_message_size",
         "_size",
         "_slack",
-        "_unsent",
         "available",
         "credit",
         "delivery_count",
@@ -147,10 +146,9 @@ class Link:
         self._next_tag = 0
         self._overshoot_logged = False
         self._slack = CLIENT_CREDIT_SLACK
-        self._unsent = 0
         self._peer_max_message_size = 0
         self._incoming: Delivery | None = None
-        self._chunks: list[bytes] = []
+        self._chunks: list[bytes | memoryview] = []
         self._size = 0
         self._detach_reported = False
 
@@ -400,7 +398,9 @@ class Link:
     def _flow_frame(self, session_flow: Flow) -> Flow:
         """This link's flow: ``session_flow`` (the session's fields) with the link's added."""
         if self.is_sender:
-            delivery_count: int | None = (self.delivery_count - self._unsent) & SERIAL_MASK
+            delivery_count: int | None = (
+                self.delivery_count - self.session.outgoing.unsent(self)
+            ) & SERIAL_MASK
             available = self.available
         else:
             delivery_count = self.delivery_count if self.remote_attach is not None else None

@@ -2,10 +2,11 @@
 
 Session flow control follows part 2.5.6 exactly: ``next_outgoing_id`` and
 ``next_incoming_id`` count transfer frames, ``remote_incoming_window`` is
-what the peer lets us send (transfers wait in the session while it is zero)
-and ``incoming_window`` is what we let the peer send; a transfer beyond it
-ends the session with ``amqp:session:window-violation``.  We announce a fresh
-window once half of it has been used.
+what the peer lets us send (transfers wait in the session's sending half,
+:class:`~.outgoing.Outgoing`, while it is zero) and ``incoming_window`` is
+what we let the peer send; a transfer beyond it ends the session with
+``amqp:session:window-violation``.  We announce a fresh window once half of it
+has been used.
 
 Dispositions and flow frames are not written when a command asks for them:
 they are collected and written at ``data_to_send()`` time (or before a
@@ -16,16 +17,9 @@ dispositions and one flow frame per link.
 from __future__ import annotations
 
 import heapq
-from collections import deque
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any
 
-from ..codec import (
-    write_transfer_continuation,
-    write_transfer_head,
-    write_transfer_head_with_state,
-)
-from ..codec.constructors import TRUE
 from ..errors import AmqpError, Condition, LocalProtocolError, RemoteProtocolError
 from ..spec import (
     Attach,
@@ -43,8 +37,8 @@ from ..spec import (
 from .delivery import Delivery
 from .events import DeliveryUpdated, SessionBegun, SessionEnded
 from .faults import SessionFault, as_error, error_of
-from .framing import HEADER_PLACEHOLDER, pack_header
 from .link import Link
+from .outgoing import Outgoing
 from .serial import SERIAL_MASK
 from .states import LINK_TRANSITIONS, SESSION_TRANSITIONS, Input, LinkState, SessionState, step
 
@@ -54,25 +48,7 @@ if TYPE_CHECKING:
 __all__ = ["Session"]
 
 _MAPPED = SessionState.MAPPED
-#: Payload slices at least this big are written as views, not copied (see Connection).
-_SEGMENT_MIN = 16384
-#: The most a first transfer frame spends before its payload: 8 bytes of frame header,
-#: the descriptor and list8 header (6), handle and delivery-id (5 each), a 32-byte tag
-#: (2 + 32), message-format (5), settled and more (2).
-_TRANSFER_OVERHEAD = 8 + 6 + 5 + 5 + 34 + 5 + 2
 _by_id = attrgetter("delivery_id")
-
-
-class _Blocked:
-    """A delivery waiting for the peer's incoming window: what is left to send of it
-    starts at ``offset`` of ``payload``."""
-
-    __slots__ = ("delivery", "offset", "payload")
-
-    def __init__(self, delivery: Delivery, payload: Any, offset: int) -> None:
-        self.delivery = delivery
-        self.payload = payload
-        self.offset = offset
 
 
 class Session:
@@ -106,12 +82,13 @@ class Session:
         self.properties = properties
         self.remote_begin: Begin | None = None
         self.remote_end: End | None = None
-        # Part 2.5.6 session flow control.
-        self.next_outgoing_id = 0
+        #: The sending half: transfer and delivery numbering, the peer's incoming window,
+        #: our unsettled deliveries and the transfers waiting for the window.
+        self.outgoing = Outgoing(connection.output, channel)
+        # Part 2.5.6 session flow control, the receiving half.
         self.outgoing_window = outgoing_window
         self.incoming_window = incoming_window
         self.next_incoming_id: int | None = None
-        self.remote_incoming_window = 0
         self.remote_outgoing_window = 0
         self.handle_max = handle_max
         self.remote_handle_max = 0xFFFFFFFF
@@ -124,9 +101,7 @@ class Session:
         self._by_name: dict[tuple[str, bool], Link] = {}
         self._free_handles: list[int] = []
         self._handle_counter = 0
-        # Deliveries: ids we assign to what we send; unsettled ones both ways by delivery-id.
-        self._next_delivery_id = 0
-        self._unsettled_out: dict[int, Delivery] = {}
+        # The peer's deliveries we have not settled (nor it), by delivery-id.
         self._unsettled_in: dict[int, Delivery] = {}
         # Work collected for the next flush, and transfers waiting for the peer's window.
         self._disposition_out: list[Delivery] = []
@@ -134,7 +109,6 @@ class Session:
         self._flow_links: list[Link] = []
         self._flow_session = False
         self._dirty = False
-        self._blocked: deque[_Blocked] = deque()
         self._end_reported = False
 
     # --- public view ------------------------------------------------------------------------
@@ -146,6 +120,16 @@ class Session:
         for link in self._remote_handles.values():
             seen.setdefault(id(link), link)
         return list(seen.values())
+
+    @property
+    def next_outgoing_id(self) -> int:
+        """The transfer-id our next transfer frame gets."""
+        return self.outgoing.next_outgoing_id
+
+    @property
+    def remote_incoming_window(self) -> int:
+        """How many more transfer frames the peer lets us send now."""
+        return self.outgoing.remote_incoming_window
 
     @property
     def remote_properties(self) -> dict[Any, Any] | None:
@@ -329,16 +313,7 @@ class Session:
         got before the detach, and the sender still hears it.  Nothing is scanned here:
         the cost is the transfers still waiting, if any.
         """
-        if self._blocked:
-            kept: deque[_Blocked] = deque()
-            for item in self._blocked:
-                delivery = item.delivery
-                if delivery.link is not link:
-                    kept.append(item)
-                elif delivery.delivery_id is not None:  # part sent: never complete now
-                    self._unsettled_out.pop(delivery.delivery_id, None)
-            self._blocked = kept
-            link._unsent = 0
+        self.outgoing.forget(link)
         incoming = link._incoming
         if incoming is not None:  # part received: the rest will not come
             self._unsettled_in.pop(incoming.delivery_id, None)  # type: ignore[arg-type]
@@ -352,8 +327,7 @@ class Session:
         self._remote_handles.clear()
         self._awaiting_attach.clear()
         self._by_name.clear()
-        self._blocked.clear()
-        self._unsettled_out.clear()
+        self.outgoing.clear()
         self._unsettled_in.clear()
         self._disposition_in.clear()
         self._disposition_out.clear()
@@ -364,7 +338,7 @@ class Session:
     def _begin_frame(self) -> Begin:
         return Begin(
             remote_channel=self.remote_channel if self.remote_initiated else None,
-            next_outgoing_id=self.next_outgoing_id,
+            next_outgoing_id=self.outgoing.next_outgoing_id,
             incoming_window=self.incoming_window,
             outgoing_window=self.outgoing_window,
             handle_max=self.handle_max,
@@ -389,8 +363,8 @@ class Session:
         self.remote_channel = channel
         self.remote_begin = begin
         self.next_incoming_id = begin.next_outgoing_id
-        # The peer's begin says what it lets us send: our transfers start at next_outgoing_id.
-        self.remote_incoming_window = begin.incoming_window
+        # The peer's begin says what it lets us send, from our first transfer on.
+        self.outgoing.peer_window(begin.incoming_window, None)
         self.remote_outgoing_window = begin.outgoing_window
         self.remote_handle_max = begin.handle_max
         if self.state is _MAPPED:
@@ -481,18 +455,14 @@ class Session:
             return
         next_incoming_id = flow.next_incoming_id
         if next_incoming_id is None:
-            next_incoming_id = 0  # our initial next-outgoing-id
-        # Transfers we sent that the peer had not seen when it sent this flow.
-        in_flight = (self.next_outgoing_id - next_incoming_id) & SERIAL_MASK
-        self.remote_incoming_window = max(0, flow.incoming_window - in_flight)
+            next_incoming_id = 0  # the peer has not seen our begin: our first transfer-id
         self.remote_outgoing_window = flow.outgoing_window
         if flow.handle is not None:
             self._link_for(flow.handle, "flow")._on_flow(flow)
         elif flow.echo:
             self._flow_session = True
             self._touch()
-        if self._blocked and self.remote_incoming_window > 0:
-            self._send_blocked()
+        self.outgoing.peer_window(flow.incoming_window, next_incoming_id)
 
     def _on_transfer(self, transfer: Transfer, buf: bytes, start: int, end: int) -> None:
         if self.state is not _MAPPED and self._discarding("transfer"):
@@ -529,7 +499,7 @@ class Session:
         settled = disposition.settled
         state = disposition.state
         # The peer's role tells whose deliveries these are: a receiver speaks of ours.
-        unsettled = self._unsettled_out if role is Role.RECEIVER else self._unsettled_in
+        unsettled = self.outgoing.unsettled if role is Role.RECEIVER else self._unsettled_in
         if not unsettled:
             return
         span = 0 if last is None else (last - first) & SERIAL_MASK
@@ -557,129 +527,11 @@ class Session:
     # --- sending ----------------------------------------------------------------------------
 
     def _send_delivery(self, delivery: Delivery, payload: bytes) -> None:
+        """A link's new delivery: out through :attr:`outgoing`, after any dispositions
+        made before it (a transaction's outcomes go before its discharge)."""
         if self._disposition_in or self._disposition_out:
-            # Frames keep the order of the calls: a disposition made before this transfer
-            # is written before it (a transaction's outcomes before its discharge).
             self._write_pending_dispositions()
-        if self._blocked or self.remote_incoming_window <= 0:
-            self._blocked.append(_Blocked(delivery, payload, 0))
-            delivery.link._unsent += 1
-            return
-        output = self.output
-        if (
-            len(payload) <= output.max_frame_size - _TRANSFER_OVERHEAD
-            and output.tracer is None
-            and delivery.state is None
-        ):
-            # The common case, kept short: one frame, the window open, no trace.
-            delivery_id = self._next_delivery_id
-            self._next_delivery_id = (delivery_id + 1) & SERIAL_MASK
-            delivery.delivery_id = delivery_id
-            settled = delivery.settled
-            if not settled:
-                self._unsettled_out[delivery_id] = delivery
-            out = output.frames
-            start = len(out)
-            out += HEADER_PLACEHOLDER
-            write_transfer_head(
-                out,
-                delivery.link.handle,  # type: ignore[arg-type]
-                delivery_id,
-                delivery.tag,
-                delivery.message_format,
-                settled,
-            )
-            out += payload
-            pack_header(out, start, len(out) - start, 2, 0, self.channel)
-            self.next_outgoing_id = (self.next_outgoing_id + 1) & SERIAL_MASK
-            self.remote_incoming_window -= 1
-            return
-        offset = self._transmit(delivery, payload, 0)
-        if offset >= 0:
-            self._blocked.append(_Blocked(delivery, payload, offset))
-            delivery.link._unsent += 1
-
-    def _send_blocked(self) -> None:
-        blocked = self._blocked
-        while blocked and self.remote_incoming_window > 0:
-            item = blocked[0]
-            delivery = item.delivery
-            offset = self._transmit(delivery, item.payload, item.offset)
-            if offset >= 0:
-                item.offset = offset
-                return
-            blocked.popleft()
-            delivery.link._unsent -= 1
-
-    def _transmit(self, delivery: Delivery, payload: bytes, offset: int) -> int:
-        """Write the frames of ``payload[offset:]`` the peer's window allows.
-
-        Returns -1 once the delivery is complete, else the offset to resume at.
-        """
-        output = self.output
-        out = output.frames
-        max_frame = output.max_frame_size
-        handle = delivery.link.handle
-        assert handle is not None
-        size = len(payload)
-        view: Any = None
-        while self.remote_incoming_window > 0:
-            start = len(out)
-            out += HEADER_PLACEHOLDER
-            if delivery.delivery_id is None:
-                delivery_id = self._next_delivery_id
-                self._next_delivery_id = (delivery_id + 1) & SERIAL_MASK
-                delivery.delivery_id = delivery_id
-                if not delivery.settled:
-                    self._unsettled_out[delivery_id] = delivery
-                if delivery.state is None:
-                    more_at = write_transfer_head(
-                        out,
-                        handle,
-                        delivery_id,
-                        delivery.tag,
-                        delivery.message_format,
-                        delivery.settled,
-                    )
-                else:  # a state on the transfer (transactional): the rare, longer head
-                    more_at = write_transfer_head_with_state(
-                        out,
-                        handle,
-                        delivery_id,
-                        delivery.tag,
-                        delivery.message_format,
-                        delivery.settled,
-                        delivery.state,
-                    )
-            else:
-                more_at = write_transfer_continuation(out, handle, delivery.delivery_id)
-            room = max_frame - (len(out) - start)
-            last = size - offset <= room
-            piece_len = size - offset if last else room
-            if not last:
-                out[more_at] = TRUE
-            if piece_len >= _SEGMENT_MIN and output.tracer is None:
-                # A large slice goes out as a view of the payload, not a copy.
-                if view is None:
-                    view = memoryview(payload)
-                pack_header(out, start, len(out) - start + piece_len, 2, 0, self.channel)
-                output.push_segment(out, view[offset : offset + piece_len])
-            else:
-                if last:
-                    out += payload if offset == 0 else payload[offset:]
-                else:
-                    if view is None:
-                        view = memoryview(payload)
-                    out += view[offset : offset + room]
-                pack_header(out, start, len(out) - start, 2, 0, self.channel)
-            offset = -1 if last else offset + piece_len
-            self.next_outgoing_id = (self.next_outgoing_id + 1) & SERIAL_MASK
-            self.remote_incoming_window -= 1
-            if output.tracer is not None:
-                output.trace_written(start)
-            if offset < 0:
-                return -1
-        return offset
+        self.outgoing.send(delivery, payload)
 
     # --- the flush --------------------------------------------------------------------------
 
@@ -692,7 +544,7 @@ class Session:
         if settled:
             delivery.settled = True
             if delivery_id is not None:
-                unsettled = self._unsettled_out if outgoing else self._unsettled_in
+                unsettled = self.outgoing.unsettled if outgoing else self._unsettled_in
                 unsettled.pop(delivery_id, None)
         if (
             delivery.remote_settled
@@ -779,7 +631,7 @@ class Session:
         return Flow(
             next_incoming_id=self.next_incoming_id,
             incoming_window=self.incoming_window,
-            next_outgoing_id=self.next_outgoing_id,
+            next_outgoing_id=self.outgoing.next_outgoing_id,
             outgoing_window=self.outgoing_window,
         )
 

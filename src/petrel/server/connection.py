@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from mypy_extensions import mypyc_attr
+
 from ..driver import AmqpProtocol
 from ..engine import Delivery, Link, Session
 from ..engine import events as ev
@@ -51,6 +53,9 @@ class ServerState:
     access: Access | None = None
 
 
+# A compiled build compiles this module (petrel._accel): the two base classes below stay
+# open to subclasses that are not compiled (the router's, the management node's).
+@mypyc_attr(allow_interpreted_subclasses=True)
 class LinkHandler:
     """What takes one attached link's traffic; each method does nothing by default."""
 
@@ -74,6 +79,7 @@ class LinkHandler:
         """The link is over; ``closed`` is the peer's detach flag (false: suspended)."""
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)
 class ServerConnection:
     """The event handler of one accepted connection (see the module docstring).
 
