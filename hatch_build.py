@@ -24,6 +24,7 @@ import runpy
 import shutil
 import sys
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -57,19 +58,46 @@ def compile_group(lib: Path, work: Path, *, inplace: bool) -> list[Path]:
             opt_level="3",
             group_name="petrel",
             target_dir=str(work / "c"),
-            multi_file=True,  # one C file per module: compiled two at a time below
+            multi_file=True,  # one C file per module: compiled on every core below
         )
         dist = Distribution({"name": "petrel", "ext_modules": extensions})
+        dist.cmdclass["build_ext"] = _parallel_build_ext()
         command: Any = dist.get_command_obj("build_ext")
         command.build_lib = str(lib)
         command.build_temp = str(work / "temp")
         command.inplace = inplace
-        command.parallel = os.cpu_count() or 1
         command.ensure_finalized()
         command.run()
         return [Path(p) if Path(p).is_absolute() else SRC / p for p in command.get_outputs()]
     finally:
         os.chdir(cwd)
+
+
+def _parallel_build_ext() -> type:
+    """``build_ext`` compiling an extension's C files at once, one per core.
+
+    The group is one large extension (the per-module shims beside it are tiny), and
+    setuptools compiles the sources of one extension one after another; its own
+    ``parallel`` option only runs different extensions at once.
+    """
+    from setuptools.command.build_ext import build_ext
+
+    class ParallelBuildExt(build_ext):  # type: ignore[misc]
+        def build_extension(self, ext: Any) -> None:
+            compile_sources = self.compiler.compile
+
+            def compile_each(sources: list[str], *args: Any, **kwargs: Any) -> list[str]:
+                with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+                    done = pool.map(lambda one: compile_sources([one], *args, **kwargs), sources)
+                    return [obj for objects in done for obj in objects]
+
+            self.compiler.compile = compile_each
+            try:
+                super().build_extension(ext)
+            finally:
+                self.compiler.compile = compile_sources
+
+    return ParallelBuildExt
 
 
 def clean() -> None:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from petrel import spec
 from petrel.codec import encode, write_transfer_continuation, write_transfer_head
 from petrel.engine.framing import read_transfer
+from petrel.errors import DecodeError
 from petrel.spec import Transfer
 
 ENGINE = Path(__file__).resolve().parents[2] / "src" / "petrel" / "engine"
@@ -119,3 +120,29 @@ def test_the_quick_transfer_reader_agrees_with_the_generic_decoder(
         out, handle, delivery_id or 0, tag or b"", message_format or 0, bool(settled)
     )
     assert read_transfer(bytes(out), 0, len(out)) is not None
+
+
+@pytest.mark.parametrize(
+    ("count", "fields"),
+    [
+        (1, b"\x40"),  # no handle: it is mandatory
+        (1, b"\x41"),  # a boolean handle
+        (2, b"\x52\x01\xa0\x01x"),  # a binary delivery-id
+        (3, b"\x52\x01\x52\x02\x52\x03"),  # a uint delivery-tag
+        (4, b"\x52\x01\x52\x02\xa0\x00\x41"),  # a boolean message-format
+        (5, b"\x52\x01\x52\x02\xa0\x00\x43\x52\x01"),  # a uint for settled
+        (6, b"\x52\x01\x52\x02\xa0\x00\x43\x41\xa0\x00"),  # a binary for more
+    ],
+)
+def test_the_quick_transfer_reader_leaves_wrong_types_to_the_generic_decoder(
+    count: int, fields: bytes
+) -> None:
+    data = b"\x00\x53\x14\xc0" + bytes([len(fields) + 1, count]) + fields
+    assert read_transfer(data, 0, len(data)) is None
+    with pytest.raises(DecodeError):
+        spec.decode_from(data, 0)
+
+
+def test_the_quick_transfer_reader_leaves_a_short_body_alone() -> None:
+    assert read_transfer(b"\x00\x53", 0, 2) is None
+    assert read_transfer(b"", 0, 0) is None

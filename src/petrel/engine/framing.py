@@ -12,11 +12,12 @@ generic decoder.
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
 
 from ..codec import MAX_TAG_LENGTH, NOT_READ, read_simple_list
 from ..spec import Transfer
 from ..spec.framing import FRAME_HEADER
+from ..types import UInt
 
 __all__ = [
     "HEADER_PLACEHOLDER",
@@ -42,9 +43,16 @@ def describe_header(data: bytes) -> str:
 
 # --- reading transfers ---------------------------------------------------------------------------
 
-_TRANSFER_DESCRIPTOR: Final = b"\x00\x53\x14"
+# The transfer's descriptor, a small ulong (part 2.7.5): 0x00 0x53 0x14.
+_DESCRIPTOR_CODE: Final = 0x14
 # The six leading fields: handle, delivery-id, delivery-tag, message-format, settled, more.
 _LEADING_FIELDS: Final = 6
+# The defaults of the fields after them: rcv-settle-mode, state, resume, aborted, batchable.
+_RCV_SETTLE_MODE, _STATE, _RESUME, _ABORTED, _BATCHABLE = (
+    f.default for f in Transfer.FIELDS[_LEADING_FIELDS:]
+)
+_MORE_DEFAULT: Final = Transfer.FIELDS[_LEADING_FIELDS - 1].default
+_new_tuple: Any = tuple.__new__
 
 
 def read_transfer(buf: bytes, at: int, end: int) -> tuple[Transfer, int] | None:
@@ -54,14 +62,41 @@ def read_transfer(buf: bytes, at: int, end: int) -> tuple[Transfer, int] | None:
     Handles the encodings every implementation uses for the leading fields
     (``handle``, ``delivery-id``, ``delivery-tag``, ``message-format``,
     ``settled``, ``more``); anything unusual (a delivery state, wide
-    constructors in odd places, fields beyond ``more``) falls back, so the
-    generic decoder stays the single judge of malformed input.
+    constructors in odd places, fields beyond ``more``, a value of the wrong
+    type) falls back, so the generic decoder stays the single judge of
+    malformed input.  What it accepts is what ``Transfer.from_fields`` would
+    accept, and it builds the same ``Transfer``.
     """
-    if buf[at : at + 3] != _TRANSFER_DESCRIPTOR:
+    if end - at < 3 or buf[at] != 0 or buf[at + 1] != 0x53 or buf[at + 2] != _DESCRIPTOR_CODE:
         return None
     found = read_simple_list(buf, at + 3, end, _LEADING_FIELDS)
     if found is NOT_READ:
         return None
     values, stop = found
-    # ``from_fields`` pads the fields after ``more`` from its own shared tails.
-    return Transfer.from_fields(values), stop
+    handle, delivery_id, tag, message_format, settled, more = values
+    if (
+        type(handle) is not UInt
+        or (delivery_id is not None and type(delivery_id) is not UInt)
+        or (tag is not None and type(tag) is not bytes)
+        or (message_format is not None and type(message_format) is not UInt)
+        or (settled is not None and type(settled) is not bool)
+        or (more is not None and type(more) is not bool)
+    ):
+        return None
+    transfer: Transfer = _new_tuple(
+        Transfer,
+        (
+            handle,
+            delivery_id,
+            tag,
+            message_format,
+            settled,
+            _MORE_DEFAULT if more is None else more,
+            _RCV_SETTLE_MODE,
+            _STATE,
+            _RESUME,
+            _ABORTED,
+            _BATCHABLE,
+        ),
+    )
+    return transfer, stop
