@@ -63,6 +63,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check src tests bench examples docs/tooling hatch_build.py
 	$(BIN)/mypy
 	$(BIN)/mypy --strict examples/engine
+	$(BIN)/mypy --strict --ignore-missing-imports hatch_build.py  # setuptools, hatchling: no stubs here
 	$(BIN)/lint-imports
 
 ## docs: build the documentation site into site/ (mkdocs.yml) with --strict: a broken link,

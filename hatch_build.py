@@ -112,7 +112,7 @@ except ImportError:  # run as a script: hatchling is only there while building
     BuildHookInterface = object
 
 
-class MypycHook(BuildHookInterface):  # type: ignore[misc,valid-type]
+class MypycHook(BuildHookInterface):  # type: ignore[misc]
     PLUGIN_NAME = "custom"
 
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
