@@ -17,7 +17,26 @@ messages, one and four producers each waiting for every acceptance
 with ``--store-url`` or PostgreSQL's binaries installed (a throwaway cluster
 with fsync on), the postgresql store.  It prints msgs/s and the p50/p99 latency
 from send to acceptance (that is, to the commit): several producers share one
-commit (group commit), so four go much faster than one.
+commit (group commit), so four go much faster than one.  Each case runs
+``--runs`` times and a summary line gives the medians (``--sizes`` and
+``--producers`` pick the cases).  ``broker_cpu_us_per_msg`` is the broker's CPU
+(all its threads, user and system) per message, which moves less than msgs/s
+when other work shares the machine; ``client_cpu_us_per_msg`` is the clients'.
+
+With ``--client-processes`` every producer and the consumer is a process of its
+own (this script, run again as a worker) instead of a coroutine in this one.
+By default one Python process sends for four producers and receives for the
+consumer: it needs about as much CPU per message as the broker, so the figure
+measures the client as much as the broker.  The workers attach, then all start
+at once; the rate is every message over the time until the last acceptance,
+and their CPU is counted from the start (their start-up left out).
+
+``--baseline-src DIR`` runs a second Petrel broker from another source tree
+(``DIR`` first on its ``PYTHONPATH``: a copy of ``src/`` from before a change,
+say) beside this tree's, and alternates the two run by run (each in turn
+first), printing the median of the paired ratios of msgs/s and of broker CPU per
+message (this tree's over the baseline's): the way to compare two versions on a
+machine whose load changes while it runs.
 
 Benchmarks are not tests: nothing here asserts a speed.
 """
@@ -36,7 +55,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -92,7 +111,7 @@ def wait_port(port: int, timeout: float = 15.0) -> None:
 
 @contextlib.contextmanager
 def broker(
-    kind: str, store: str, store_url: str | None = None
+    kind: str, store: str, store_url: str | None = None, src: str | None = None
 ) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     port = free_port()
     with tempfile.TemporaryDirectory() as data:
@@ -115,7 +134,13 @@ def broker(
             args = [str(BUILD / "broker"), "127.0.0.1", str(port)]
         else:
             raise SystemExit(f"unknown broker {kind}")
-        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        env = None
+        if src is not None:
+            env = {
+                **os.environ,
+                "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")]),
+            }
+        proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
         try:
             wait_port(port)
             yield port, proc
@@ -154,6 +179,15 @@ def run_c_clients(port: int, address: str, count: int) -> float:
     return elapsed
 
 
+def _timer(latencies: list[float], sent: float) -> Callable[[asyncio.Future[None]], None]:
+    """A done callback that records the time since ``sent`` in ``latencies``."""
+
+    def done(_: asyncio.Future[None]) -> None:
+        latencies.append(time.perf_counter() - sent)
+
+    return done
+
+
 async def _durable_case(
     port: int, size: int, producers: int, count: int, window: int
 ) -> dict[str, Any]:
@@ -176,9 +210,7 @@ async def _durable_case(
                     _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
                 sent = time.perf_counter()
                 future = await sender.send(petrel.Message(body, durable=True), wait=False)
-                future.add_done_callback(
-                    lambda _, t=sent: latencies.append(time.perf_counter() - t)
-                )
+                future.add_done_callback(_timer(latencies, sent))
                 pending.add(future)
             await asyncio.gather(*pending)
 
@@ -202,6 +234,99 @@ async def _durable_case(
     }
 
 
+async def _durable_worker(spec: dict[str, Any]) -> None:
+    """One producer or the consumer of a ``--client-processes`` case: attach, print
+    ``ready``, wait for a line on stdin, run, print a JSON line with what it measured."""
+    import petrel
+
+    url, address, count = spec["url"], spec["address"], spec["count"]
+    loop = asyncio.get_running_loop()
+
+    async def go() -> float:
+        """Wait for the word; this process's CPU seconds so far."""
+        print("ready", flush=True)
+        await loop.run_in_executor(None, sys.stdin.readline)
+        return time.process_time()
+
+    async with await petrel.connect(url) as conn:
+        if spec["role"] == "consumer":
+            receiver = await conn.open_receiver(address, credit=500)
+            cpu = await go()
+            for _ in range(count):
+                delivery = await receiver.receive(timeout=120)
+                await delivery.accept()
+            report = {"done": time.monotonic(), "cpu": time.process_time() - cpu}
+            print(json.dumps(report), flush=True)
+            return
+        sender = await conn.open_sender(address)
+        body = b"x" * spec["size"]
+        window = spec["window"]
+        latencies: list[float] = []
+        pending: set[asyncio.Future[None]] = set()
+        cpu = await go()
+        for _ in range(count):
+            if len(pending) >= window:
+                _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            sent = time.perf_counter()
+            future = await sender.send(petrel.Message(body, durable=True), wait=False)
+            future.add_done_callback(_timer(latencies, sent))
+            pending.add(future)
+        await asyncio.gather(*pending)
+        report = {"done": time.monotonic(), "cpu": time.process_time() - cpu}
+        print(json.dumps({**report, "latencies": latencies}), flush=True)
+
+
+def _durable_case_processes(
+    port: int, size: int, producers: int, count: int, window: int
+) -> dict[str, Any]:
+    """:func:`_durable_case` with every client in a process of its own."""
+    address = f"durable-{size}-{producers}-{time.monotonic_ns()}"
+    base = {"url": f"amqp://127.0.0.1:{port}", "address": address, "size": size}
+    specs = [{**base, "role": "consumer", "count": producers * count}]
+    specs += [{**base, "role": "producer", "count": count, "window": window}] * producers
+    workers = [
+        subprocess.Popen(
+            [sys.executable, __file__, "--durable-worker", json.dumps(spec)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for spec in specs
+    ]
+    try:
+        for worker in workers:
+            assert worker.stdout is not None
+            if worker.stdout.readline().strip() != "ready":
+                raise RuntimeError(f"a worker failed to attach (exit {worker.wait()})")
+        start = time.monotonic()
+        for worker in workers:
+            assert worker.stdin is not None
+            worker.stdin.write("go\n")
+            worker.stdin.flush()
+        reports = []
+        for worker in workers:
+            assert worker.stdout is not None
+            reports.append(json.loads(worker.stdout.readline()))
+            if worker.wait(600):
+                raise RuntimeError(f"a worker failed (exit {worker.returncode})")
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+    sent_s = max(report["done"] for report in reports[1:]) - start
+    latencies = sorted(t for report in reports[1:] for t in report["latencies"])
+    return {
+        "msgs_per_s": round(producers * count / sent_s),
+        "p50_ms": round(latencies[len(latencies) // 2] * 1000, 2),
+        "p99_ms": round(latencies[int(len(latencies) * 0.99)] * 1000, 2),
+        # From the start word to the end (a worker's start-up is left out).
+        "client_cpu_us_per_msg": round(
+            sum(report["cpu"] for report in reports) / (producers * count) * 1e6, 1
+        ),
+    }
+
+
 @contextlib.contextmanager
 def _postgres(url: str | None) -> Iterator[str | None]:
     """``url``, else a throwaway cluster with fsync on (None without PostgreSQL binaries)."""
@@ -219,9 +344,37 @@ def _postgres(url: str | None) -> Iterator[str | None]:
         yield None
 
 
+def _durable_run(
+    port: int, pid: int, size: int, producers: int, args: argparse.Namespace
+) -> dict[str, Any]:
+    """One case on the broker ``pid`` listening on ``port``, with the broker's CPU and
+    the clients' (all of them: this process, or the worker processes)."""
+    total = producers * args.durable_count
+    cpu_before = cpu_seconds(pid)
+    if args.client_processes:
+        result = _durable_case_processes(port, size, producers, args.durable_count, args.window)
+    else:
+        client_before = time.process_time()
+        result = asyncio.run(_durable_case(port, size, producers, args.durable_count, args.window))
+        client = time.process_time() - client_before
+        result["client_cpu_us_per_msg"] = round(client / total * 1e6, 1)
+    cpu = cpu_seconds(pid) - cpu_before
+    return {**result, "broker_cpu_us_per_msg": round(cpu / total * 1e6, 1)}
+
+
 def durable(args: argparse.Namespace) -> None:
     """The ``--durable`` runs (see the module docstring)."""
     stores = args.stores.split(",")
+    cases = [
+        (size, producers)
+        for size in map(int, args.sizes.split(","))
+        for producers in map(int, args.producers.split(","))
+    ]
+    builds = (
+        {"petrel": None}
+        if args.baseline_src is None
+        else {"petrel": None, "baseline": args.baseline_src}
+    )
     with contextlib.ExitStack() as stack:
         urls: dict[str, str | None] = {"sqlite": None}
         if "postgresql" in stores:
@@ -229,15 +382,57 @@ def durable(args: argparse.Namespace) -> None:
         for store in stores:
             if store == "postgresql" and urls["postgresql"] is None:
                 continue
-            with broker("petrel", store, urls.get(store)) as (port, _):
-                asyncio.run(_durable_case(port, 100, 1, 200, args.window))  # warm up
-                for size in (100, 10 * 1024):
-                    for producers in (1, 4):
-                        result = asyncio.run(
-                            _durable_case(port, size, producers, args.durable_count, args.window)
+            running: dict[str, tuple[int, int]] = {}
+            with contextlib.ExitStack() as brokers:
+                for build, src in builds.items():
+                    if store == "postgresql" and build == "baseline":
+                        continue  # one database: the two brokers would be a live/backup pair
+                    port, proc = brokers.enter_context(
+                        broker("petrel", store, urls.get(store), src)
+                    )
+                    asyncio.run(_durable_case(port, 100, 1, 200, args.window))  # warm up
+                    running[build] = (port, proc.pid)
+                rates: dict[tuple[str, int, int], list[float]] = {}
+                cpus: dict[tuple[str, int, int], list[float]] = {}
+                for run in range(args.runs):
+                    for size, producers in cases:
+                        # Alternate which build goes first, so neither always follows the other.
+                        order = list(running) if run % 2 == 0 else list(reversed(running))
+                        for build in order:
+                            port, pid = running[build]
+                            result = _durable_run(port, pid, size, producers, args)
+                            case = {"store": store, "size": size, "producers": producers}
+                            if len(running) > 1:
+                                case["build"] = build
+                            line = {**case, "run": run, "window": args.window, **result}
+                            print(json.dumps(line), flush=True)
+                            key = (build, size, producers)
+                            rates.setdefault(key, []).append(result["msgs_per_s"])
+                            cpus.setdefault(key, []).append(result["broker_cpu_us_per_msg"])
+                for size, producers in cases:
+                    summary: dict[str, Any] = {"store": store, "size": size, "producers": producers}
+                    for build in running:
+                        key = (build, size, producers)
+                        summary[f"{build}_msgs_per_s"] = round(statistics.median(rates[key]))
+                        summary[f"{build}_cpu_us_per_msg"] = round(statistics.median(cpus[key]), 1)
+                    if len(running) > 1:
+                        pairs = zip(
+                            rates[("petrel", size, producers)],
+                            rates[("baseline", size, producers)],
+                            strict=True,
                         )
-                        case = {"store": store, "size": size, "producers": producers}
-                        print(json.dumps({**case, "window": args.window, **result}), flush=True)
+                        summary["ratio_to_baseline"] = round(
+                            statistics.median(new / old for new, old in pairs), 2
+                        )
+                        cpu_pairs = zip(
+                            cpus[("petrel", size, producers)],
+                            cpus[("baseline", size, producers)],
+                            strict=True,
+                        )
+                        summary["cpu_ratio_to_baseline"] = round(
+                            statistics.median(new / old for new, old in cpu_pairs), 2
+                        )
+                    print(json.dumps({"summary": summary}), flush=True)
 
 
 def main() -> None:
@@ -247,11 +442,23 @@ def main() -> None:
     parser.add_argument("--store-url", help="--durable: a PostgreSQL URL (else a throwaway one)")
     parser.add_argument("--durable-count", type=int, default=2000, help="per producer")
     parser.add_argument("--window", type=int, default=1, help="--durable: sends in flight")
+    parser.add_argument(
+        "--client-processes", action="store_true", help="--durable: a process per client"
+    )
+    parser.add_argument("--durable-worker", help=argparse.SUPPRESS)
+    parser.add_argument("--sizes", default="100,10240", help="--durable: body sizes")
+    parser.add_argument("--producers", default="1,4", help="--durable: producer counts")
+    parser.add_argument(
+        "--baseline-src", help="--durable: also run a broker from this source tree, alternating"
+    )
     parser.add_argument("--count", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--peers", default="petrel,proton-c")
     parser.add_argument("--store", default="memory", choices=["memory", "sqlite"])
     args = parser.parse_args()
+    if args.durable_worker:
+        asyncio.run(_durable_worker(json.loads(args.durable_worker)))
+        return
     if args.durable:
         durable(args)
         return

@@ -54,6 +54,11 @@ class Trace:
     def count(self, prefix: str) -> int:
         return len(self.statements(prefix))
 
+    def rows(self, prefix: str) -> int:
+        """Rows written by the statements starting with ``prefix``: a multi-row
+        ``INSERT ... VALUES (...), (...)`` counts one per row."""
+        return sum(sql.count("), (") + 1 for sql in self.statements(prefix))
+
     def clear(self) -> None:
         self.calls.clear()
 

@@ -7,6 +7,7 @@ or a fresh schema on a real PostgreSQL server.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 import pytest
 
@@ -102,14 +103,50 @@ async def test_add_and_remove_in_one_batch_never_reach_the_disk(
     store.set_delivery_count("q", 20, 9)  # folded into the insert
     await store.commit()
     assert trace.count("BEGIN") == 1
-    inserted = trace.statements("INSERT INTO petrel_messages")
-    assert len(inserted) == 5
+    assert trace.rows("INSERT INTO petrel_messages") == 5
     assert trace.count("DELETE") == 0
     assert trace.count("UPDATE") == 0
     await store.close()
     contents = await store_factory.reopen()
     assert seqs(contents.messages["q"]) == [16, 17, 18, 19, 20]
     assert contents.messages["q"][-1].delivery_count == 9
+
+
+async def test_big_batches_write_every_row_in_few_statements(
+    store_factory: StoreFactory,
+) -> None:
+    """Rows go many to a statement: every size of multi-row insert and of delete list
+    is used here, with a remainder, over two queues, and nothing is lost or left."""
+    trace = Trace()
+    store = await store_factory.open(trace=trace)
+    store.save_queue(queue("a"))
+    store.save_queue(queue("b"))
+    await store.commit()
+    trace.clear()
+    for seq in range(1, 1201):
+        store.add(msg("a", seq, priority=seq % 10, expiry=seq if seq % 2 else None))
+    for seq in range(1, 4):  # 1203 rows in all: 9 * 128 + 32 + 2 * 8 + 2 + 1
+        store.add(msg("b", seq))
+    await store.commit()
+    assert trace.rows("INSERT INTO petrel_messages") == 1203
+    assert trace.count("INSERT INTO petrel_messages") <= 20
+    trace.clear()
+    # 800 of a's (one IN list of 500, and 300 padded to 500), 2 of b's, in one batch.
+    removed = [seq for seq in range(1, 1201) if seq % 3]
+    for seq in removed:
+        store.remove("a", seq)
+    store.remove("b", 1)
+    store.remove("b", 3)
+    await store.commit()
+    assert trace.count("DELETE FROM petrel_messages") <= 3
+    await store.close()
+    contents = await store_factory.reopen()
+    kept = contents.messages["a"]
+    assert seqs(kept) == [seq for seq in range(1, 1201) if seq % 3 == 0]
+    assert all(m.priority == m.seq % 10 for m in kept)
+    assert all(m.expiry == (m.seq if m.seq % 2 else None) for m in kept)
+    assert all(m.data == f"a:{m.seq}".encode() for m in kept)
+    assert seqs(contents.messages["b"]) == [2]
 
 
 async def test_move_is_one_transaction(store_factory: StoreFactory) -> None:
@@ -252,6 +289,69 @@ async def test_each_commit_is_its_own_future(store_factory: StoreFactory) -> Non
     # With nothing pending, commit is already done.
     assert store.commit().done()
     await store.close()
+
+
+async def test_when_committed_calls_back_once_the_batch_is_written(
+    store_factory: StoreFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = await store_factory.open()
+    told: list[tuple[str, StoreError | None]] = []
+
+    def record(name: str) -> Callable[[StoreError | None], None]:
+        def callback(error: StoreError | None) -> None:
+            told.append((name, error))
+
+        return callback
+
+    def broken(error: StoreError | None) -> None:
+        raise RuntimeError("a broken callback")
+
+    store.add(msg("q", 1))
+    store.when_committed(record("first"))
+    store.when_committed(broken)
+    store.add(msg("q", 2))
+    store.when_committed(record("second"))
+    assert told == []  # never from inside the call
+    await store.commit()
+    assert told == [("first", None), ("second", None)]  # in order, past the broken one
+    assert "a commit callback of the message store failed" in caplog.text
+
+    # Nothing pending, nothing in flight: still later, never inside the call.
+    store.when_committed(record("idle"))
+    assert told[-1][0] == "second"
+    await asyncio.sleep(0)
+    assert told[-1] == ("idle", None)
+
+    # Added and removed in one batch: nothing to write, the callback waits for the
+    # batch in flight (if any) and is told all the same.
+    store.add(msg("q", 3))
+    await asyncio.sleep(0)  # q:3's batch is in flight
+    store.add(msg("q", 4))
+    store.when_committed(record("cancelled"))
+    store.remove("q", 4)
+    await store.commit()
+    await asyncio.sleep(0)
+    assert told[-1] == ("cancelled", None)
+    await store.close()
+    assert seqs((await store_factory.reopen(extra_queues=("q",))).messages["q"]) == [1, 2, 3]
+
+
+async def test_when_committed_is_told_of_a_failed_write(store_factory: StoreFactory) -> None:
+    store = await store_factory.open()
+    told: list[StoreError | None] = []
+    store.add(msg("q", 1))
+    await store.commit()
+    store.add(msg("q", 1, b"again"))  # breaks the contract: the insert fails
+    store.when_committed(told.append)
+    with pytest.raises(StoreError):
+        await store.commit()
+    assert len(told) == 1 and isinstance(told[0], StoreError)
+    store.when_committed(told.append)  # the store has failed: told at once (next turn)
+    await asyncio.sleep(0)
+    assert len(told) == 2 and isinstance(told[1], StoreError)
+    assert "has failed" in str(told[1])
+    with pytest.raises(StoreError):
+        await store.close()
 
 
 async def test_a_failed_write_fails_the_store(store_factory: StoreFactory) -> None:

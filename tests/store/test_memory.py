@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,11 @@ async def test_keeps_nothing(tmp_path: Path) -> None:
     commit = store.commit()
     assert commit.done()
     await commit
+    told: list[StoreError | None] = []
+    store.when_committed(told.append)
+    assert told == []
+    await asyncio.sleep(0)
+    assert told == [None]
     assert await store.load_queues() == []
     assert [m async for m in store.iter_messages("q")] == []
     assert await store.max_seq("q") is None

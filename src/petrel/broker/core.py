@@ -24,7 +24,7 @@ from typing import Any, Final
 from ..errors import AmqpError, Condition, DecodeError
 from ..message import MessageView
 from ..server.config import BrokerSettings, QueueSettings
-from ..store import MessageStore, QueueRecord, StoredMessage
+from ..store import MessageStore, QueueRecord, StoredMessage, StoreError
 from ..tracing import server_tracing
 from ..types import Symbol
 from .lookup import selector_lookup
@@ -126,6 +126,17 @@ class BrokerCore:
         future = self.store.commit()
         future.add_done_callback(self._check_commit)
         return future
+
+    def when_committed(self, callback: Callable[[StoreError | None], object]) -> None:
+        """:meth:`commit` without a future (``store.when_committed``), watched the same
+        way: for what waits per message, the durable deliveries of producers."""
+
+        def done(error: StoreError | None) -> None:
+            if error is not None:
+                self.fail(f"the store failed: {error.description}")
+            callback(error)
+
+        self.store.when_committed(done)
 
     def _check_commit(self, future: asyncio.Future[None]) -> None:
         if not future.cancelled():

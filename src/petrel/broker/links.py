@@ -444,8 +444,8 @@ class ProducerLink(LinkHandler):
                 pass
             elif durable:
                 self.awaiting += 1
-                core.commit().add_done_callback(
-                    lambda fut: self._committed(delivery, fut.exception(), settle_now)
+                core.when_committed(
+                    lambda error: self._committed(delivery, error, settle_now)
                 )
             else:
                 delivery.update(_ACCEPTED, settled=settle_now)

@@ -11,6 +11,14 @@ Statements are built once per :class:`Dialect` from one text, so both databases
 run the same SQL: ``INSERT ... ON CONFLICT``, keyset pagination on the
 ``(queue, seq)`` primary key, and no dialect-only forms beyond the few the dialect
 names (placeholder, column types, ``length``, how a list of keys is passed).
+
+A batch's messages go in a few statements, not one per row: multi-row
+``INSERT ... VALUES (...), (...)`` in the sizes of :data:`INSERT_ROWS`, and one
+``DELETE`` per queue for a list of sequence numbers. Each statement is one call
+into the database for the writer thread, which lets go of the GIL for it; row by
+row (``executemany``) it took the GIL back after every row, and spent about half
+as long again binding and stepping (measured on SQLite 3.40: 7.5 against 4.8 µs
+of CPU per inserted row, 3.6 against 2.6 per deleted one).
 """
 
 from __future__ import annotations
@@ -45,6 +53,17 @@ Row = tuple[str, int, int, int | None, int, bytes]
 QueueRow = tuple[str, str, str, bool, str]
 
 MIN_SEQ = -(2**63)
+
+#: Rows per multi-row ``INSERT``, largest first. A batch of ``n`` rows is written as
+#: whole statements of these sizes (400 rows: 128, 128, 128, 8, 8), so only these
+#: five texts are ever prepared (SQLite and psycopg cache prepared statements by
+#: text). 128 rows of 6 columns are 768 parameters: under the 999 that SQLite
+#: allowed before 3.32.
+INSERT_ROWS = (128, 32, 8, 2, 1)
+#: Lengths of a ``seq IN (...)`` list (SQLite); a shorter list is padded to the next
+#: one by repeating its last value (a repeat deletes nothing more), again so that a
+#: few texts serve every batch. The last is :data:`IN_CHUNK`.
+IN_SIZES = (4, 16, 64, 256, IN_CHUNK)
 
 
 # -- SQL ------------------------------------------------------------------------------
@@ -134,11 +153,18 @@ class Statements:
         )
         self.delete_queue = f"DELETE FROM petrel_queues WHERE name = {p}"
         self.delete_queue_messages = f"DELETE FROM petrel_messages WHERE queue = {p}"
-        self.insert = (
-            "INSERT INTO petrel_messages (queue, seq, priority, expiry, delivery_count, data)"
-            f" VALUES ({p}, {p}, {p}, {p}, {p}, {p})"
-        )
-        self.delete = f"DELETE FROM petrel_messages WHERE queue = {p} AND seq = {p}"
+        row = f"({', '.join([p] * 6)})"
+        #: ``INSERT`` of ``n`` message rows, for each ``n`` of :data:`INSERT_ROWS`.
+        self.insert_rows = {
+            n: "INSERT INTO petrel_messages (queue, seq, priority, expiry, delivery_count, data)"
+            f" VALUES {', '.join([row] * n)}"
+            for n in INSERT_ROWS
+        }
+        delete_in = f"DELETE FROM petrel_messages WHERE queue = {p} AND seq "
+        if dialect.any_array:
+            self._delete_seqs = {0: f"{delete_in}= ANY({p}::bigint[])"}
+        else:
+            self._delete_seqs = {n: f"{delete_in}IN ({', '.join([p] * n)})" for n in IN_SIZES}
         self.set_count = (
             f"UPDATE petrel_messages SET delivery_count = {p} WHERE queue = {p} AND seq = {p}"
         )
@@ -153,6 +179,19 @@ class Statements:
         )
         self.select_max_seq = f"SELECT max(seq) FROM petrel_messages WHERE queue = {p}"
         self._select_data = f"SELECT seq, data FROM petrel_messages WHERE queue = {p} AND seq "
+
+    def delete_seqs(self, queue: str, seqs: Sequence[int]) -> list[tuple[str, Sequence[Any]]]:
+        """The statements (with their parameters) that delete the messages ``seqs`` of
+        ``queue``: one (PostgreSQL), or one per :data:`IN_CHUNK` (SQLite)."""
+        if self.dialect.any_array:
+            return [(self._delete_seqs[0], (queue, list(seqs)))]
+        statements: list[tuple[str, Sequence[Any]]] = []
+        for start in range(0, len(seqs), IN_CHUNK):
+            chunk = list(seqs[start : start + IN_CHUNK])
+            size = next(n for n in IN_SIZES if n >= len(chunk))
+            chunk += [chunk[-1]] * (size - len(chunk))
+            statements.append((self._delete_seqs[size], (queue, *chunk)))
+        return statements
 
     def select_data(self, queue: str, seqs: Sequence[int]) -> list[tuple[str, tuple[Any, ...]]]:
         """The statements (with their parameters) that read the bodies ``seqs`` of ``queue``."""
@@ -186,11 +225,35 @@ def write_batch(con: Connection, sql: Statements, batch: MessageBatch) -> None:
     if batch.queues:
         con.executemany(sql.upsert_queue, batch.queues.values())
     if batch.removes:
-        con.executemany(sql.delete, batch.removes)
+        by_queue: dict[str, list[int]] = {}
+        for queue, seq in batch.removes:
+            seqs = by_queue.get(queue)
+            if seqs is None:
+                by_queue[queue] = [seq]
+            else:
+                seqs.append(seq)
+        for queue, seqs in by_queue.items():
+            for statement, params in sql.delete_seqs(queue, seqs):
+                con.execute(statement, params)
     if batch.adds:
-        con.executemany(sql.insert, batch.adds.values())
+        insert_rows(con, sql, list(batch.adds.values()))
     if batch.counts:
         con.executemany(sql.set_count, [(count, *key) for key, count in batch.counts.items()])
+
+
+def insert_rows(con: Connection, sql: Statements, rows: Sequence[Row]) -> None:
+    """Insert ``rows`` in as few statements as :data:`INSERT_ROWS` allows."""
+    start = 0
+    left = len(rows)
+    for size in INSERT_ROWS:
+        statement = sql.insert_rows[size]
+        while left >= size:
+            params: list[Any] = []
+            for row in rows[start : start + size]:
+                params += row
+            con.execute(statement, params)
+            start += size
+            left -= size
 
 
 def read_queues(con: Connection, sql: Statements) -> list[QueueRecord]:
@@ -515,6 +578,10 @@ class SqlStore(MessageStore):
     def commit(self) -> asyncio.Future[None]:
         """See :meth:`MessageStore.commit`."""
         return self._check_open().commit()
+
+    def when_committed(self, callback: Callable[[StoreError | None], object]) -> None:
+        """See :meth:`MessageStore.when_committed`: the callback joins the batch's list."""
+        self._check_open().when_committed(callback)
 
     @contextlib.contextmanager
     def atomic(self) -> Iterator[None]:

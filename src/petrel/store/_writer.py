@@ -10,6 +10,12 @@ The loop side never blocks: it only fills dictionaries, submits sealed batches
 to a single-worker executor and learns of the outcome through a callback on
 the loop. A sealed batch is never touched by the loop again, so the thread can
 read it without locks.
+
+Who waits for a batch holds a future (:meth:`GroupCommitter.commit`) or gave a
+plain callback (:meth:`GroupCommitter.when_committed`). The broker waits once per
+durable delivery, hundreds of times per batch: a future costs an object, its
+done callbacks and one scheduled loop call per callback, where the batch's list
+of plain callbacks is run in a row, one call each, as the batch completes.
 """
 
 from __future__ import annotations
@@ -27,14 +33,19 @@ from .base import CommitStats, StoreError
 log = logging.getLogger("petrel.store")
 
 
+#: Told of a batch's outcome: None once it is written, else the StoreError.
+Callback = Callable[[StoreError | None], object]
+
+
 class Batch(abc.ABC):
     """What one transaction writes. Subclasses add the operations."""
 
-    __slots__ = ("nbytes", "started", "waiters")
+    __slots__ = ("callbacks", "nbytes", "started", "waiters")
 
     def __init__(self) -> None:
         self.nbytes = 0
         self.waiters: list[asyncio.Future[None]] = []
+        self.callbacks: list[Callback] = []
         #: When it was handed to the writer (the loop's clock).
         self.started = 0.0
 
@@ -125,6 +136,20 @@ class GroupCommitter(Generic[B]):
             waiter.set_result(None)
         return waiter
 
+    def when_committed(self, callback: Callback) -> None:
+        """Call ``callback(None)`` once everything so far is written, or
+        ``callback(error)`` if that write failed; always later, on the loop, never
+        from inside this call."""
+        if self.failed is not None:
+            self._loop.call_soon(callback, self._failure())
+        elif self.pending.ops():
+            self.pending.callbacks.append(callback)
+            self.changed()
+        elif self.inflight:
+            self.inflight[-1].callbacks.append(callback)
+        else:
+            self._loop.call_soon(callback, None)
+
     @property
     def backlog_ops(self) -> int:
         return self.pending.ops() + self._inflight_ops
@@ -177,17 +202,25 @@ class GroupCommitter(Generic[B]):
             for waiter in batch.waiters:
                 if not waiter.done():
                     waiter.set_exception(self._failure() if self.failed else self._closed_error())
+            if batch.callbacks:
+                error = self._failure() if self.failed else self._closed_error()
+                self._loop.call_soon(self._call_back, batch.callbacks, error)
+                batch.callbacks = []
             return
         if not batch.ops():
             # Everything in it was cancelled: its waiters only wait for what went before.
-            if batch.waiters:
+            if batch.waiters or batch.callbacks:
                 if self.inflight:
                     self.inflight[-1].waiters.extend(batch.waiters)
+                    self.inflight[-1].callbacks.extend(batch.callbacks)
                 else:
                     for waiter in batch.waiters:
                         if not waiter.done():
                             waiter.set_result(None)
+                    if batch.callbacks:
+                        self._loop.call_soon(self._call_back, batch.callbacks, None)
                 batch.waiters.clear()
+                batch.callbacks = []
             return
         if self._group and self.inflight:
             return  # goes when the batch in flight is done (see _done)
@@ -211,6 +244,7 @@ class GroupCommitter(Generic[B]):
             for waiter in batch.waiters:
                 if not waiter.done():
                     waiter.set_result(None)
+            self._call_back(batch.callbacks, None)
         else:
             if self.failed is None:
                 # A write after a failed one proves nothing (a failed fsync may have
@@ -224,9 +258,18 @@ class GroupCommitter(Generic[B]):
             for waiter in batch.waiters:
                 if not waiter.done():
                     waiter.set_exception(self._failure())
+            self._call_back(batch.callbacks, self._failure())
             if self._on_failure is not None:
                 self._on_failure(batch)
-        if self.pending.ops() or self.pending.waiters:
+        if self.pending.ops() or self.pending.waiters or self.pending.callbacks:
             # At the end of this turn, so that what the producers just woken up add
             # next goes into the same batch as what gathered during this write.
             self.changed()
+
+    def _call_back(self, callbacks: list[Callback], error: StoreError | None) -> None:
+        """Run a batch's callbacks in order; one that raises is logged and the rest run."""
+        for callback in callbacks:
+            try:
+                callback(error)
+            except Exception:
+                log.exception("a commit callback of the %s failed", self._what)

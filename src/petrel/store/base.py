@@ -21,7 +21,7 @@ import abc
 import asyncio
 import bisect
 import contextlib
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -310,6 +310,31 @@ class MessageStore(abc.ABC):
         then not settle the deliveries it covers as accepted. A store that is
         not durable returns a resolved future.
         """
+
+    def when_committed(self, callback: Callable[[StoreError | None], object]) -> None:
+        """Call ``callback(None)`` once everything written so far is durable, or
+        ``callback(error)`` (a :class:`StoreError`) if it cannot be.
+
+        :meth:`commit` without the future: for a caller that waits per message
+        (the broker, per durable delivery), a durable store keeps the callbacks of a
+        batch in a list and runs them one after another as the batch completes.
+        The callback always runs later, on the loop, never inside this call; it
+        should not raise (an exception is logged and the other callbacks run).
+        """
+
+        def done(future: asyncio.Future[None]) -> None:
+            if future.cancelled():
+                callback(StoreError("the commit was cancelled"))
+                return
+            error = future.exception()
+            if error is None or isinstance(error, StoreError):
+                callback(error)
+            else:
+                failed = StoreError(f"the commit failed: {error}")
+                failed.__cause__ = error
+                callback(failed)
+
+        self.commit().add_done_callback(done)
 
     # -- paging ------------------------------------------------------------------------
 
