@@ -171,6 +171,13 @@ class ClientTracing:
 
     __slots__ = ()
 
+    @staticmethod
+    def recording() -> bool:
+        """Whether a span made now could be recorded: a tracer provider was set (globally
+        or with :func:`use_tracer_provider`).  Without one every span is a no-op, so the
+        client sends and receives without building any."""
+        return _current.may_record()
+
     def start_send(self, message: Message, address: str | None) -> tuple[Span, Message]:
         """Start the producer span of one send; returns it and the message to send: a
         copy carrying the span's context, or ``message`` itself when there is no

@@ -13,6 +13,7 @@ import contextlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
+import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -236,9 +237,15 @@ async def test_without_the_setting_the_servers_make_no_spans_and_pass_the_bytes_
     assert delivery.payload == Message("plain", application_properties=props).encode()
 
 
-async def test_without_a_tracer_provider_the_client_adds_nothing() -> None:
-    # No provider was given to Petrel and none is set globally: spans are no-ops, and the
-    # message goes out exactly as the application made it.
+async def test_without_a_tracer_provider_the_client_adds_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # No provider was given to Petrel and none is set globally: spans would be no-ops, so
+    # the client makes none, and the message goes out exactly as the application made it.
+    def no_span(*args: object) -> None:
+        raise AssertionError("a send span was started with no tracer provider")
+
+    monkeypatch.setattr(petrel.tracing.ClientTracing, "start_send", no_span)
     async with network(tracing=True) as (net, broker):
         message = Message("untraced", application_properties={"n": 1})
         delivery = await send_and_receive(net, message)

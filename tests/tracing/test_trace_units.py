@@ -154,3 +154,13 @@ def test_without_opentelemetry_nothing_is_added_and_the_setting_is_refused() -> 
         "installed (pip install 'petrel[otel]')",
         "identical: True",
     ]
+
+
+def test_the_client_records_only_with_a_tracer_provider(tracer_provider: object) -> None:
+    # With a provider (the fixture's), sends and receives are traced; without one
+    # (the global default, a proxy to nothing) every span would be a no-op, and the
+    # client sends without building one.
+    assert tracing.client is not None
+    assert tracing.client.recording()
+    tracing.use_tracer_provider(None)
+    assert not tracing.client.recording()

@@ -155,7 +155,7 @@ class Sender(LinkEndpoint):
         if self._address is None and message.to is None:
             raise ValueError("a message sent on an anonymous sender needs a `to` address")
         traced = tracing.client
-        if traced is None:
+        if traced is None or not traced.recording():
             return await self._send(message.encode(), timeout, wait, None)
         return await self._send_traced(traced, message, timeout, wait)
 
