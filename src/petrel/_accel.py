@@ -60,6 +60,9 @@ COMPILED_MODULES: tuple[str, ...] = (
     "petrel.broker.connection",
     "petrel.server.connection",
     "petrel.driver.protocol",
+    "petrel.router.forwarding",
+    "petrel.router.table",
+    "petrel.router.connection",
 )
 
 #: Set to ``1`` to run the pure-Python source of a compiled build.

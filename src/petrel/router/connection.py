@@ -528,8 +528,7 @@ class RouterConnection(ServerConnection):
             link,
             self.protocol,
             DATA_WINDOW,
-            table.deliver,
-            table.stats,
+            table,
             owner=neighbour,
             from_router=True,
         )
@@ -596,8 +595,7 @@ class RouterConnection(ServerConnection):
             link,
             self.protocol,
             window,
-            table.deliver,
-            table.stats,
+            table,
             owner=self,
             address=address,
         )

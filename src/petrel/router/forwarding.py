@@ -27,7 +27,7 @@ import collections
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from ..engine import Delivery, Link, LinkState
 from ..server.connection import LinkHandler
@@ -36,6 +36,7 @@ from ..spec.transport import ReceiverSettleMode
 
 if TYPE_CHECKING:
     from ..driver import AmqpProtocol
+    from .table import AddressTable
 
 __all__ = ["InLink", "OutLink", "Stats", "Toward", "Transit"]
 
@@ -45,6 +46,8 @@ ACCEPTED = Accepted()
 RELEASED = Released()
 FAILED = Modified(delivery_failed=True)
 _TERMINAL = (Accepted, Rejected, Released, Modified)
+#: Read once: compiled, a module constant is a C global, not a lookup per delivery.
+_SETTLE_SECOND: Final = ReceiverSettleMode.SECOND
 #: The terminus capability by which a sender asks the network to forward its released
 #: deliveries again (a path broke, the receiver went) instead of handing them back.
 CAP_RESEND_RELEASED = "petrel:resend-released"
@@ -250,7 +253,7 @@ def answer(delivery: Delivery, state: Any) -> None:
     # Its link may have detached meanwhile (sent and closed at once): the delivery is the
     # session's until settled, so the outcome still goes, settled, as nothing more will
     # come on that link to settle it second.
-    second = link.rcv_settle_mode == ReceiverSettleMode.SECOND and link.state is LinkState.ATTACHED
+    second = link.rcv_settle_mode == _SETTLE_SECOND and link.state is LinkState.ATTACHED
     delivery.update(state, settled=not second)
 
 
@@ -265,7 +268,6 @@ class InLink(LinkHandler):
     __slots__ = (
         "active",
         "address",
-        "deliver",
         "from_router",
         "held",
         "link",
@@ -276,6 +278,7 @@ class InLink(LinkHandler):
         "relay_check",
         "resend",
         "stats",
+        "table",
         "window",
     )
 
@@ -284,8 +287,7 @@ class InLink(LinkHandler):
         link: Link,
         protocol: AmqpProtocol,
         window: int,
-        deliver: Any,
-        stats: Stats,
+        table: AddressTable,
         *,
         owner: Any = None,
         address: str | None = None,
@@ -295,13 +297,13 @@ class InLink(LinkHandler):
         self.link = link
         #: A data link from a neighbouring router (else a client's link).
         self.from_router = from_router
-        self.stats = stats
+        #: Routes what comes in (:meth:`~petrel.router.table.AddressTable.deliver`).
+        self.table = table
+        self.stats: Stats = table.stats
         #: The client's connection, or the neighbour a data link comes from.
         self.owner = owner
         self.protocol = protocol
         self.window = window
-        #: ``deliver(in_link, delivery, payload)``: route one message.
-        self.deliver = deliver
         #: The address of a client's link (``None``: the anonymous relay, or a data link).
         self.address = address
         self.active = active
@@ -347,13 +349,13 @@ class InLink(LinkHandler):
 
     def received(self, delivery: Delivery, payload: bytes) -> None:
         self.received_count += 1
-        self.deliver(self, delivery, payload)
+        self.table.deliver(self, delivery, payload, 0)
         self.top_up()
 
     def again(self, delivery: Delivery, payload: bytes, attempt: int) -> None:
         """Forward a released delivery once more (resend-released)."""
         if self.link.state is LinkState.ATTACHED:
-            self.deliver(self, delivery, payload, attempt)
+            self.table.deliver(self, delivery, payload, attempt)
         else:  # the sender closed its link meanwhile: it hears the release
             answer(delivery, RELEASED)
             self.protocol.flush()

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from ..engine import Delivery
 from ..errors import AmqpError, Condition, DecodeError
@@ -49,6 +49,7 @@ from .forwarding import ACCEPTED, RELEASED, InLink, OutLink, Stats, Transit, ans
 
 if TYPE_CHECKING:
     from ..tracing import ServerTracing
+    from .connection import Neighbour
     from .routing import RoutingCore
 
 __all__ = [
@@ -536,8 +537,10 @@ class AddressTable:
                         copies.append((data_out, onward, None))
         return copies
 
-    def _data_link(self, neighbour: Any, view: MessageView) -> OutLink | None:
-        links: list[OutLink | None] = neighbour.data_out
+    def _data_link(self, link: Any, view: MessageView) -> OutLink | None:
+        """The data out-link toward the neighbour at the routing core's ``link`` for the
+        message's priority band (another band's while that one is down)."""
+        links = cast("Neighbour", link).data_out
         try:
             priority = view.priority
         except DecodeError:

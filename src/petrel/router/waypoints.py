@@ -113,8 +113,7 @@ class _Autolink:
                 link,
                 connection.protocol,
                 AUTOLINK_WINDOW,
-                table.deliver,
-                table.stats,
+                table,
                 owner=connection,
                 address=key,
             )
