@@ -309,10 +309,18 @@ class AmqpProtocol(asyncio.Protocol):
         transport = self.transport
         if transport is None or self._lost:
             return
-        data = self.engine.data_to_send()
-        if data:
-            self._written += len(data)
-            transport.write(data)
+        pieces = self.engine.pieces_to_send()
+        if pieces:
+            size = 0
+            for piece in pieces:
+                size += len(piece)
+            self._written += size
+            if len(pieces) == 1:
+                transport.write(pieces[0])
+            else:
+                # uvloop writes the list with one writev: a big message's frames go out
+                # as views of it, not joined into a copy first (other transports join).
+                transport.writelines(pieces)
             if not self._writable.is_set():
                 self._check_backlog(transport)
         if self._owe_writable and self._writable.is_set():

@@ -181,18 +181,8 @@ class Connection:
         if output.dirty:
             self._flush_sessions()
         out = output.frames
-        segments = output.segments
-        if segments:
-            # Only transfers make segments, and they come after our open.
-            if out:
-                segments.append(bytes(out))
-                out.clear()
-            if self._pre:
-                segments.insert(0, bytes(self._pre))
-                self._pre.clear()
-            data = b"".join(segments)
-            segments.clear()
-            output.segments_len = 0
+        if output.segments:
+            data = b"".join(self._take_segments())
         elif self._pre:
             data = bytes(self._pre)
             self._pre.clear()
@@ -206,6 +196,40 @@ class Connection:
             return b""
         self._bytes_out += len(data)
         return data
+
+    def pieces_to_send(self) -> list[bytes | memoryview]:
+        """:meth:`data_to_send` as pieces to write in this order (``[]``: nothing), not
+        joined: the slices of a large payload stay views of it, so a transport that
+        writes a list with one ``writev`` (uvloop's ``writelines``) copies nothing."""
+        output = self.output
+        if not self._lost:
+            if output.dirty:
+                self._flush_sessions()
+            if output.segments:
+                pieces = self._take_segments()
+                for piece in pieces:
+                    self._bytes_out += len(piece)
+                return pieces
+        data = self.data_to_send()
+        return [data] if data else []
+
+    def _take_segments(self) -> list[bytes | memoryview]:
+        """The output so far, as segments: frames written since the last segment become
+        one, and what precedes our open goes first (only transfers make segments, and
+        they come after our open)."""
+        output = self.output
+        segments = output.segments
+        out = output.frames
+        if out:
+            segments.append(bytes(out))
+            out.clear()
+        if self._pre:
+            segments.insert(0, bytes(self._pre))
+            self._pre.clear()
+        pieces = list(segments)
+        segments.clear()
+        output.segments_len = 0
+        return pieces
 
     def next_event(self) -> Event | None:
         """The next event, or ``None`` when there is none."""

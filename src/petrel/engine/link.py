@@ -37,6 +37,18 @@ __all__ = ["Link"]
 _pack_tag = struct.Struct(">I").pack
 
 
+def _piece(buf: bytes, start: int, end: int) -> bytes | memoryview:
+    """One frame's share of a multi-frame delivery, kept until its last frame.
+
+    A view when the piece is at least a quarter of the buffer it came in (the final join
+    is then its only copy); a copy otherwise, so a peer sending small pieces cannot make
+    us keep reads four times the size of the message alive.
+    """
+    if (end - start) * 4 >= len(buf):
+        return memoryview(buf)[start:end]
+    return buf[start:end]
+
+
 class _Unset(enum.Enum):
     """The default of an argument for which ``None`` already means something."""
 
@@ -510,7 +522,6 @@ class Link:
         more = transfer.more
         state = transfer.state
         aborted = transfer.aborted
-        payload = buf[start:end]
         delivery = self._incoming
         session = self.session
         if delivery is None:
@@ -536,14 +547,14 @@ class Link:
             limit = self.max_message_size
             if more:
                 self._incoming = delivery
-                self._chunks = [payload]
-                self._size = len(payload)
+                self._chunks = [_piece(buf, start, end)]
+                self._size = end - start
                 if limit:
                     self._check_size(self._size)
             else:
                 if limit:
-                    self._check_size(len(payload))
-                session.output.events.append(DeliveryReceived(delivery, payload))
+                    self._check_size(end - start)
+                session.output.events.append(DeliveryReceived(delivery, buf[start:end]))
             if credit == 0 and self.drain:
                 self.drain = False
                 session.output.events.append(LinkFlowed(self, 0, self.available, False, True))
@@ -566,8 +577,8 @@ class Link:
             session._unsettled_in.pop(delivery.delivery_id, None)  # type: ignore[arg-type]
             session.output.events.append(DeliveryAborted(delivery))
             return
-        self._chunks.append(payload)
-        self._size += len(payload)
+        self._chunks.append(_piece(buf, start, end))
+        self._size += end - start
         self._check_size(self._size)
         if not more:
             self._incoming = None
