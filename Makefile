@@ -6,12 +6,20 @@ STAMP  := $(VENV)/.installed-dev
 RUN_STAMP := $(VENV)/.installed-run
 DOCS_STAMP := $(VENV)/.installed-docs
 ACCEL_STAMP := $(VENV)/.built-accel
-# The modules mypyc compiles (src/petrel/_accel.py lists them): a change rebuilds.
-ACCEL_SOURCES := $(wildcard src/petrel/codec/*.py src/petrel/engine/*.py \
-                   src/petrel/message/*.py src/petrel/broker/*.py) src/petrel/_accel.py
+# The modules mypyc compiles, as src/petrel/_accel.py lists them: a change rebuilds.
+ACCEL_SOURCES := $(shell $(PYTHON) -c "import runpy; print(' '.join('src/' + m.replace('.', '/') + '.py' for m in runpy.run_path('src/petrel/_accel.py')['COMPILED_MODULES']))") \
+                 src/petrel/_accel.py
+# pytest-xdist workers for `make test` and `make test-pure`: one pytest process (with the
+# brokers and peers it starts) keeps about one core busy, two keep both.  A test file stays
+# in one worker (--dist loadfile: its module fixtures start once), and files go out in
+# collection order, where tests/conftest.py puts those with `slow` tests first (else the
+# longest could start last).  PYTEST_WORKERS=0 runs in one process, as plain pytest does.
+PYTEST_WORKERS ?= 2
+PYTEST_XDIST := -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder
 # The tests the pure-Python run repeats: everything the compiled modules are made from.
 PURE_TESTS := tests/codec tests/spec tests/message tests/engine tests/fuzz tests/test_accel.py \
-              tests/broker/test_queues.py tests/broker/test_queue_costs.py
+              tests/broker/test_queues.py tests/broker/test_queue_costs.py \
+              tests/broker/test_flow.py tests/router/test_forwarding.py
 
 .PHONY: run test test-pure lint docs accel bench bench-compare clean
 
@@ -48,14 +56,15 @@ run: $(RUN_STAMP) $(ACCEL_STAMP)
 	$(BIN)/petrel broker
 
 ## test: create .venv if missing, install with the test extras and run the whole suite
-##       (compiled), then the codec, engine and message tests again on the pure-Python path
+##       (compiled), then the codec, engine and message tests again on the pure-Python path;
+##       in two pytest-xdist workers (`make test PYTEST_WORKERS=0`: in one process)
 test: $(STAMP) $(ACCEL_STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(PYTEST_XDIST)
 	$(MAKE) test-pure
 
 ## test-pure: the tests of the compiled modules, with PETREL_PURE_PYTHON=1
 test-pure: $(STAMP)
-	PETREL_PURE_PYTHON=1 $(BIN)/python -m pytest -q $(PURE_TESTS)
+	PETREL_PURE_PYTHON=1 $(BIN)/python -m pytest -q $(PYTEST_XDIST) $(PURE_TESTS)
 
 ## lint: ruff, mypy and the import-layer contracts
 lint: $(STAMP)

@@ -26,7 +26,6 @@ import json
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -148,10 +147,10 @@ def proton_python(url: str) -> None:
         anon.close()
 
 
-def proton_native(url: str, port: int, build: Path) -> None:
+def proton_native(url: str, port: int) -> None:
     from tests.helpers.proton_native import PACKAGES, build_examples
 
-    built = build_examples(build)
+    built = build_examples()
     if built is None:
         print(f"skipping Proton's C/C++ examples: apt-get install {PACKAGES}", file=sys.stderr)
         return
@@ -205,24 +204,23 @@ def proxied_broker() -> Iterator[tuple[RecordingProxy, int]]:
 def record(out: Path) -> dict[str, int]:
     out.mkdir(parents=True, exist_ok=True)
     sizes: dict[str, int] = {}
-    with tempfile.TemporaryDirectory(prefix="fuzz-record-") as tmp:
-        peers: dict[str, Callable[[str, int], None]] = {
-            "proton-python": lambda url, port: proton_python(url),
-            "proton-native": lambda url, port: proton_native(url, port, Path(tmp)),
-            "rhea": lambda url, port: rhea(url),
-            "petrel": lambda url, port: petrel_client(url),
-        }
-        for peer, run in peers.items():
-            with proxied_broker() as (proxy, _):
-                url = f"amqp://127.0.0.1:{proxy.port}"
-                run(url, proxy.port)
-                proxy.wait_idle()
-                for n, (c2s, s2c) in enumerate(proxy.recorded):
-                    for suffix, data in (("c2s", c2s), ("s2c", s2c)):
-                        if data:
-                            path = out / f"{peer}-{n}.{suffix}"
-                            path.write_bytes(bytes(data))
-                            sizes[path.name] = len(data)
+    peers: dict[str, Callable[[str, int], None]] = {
+        "proton-python": lambda url, port: proton_python(url),
+        "proton-native": proton_native,
+        "rhea": lambda url, port: rhea(url),
+        "petrel": lambda url, port: petrel_client(url),
+    }
+    for peer, run in peers.items():
+        with proxied_broker() as (proxy, _):
+            url = f"amqp://127.0.0.1:{proxy.port}"
+            run(url, proxy.port)
+            proxy.wait_idle()
+            for n, (c2s, s2c) in enumerate(proxy.recorded):
+                for suffix, data in (("c2s", c2s), ("s2c", s2c)):
+                    if data:
+                        path = out / f"{peer}-{n}.{suffix}"
+                        path.write_bytes(bytes(data))
+                        sizes[path.name] = len(data)
     return sizes
 
 

@@ -82,6 +82,29 @@ reason = "one entry covers every parameter"
     assert "test_skips_each[1]" in result.stdout
 
 
+def test_strict_sees_the_skips_of_every_xdist_worker(tmp_path: Path) -> None:
+    """Under pytest-xdist (``make test`` runs two workers) the skips happen in the workers
+    and the policy judges them in the controller: each one, and a whole file skipped at
+    collection too."""
+    (tmp_path / "test_skipped_file.py").write_text(
+        'import pytest\npytest.skip("no peer for this file", allow_module_level=True)\n'
+    )
+    xdist = ("-p", "xdist.plugin", "-n", "2", str(tmp_path / "test_skipped_file.py"))
+    result = inner_run(tmp_path, "--strict-skips", *xdist)
+    assert result.returncode == 1, result.stdout
+    assert "2 workers" in result.stdout
+    for test in ("test_inner.py::test_skips", "test_skips_each[1]", "test_skips_each[2]"):
+        assert f"{test}: no peer" in result.stdout
+    assert "test_skipped_file.py: no peer for this file" in result.stdout
+    allow = "".join(
+        f'[[skip]]\ntest = "{test}"\nreason = "allowed"\n'
+        for test in ("test_inner.py::test_skips", "test_inner.py::test_skips_each",
+                     "test_skipped_file.py")
+    )  # fmt: skip
+    result = inner_run(tmp_path, "--strict-skips", *xdist, allow=allow)
+    assert result.returncode == 0, result.stdout
+
+
 def test_an_entry_needs_a_reason(tmp_path: Path) -> None:
     result = inner_run(tmp_path, allow='[[skip]]\ntest = "test_inner.py::test_skips"\n')
     assert result.returncode == pytest.ExitCode.USAGE_ERROR, result.stdout + result.stderr

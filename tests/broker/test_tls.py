@@ -200,8 +200,8 @@ def test_an_optional_client_certificate_is_still_checked(
 
 
 @pytest.fixture(scope="module")
-def ssl_example(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    built = build_ssl_client_cert(tmp_path_factory.mktemp("proton-ssl-example"))
+def ssl_example() -> dict[str, Path]:
+    built = build_ssl_client_cert()
     if built is None:
         pytest.skip(f"Proton's C++ example sources or headers are missing ({PACKAGES})")
     return built

@@ -1,5 +1,7 @@
-"""Qpid Proton's native example clients (C and C++), compiled once per test session
-(the first caller's directory holds them; later callers get the same binaries).
+"""Qpid Proton's native example clients (C and C++), compiled once per checkout into
+``build/proton-native-KEY/`` (KEY hashes the sources and compiler flags, so an upgraded
+package compiles afresh); a file lock lets one process compile while any other
+(an xdist worker, another session) waits and then uses the same binaries.
 
 Debian's ``libqpid-proton11-dev-examples`` ships the sources; building them
 needs ``libqpid-proton11-dev`` and ``libqpid-proton-cpp12-dev`` (``.ci/run``
@@ -10,9 +12,13 @@ skip, naming the packages.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import shutil
 import subprocess
 from pathlib import Path
+
+from .locks import BUILD, exclusive
 
 EXAMPLES = Path("/usr/share/proton/examples")
 PACKAGES = "libqpid-proton11-dev-examples libqpid-proton11-dev libqpid-proton-cpp12-dev"
@@ -22,16 +28,36 @@ PACKAGES = "libqpid-proton11-dev-examples libqpid-proton11-dev libqpid-proton-cp
 C_PROGRAMS = ("send", "receive", "broker")
 CPP_PROGRAMS = ("simple_send", "simple_recv", "server")
 
-#: What this test session compiled already, by builder: each is compiled once (a C++
-#: example takes seconds of the compiler), and later callers get the same binaries.
-_BUILT: dict[str, dict[str, Path]] = {}
+#: One compile command: the binary's name, the source, the compiler and its arguments
+#: (without ``-o``).
+_Job = tuple[str, Path, list[str]]
 
 
-def _built_before(builder: str) -> dict[str, Path] | None:
-    built = _BUILT.get(builder)
-    if built is None or not all(path.exists() for path in built.values()):
-        return None
-    return dict(built)
+def _compiled(builder: str, jobs: list[_Job], extra: bytes = b"") -> dict[str, Path]:
+    """Run the compile ``jobs`` into ``build/proton-native-BUILDER-KEY/`` unless they ran
+    there already (KEY hashes the sources, ``extra``, the commands and the installed
+    Proton's version); their paths."""
+    version = b""  # the C and C++ libraries come from one Proton release
+    if shutil.which("pkg-config") is not None:
+        version = subprocess.run(
+            ["pkg-config", "--modversion", "libqpid-proton"], capture_output=True, check=False
+        ).stdout
+    digest = hashlib.sha256(extra + version)
+    for name, source, command in jobs:
+        digest.update(repr((name, command)).encode() + source.read_bytes())
+    into = BUILD / f"proton-native-{builder}-{digest.hexdigest()[:16]}"
+    built = {name: into / name for name, _, _ in jobs}
+    with exclusive(f"proton-native-{builder}"):
+        if all(path.exists() for path in built.values()):
+            return built
+        building = into.with_name(into.name + ".building")
+        shutil.rmtree(building, ignore_errors=True)
+        building.mkdir(parents=True)
+        for name, _, command in jobs:
+            subprocess.run([*command, "-o", str(building / name)], check=True, capture_output=True)
+        shutil.rmtree(into, ignore_errors=True)
+        building.rename(into)
+    return built
 
 
 def _pkg_flags(name: str) -> list[str] | None:
@@ -41,42 +67,29 @@ def _pkg_flags(name: str) -> list[str] | None:
     return result.stdout.split() if result.returncode == 0 else None
 
 
-def build_examples(into: Path) -> dict[str, Path] | None:
-    """Compile the example clients into ``into`` (unless this session did already, then
-    those); their paths by name, or ``None``."""
+def build_examples() -> dict[str, Path] | None:
+    """The example clients and broker, compiled (once: see the module docstring); their
+    paths by name, or ``None``."""
     if not (EXAMPLES / "c" / "send.c").exists() or shutil.which("pkg-config") is None:
         return None
-    if (before := _built_before("examples")) is not None:
-        return before
     c_flags = _pkg_flags("libqpid-proton")
     # Debian's libqpid-proton-cpp.pc names .pc files Debian does not ship; link directly.
     cpp_flags = _pkg_flags("libqpid-proton-cpp") or ["-lqpid-proton-cpp"]
     if c_flags is None:
         return None
-    into.mkdir(parents=True, exist_ok=True)
-    built: dict[str, Path] = {}
+    jobs: list[_Job] = []
     for name in C_PROGRAMS:
-        binary = into / name
-        if not binary.exists():
-            source = EXAMPLES / "c" / f"{name}.c"
-            subprocess.run(
-                ["gcc", "-O1", "-I", str(EXAMPLES / "c"), "-o", str(binary), str(source),
-                 *c_flags, "-lpthread"],
-                check=True, capture_output=True,
-            )  # fmt: skip
-        built[name] = binary
+        source = EXAMPLES / "c" / f"{name}.c"
+        command = ["gcc", "-O1", "-I", str(EXAMPLES / "c"), str(source), *c_flags, "-lpthread"]
+        jobs.append((name, source, command))
     for name in CPP_PROGRAMS:
-        binary = into / name
-        if not binary.exists():
-            source = EXAMPLES / "cpp" / f"{name}.cpp"
-            subprocess.run(
-                ["g++", "-O1", "-std=c++11", "-I", str(EXAMPLES / "cpp"), "-o", str(binary),
-                 str(source), *cpp_flags],
-                check=True, capture_output=True,
-            )  # fmt: skip
-        built[name] = binary
-    _BUILT["examples"] = dict(built)
-    return built
+        source = EXAMPLES / "cpp" / f"{name}.cpp"
+        command = ["g++", "-O1", "-std=c++11", "-I", str(EXAMPLES / "cpp"), str(source),
+                   *cpp_flags]  # fmt: skip
+        jobs.append((name, source, command))
+    # The C examples include headers beside them: those count too.
+    headers = b"".join(path.read_bytes() for path in sorted((EXAMPLES / "c").glob("*.h")))
+    return _compiled("examples", jobs, headers)
 
 
 #: The line of ``ssl_client_cert.cpp`` that points its client at its own listener, and what
@@ -92,7 +105,7 @@ _CONNECT_ELSEWHERE = (
 )
 
 
-def build_ssl_client_cert(into: Path) -> dict[str, Path] | None:
+def build_ssl_client_cert() -> dict[str, Path] | None:
     """Proton's C++ ``ssl_client_cert`` example, as shipped and redirected; ``None`` if the
     sources or headers are missing.
 
@@ -107,7 +120,7 @@ def build_ssl_client_cert(into: Path) -> dict[str, Path] | None:
     file is also the CA list the other side trusts, and the example prints
     both certificates' CN, failing without one.
 
-    Like :func:`build_examples`, once per test session.  ``ssl_client_cert`` is
+    Like :func:`build_examples`, compiled once.  ``ssl_client_cert`` is
     built as shipped.  ``ssl_client_cert_to`` is the same source with one change:
     its client connects to ``$PROTON_EXAMPLE_URL`` and its own listener stops
     unused, so the client half can meet another server.
@@ -116,25 +129,20 @@ def build_ssl_client_cert(into: Path) -> dict[str, Path] | None:
     headers = Path("/usr/include/proton/container.hpp")
     if not (source.exists() and headers.exists()) or shutil.which("g++") is None:
         return None
-    if (before := _built_before("ssl_client_cert")) is not None:
-        return before
     text = source.read_text()
     if _SELF_CONNECT not in text:
         raise RuntimeError(f"{source} changed: no self-connecting line to redirect")
-    into.mkdir(parents=True, exist_ok=True)
-    redirected = into / "ssl_client_cert_to.cpp"
-    redirected.write_text("#include <cstdlib>\n" + text.replace(_SELF_CONNECT, _CONNECT_ELSEWHERE))
     # As in build_examples: Debian's .pc file names others it does not ship; link directly.
     flags = _pkg_flags("libqpid-proton-cpp") if shutil.which("pkg-config") else None
     flags = flags or ["-lqpid-proton-cpp"]
-    built: dict[str, Path] = {}
-    for name, path in (("ssl_client_cert", source), ("ssl_client_cert_to", redirected)):
-        binary = into / name
-        if not binary.exists():
-            subprocess.run(
-                ["g++", "-O1", "-std=c++11", "-o", str(binary), str(path), *flags],
-                check=True, capture_output=True,
-            )  # fmt: skip
-        built[name] = binary
-    _BUILT["ssl_client_cert"] = dict(built)
-    return built
+    # Written whole under a name of its own, then renamed: another process may be reading it.
+    BUILD.mkdir(parents=True, exist_ok=True)
+    redirected = BUILD / "ssl_client_cert_to.cpp"
+    partial = BUILD / f"ssl_client_cert_to.cpp.{os.getpid()}"
+    partial.write_text("#include <cstdlib>\n" + text.replace(_SELF_CONNECT, _CONNECT_ELSEWHERE))
+    partial.replace(redirected)
+    jobs: list[_Job] = [
+        (name, path, ["g++", "-O1", "-std=c++11", str(path), *flags])
+        for name, path in (("ssl_client_cert", source), ("ssl_client_cert_to", redirected))
+    ]
+    return _compiled("ssl_client_cert", jobs)

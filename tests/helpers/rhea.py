@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from .locks import exclusive
+
 RHEA = Path(__file__).parents[1] / "interop" / "rhea"
 NODE = shutil.which("node")
 
@@ -19,19 +21,21 @@ def install_rhea(*needed: str, node: bool = True) -> None:
     ``needed`` (relative to node_modules, ``rhea`` by default) is there already."""
     if node and NODE is None:
         pytest.skip("Node.js is needed for the rhea tests (apt-get install nodejs npm)")
-    if all((RHEA / "node_modules" / path).exists() for path in needed or ("rhea",)):
-        return
     npm = shutil.which("npm")
-    if npm is None:
-        pytest.skip("npm is needed to install rhea (apt-get install npm)")
-    result = subprocess.run(
-        [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
-        cwd=RHEA,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    # `npm ci` empties node_modules first: one process at a time (xdist workers).
+    with exclusive("rhea"):
+        if all((RHEA / "node_modules" / path).exists() for path in needed or ("rhea",)):
+            return
+        if npm is None:
+            pytest.skip("npm is needed to install rhea (apt-get install npm)")
+        result = subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"],
+            cwd=RHEA,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
     assert result.returncode == 0, f"npm ci failed:\n{result.stdout}{result.stderr}"
 
 

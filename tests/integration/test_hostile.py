@@ -430,6 +430,7 @@ def _still_open(sock: socket.socket) -> bool:
     return False
 
 
+@pytest.mark.slow
 def test_a_flood_of_connections_that_do_not_open() -> None:
     """From one host, past ``max_pending_per_host`` connections still opening: each
     further one is dropped as it connects (before a byte), the log says so a bounded

@@ -238,6 +238,7 @@ def test_a_waypoint_holds_messages_in_the_broker_until_a_receiver_comes(
         on_b.close()
 
 
+@pytest.mark.slow
 def test_a_broker_killed_mid_stream_and_restarted_loses_nothing(
     running: tuple[Broker, RouterNetwork], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -327,7 +328,7 @@ def test_a_link_routed_attach_with_the_broker_gone_is_refused(
 
 
 def test_protons_c_example_broker_as_a_waypoint(tmp_path: Path) -> None:
-    built = build_examples(tmp_path / "native")
+    built = build_examples()
     assert built is not None, f"install {PACKAGES}"
     port = free_port()
     proc = subprocess.Popen(

@@ -121,6 +121,7 @@ def test_stat_shows_an_edge_and_reaches_the_interior_through_it(
     assert mine["reachable"] and mine["cost"] == 1
 
 
+@pytest.mark.slow
 def test_the_standby_uplink_takes_over_when_the_active_ones_router_dies(
     tmp_path: Path,
 ) -> None:

@@ -416,6 +416,7 @@ def _has_nested_described(value: Any) -> bool:
     return False
 
 
+@pytest.mark.slow
 @INTEROP
 @given(values())
 def test_any_value_both_ways(value: Any) -> None:

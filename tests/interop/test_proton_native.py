@@ -21,8 +21,8 @@ pytestmark = pytest.mark.interop
 
 
 @pytest.fixture(scope="module")
-def native(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    built = build_examples(tmp_path_factory.mktemp("proton-native"))
+def native() -> dict[str, Path]:
+    built = build_examples()
     if built is None:
         pytest.skip(f"Proton's example sources or headers are missing (apt-get install {PACKAGES})")
     return built

@@ -118,6 +118,7 @@ def cyrus() -> Path:
     return build
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mechanism", ["SCRAM-SHA-256", "SCRAM-SHA-512"])
 def test_cyrus_scram(cyrus: Path, setup: Setup, mechanism: str) -> None:
     address = f"cyrus-{mechanism}"
@@ -172,9 +173,9 @@ _INSECURE = "        co.sasl_allow_insecure_mechs(true);\n"
 def native(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """Proton's simple_send and simple_recv, as shipped but allowed PLAIN without TLS (the
     broker's listener is on loopback, where Petrel offers PLAIN)."""
-    into = tmp_path_factory.mktemp("proton-native")
-    if build_examples(into) is None:
+    if build_examples() is None:
         pytest.skip(f"Proton's C/C++ examples need: apt-get install {NATIVE_PACKAGES}")
+    into = tmp_path_factory.mktemp("proton-native")
     built = {}
     for name in ("simple_send", "simple_recv"):
         text = (EXAMPLES / "cpp" / f"{name}.cpp").read_text()

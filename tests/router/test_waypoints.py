@@ -180,6 +180,7 @@ async def test_a_receiver_gets_what_senders_send_through_the_broker_not_around_i
         assert enqueued == 1  # it went into the queue on its way
 
 
+@pytest.mark.slow
 async def test_autolinks_come_back_after_the_broker_restarts(tmp_path: Path) -> None:
     port = free_port()
     data = tmp_path / "broker"
@@ -229,8 +230,8 @@ def test_an_autolink_needs_a_route_container_connector_and_a_waypoint(tmp_path: 
             load_router_settings(path)
 
 
-async def test_proton_c_broker_behind_a_router(tmp_path: Path) -> None:
-    built = build_examples(tmp_path / "native")
+async def test_proton_c_broker_behind_a_router() -> None:
+    built = build_examples()
     assert built is not None, f"install {PACKAGES}"
     port = free_port()
     proc = subprocess.Popen(
