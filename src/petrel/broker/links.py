@@ -444,9 +444,7 @@ class ProducerLink(LinkHandler):
                 pass
             elif durable:
                 self.awaiting += 1
-                core.when_committed(
-                    lambda error: self._committed(delivery, error, settle_now)
-                )
+                core.when_committed(lambda error: self._committed(delivery, error, settle_now))
             else:
                 delivery.update(_ACCEPTED, settled=settle_now)
         self.top_up()
