@@ -25,6 +25,7 @@ from tests.helpers.proton_client import bodies, connect, drain, receiver, send, 
 from tests.helpers.proton_cyrus import PACKAGES, build_proton_cyrus, missing, run_client
 from tests.helpers.proton_native import EXAMPLES, build_examples
 from tests.helpers.proton_native import PACKAGES as NATIVE_PACKAGES
+from tests.helpers.rhea import install_rhea
 from tests.helpers.servers import BrokerProcess, free_port, run_broker
 
 pytestmark = pytest.mark.interop
@@ -223,11 +224,9 @@ def test_cpp_client_wrong_password(
 
 
 def rhea(*args: str) -> dict[str, object]:
+    install_rhea()  # from its lock file, once (another xdist worker may be doing it)
     node = shutil.which("node")
-    if node is None or not (RHEA / "node_modules" / "rhea").is_dir():
-        pytest.skip(
-            "rhea is needed: run tests/interop/test_rhea.py once (npm ci in tests/interop/rhea)"
-        )
+    assert node is not None
     result = subprocess.run(
         [node, str(RHEA / "peer.js"), *args],
         capture_output=True,
