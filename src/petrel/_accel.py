@@ -13,7 +13,8 @@ A wheel built without a compiler, an sdist installed without one, or an editable
 install holds only the sources; then both settings run the same pure Python.  In a
 checkout, ``make accel`` (``python hatch_build.py``) compiles the group in place; a
 source edited after that is newer than its extension, and then :func:`install` runs
-every listed module from source (with a warning) rather than a stale build.
+every listed module from source (with a log line) rather than a stale build; so it
+does when a build lacks the extension of one listed module (a partial build).
 
 This module imports nothing from Petrel, so the build hook (``hatch_build.py``) reads
 the list from it without importing the package.
@@ -90,25 +91,39 @@ class _SourceFirst(MetaPathFinder):
         return None
 
 
-def _stale() -> list[str]:
-    """Listed modules whose source is newer than the extension beside it."""
+def _unusable() -> tuple[list[str], list[str]]:
+    """Listed modules a compiled build cannot run: those older than their source, and,
+    when some are built, those with no extension beside them (a partial build)."""
     here = os.path.dirname(os.path.abspath(__file__))
     stale = []
+    missing = []
+    built_any = False
     for name in COMPILED_MODULES:
         base = os.path.join(here, *name.split(".")[1:])
         try:
             source = os.stat(base + ".py").st_mtime
         except OSError:
             continue
+        built = None
         for suffix in EXTENSION_SUFFIXES:
             try:
                 built = os.stat(base + suffix).st_mtime
             except OSError:
                 continue
-            if built < source:
-                stale.append(name)
             break
-    return stale
+        if built is None:
+            missing.append(name)
+            continue
+        built_any = True
+        if built < source:
+            stale.append(name)
+    return stale, missing if built_any else []
+
+
+def _stale() -> list[str]:
+    """Listed modules a compiled build cannot run (see :func:`_unusable`)."""
+    stale, missing = _unusable()
+    return stale + missing
 
 
 def install() -> None:
@@ -116,14 +131,18 @@ def install() -> None:
     older than its source; do nothing otherwise."""
     wanted = os.environ.get(PURE_PYTHON_VARIABLE, "") not in ("", "0")
     if not wanted:
-        stale = _stale()
-        if stale:
+        stale, missing = _unusable()
+        if stale or missing:
             # A log line, not a warning: a test run that turns warnings into errors must
             # still run (on the sources), and say why.
+            why = []
+            if stale:
+                verb = " is" if len(stale) == 1 else " are"
+                why.append(f"the compiled {', '.join(stale)}{verb} older than the source")
+            if missing:
+                why.append(f"the compiled build has no {', '.join(missing)}")
             logging.getLogger("petrel").warning(
-                "the compiled %s older than the source; running the pure-Python modules"
-                " (`make accel` rebuilds)",
-                ", ".join(stale) + (" is" if len(stale) == 1 else " are"),
+                "%s; running the pure-Python modules (`make accel` rebuilds)", "; ".join(why)
             )
             wanted = True
     if wanted and not any(isinstance(f, _SourceFirst) for f in sys.meta_path):
