@@ -57,7 +57,8 @@ def run_harness(*args: str) -> dict[str, Any]:
     assert stdout, stderr
     report: dict[str, Any] = json.loads(stdout.strip().splitlines()[-1])
     assert report["timed_out"] is False, report
-    assert proc.returncode == 0, (report, stderr)
+    # The whole report on failure (pytest shortens a dict): which check failed, and samples.
+    assert proc.returncode == 0, f"{json.dumps(report, indent=1)}\n{stderr}"
     return report
 
 
