@@ -188,6 +188,24 @@ def _timer(latencies: list[float], sent: float) -> Callable[[asyncio.Future[None
     return done
 
 
+async def _send_windowed(
+    sender: Any, body: bytes, count: int, window: int, latencies: list[float]
+) -> None:
+    """Send ``count`` durable messages with at most ``window`` awaiting their outcome,
+    noting each one's latency."""
+    import petrel
+
+    pending: set[asyncio.Future[None]] = set()
+    for _ in range(count):
+        if len(pending) >= window:
+            _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        sent = time.perf_counter()
+        future = await sender.send(petrel.Message(body, durable=True), wait=False)
+        future.add_done_callback(_timer(latencies, sent))
+        pending.add(future)
+    await asyncio.gather(*pending)
+
+
 async def _durable_case(
     port: int, size: int, producers: int, count: int, window: int
 ) -> dict[str, Any]:
@@ -203,16 +221,7 @@ async def _durable_case(
     async def produce(index: int) -> None:
         async with await petrel.connect(url) as conn:
             sender = await conn.open_sender(address)
-            body = b"x" * size
-            pending: set[asyncio.Future[None]] = set()
-            for _ in range(count):
-                if len(pending) >= window:
-                    _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                sent = time.perf_counter()
-                future = await sender.send(petrel.Message(body, durable=True), wait=False)
-                future.add_done_callback(_timer(latencies, sent))
-                pending.add(future)
-            await asyncio.gather(*pending)
+            await _send_windowed(sender, b"x" * size, count, window, latencies)
 
     async def consume() -> None:
         async with await petrel.connect(url) as conn:
@@ -259,19 +268,9 @@ async def _durable_worker(spec: dict[str, Any]) -> None:
             print(json.dumps(report), flush=True)
             return
         sender = await conn.open_sender(address)
-        body = b"x" * spec["size"]
-        window = spec["window"]
         latencies: list[float] = []
-        pending: set[asyncio.Future[None]] = set()
         cpu = await go()
-        for _ in range(count):
-            if len(pending) >= window:
-                _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            sent = time.perf_counter()
-            future = await sender.send(petrel.Message(body, durable=True), wait=False)
-            future.add_done_callback(_timer(latencies, sent))
-            pending.add(future)
-        await asyncio.gather(*pending)
+        await _send_windowed(sender, b"x" * spec["size"], count, spec["window"], latencies)
         report = {"done": time.monotonic(), "cpu": time.process_time() - cpu}
         print(json.dumps({**report, "latencies": latencies}), flush=True)
 
