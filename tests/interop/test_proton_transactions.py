@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -125,12 +127,15 @@ def test_client_and_server_tx(broker: BrokerProcess, tmp_path: Path, client: str
 class _Scenario(MessagingHandler, TransactionHandler):  # type: ignore[misc]
     """Declare a transaction, send ``count`` messages in it, then ``finish(self, txn)``."""
 
-    def __init__(self, url: str, address: str, count: int, finish: Any) -> None:
+    def __init__(
+        self, url: str, address: str, count: int, finish: Any, *, durable: bool = False
+    ) -> None:
         super().__init__()
         self.url = url
         self.address = address
         self.count = count
         self.finish = finish
+        self.durable = durable
         self.events: list[str] = []
         self.condition: Any = None
 
@@ -142,7 +147,7 @@ class _Scenario(MessagingHandler, TransactionHandler):  # type: ignore[misc]
     def on_transaction_declared(self, event: Any) -> None:
         self.events.append("declared")
         for n in range(self.count):
-            event.transaction.send(self.sender, Message(body=n))
+            event.transaction.send(self.sender, Message(body=n, durable=self.durable))
         self.finish(self, event.transaction)
 
     def on_transaction_committed(self, event: Any) -> None:
@@ -185,6 +190,44 @@ def test_proton_commit_and_abort(broker: BrokerProcess) -> None:
     done = _run_scenario(broker, "proton-tx-abort", 3, lambda h, txn: txn.abort())
     assert done.events == ["declared", "aborted"]
     assert _bodies(broker, "proton-tx-abort") == []
+
+
+def test_proton_commit_is_seen_once_it_is_on_disk(postgres_url: str) -> None:
+    """A commit's durable sends reach consumers when its SQL transaction is on disk, and
+    the discharge is answered then, not before: while another session holds a lock on
+    PostgreSQL's message table (so the broker's write waits), a consumer draining the
+    queue gets nothing and Proton hears no outcome; once the lock goes, both happen.
+    (Queued at once, the sends went to a consumer before the write; a crash then left
+    it holding part of a transaction that never was, as ``bench/crash.py
+    --transactions`` showed now and then.)"""
+    import psycopg
+
+    from tests.helpers.postgres import fresh_schema
+
+    address = "proton-tx-on-disk"
+    waiting = (
+        "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'petrel_messages'::regclass"
+    )
+    with (
+        fresh_schema(postgres_url) as url,
+        run_broker(store="postgresql", args=["--store-url", url]) as broker,
+    ):
+        assert _bodies(broker, address) == []  # the queue and its record exist first
+        handler = _Scenario(broker.url, address, 3, lambda h, txn: txn.commit(), durable=True)
+        thread = threading.Thread(target=Container(handler).run, daemon=True)
+        with psycopg.connect(url) as lock, psycopg.connect(url, autocommit=True) as watch:
+            lock.execute("LOCK TABLE petrel_messages IN EXCLUSIVE MODE")
+            thread.start()
+            deadline = time.monotonic() + 30
+            while watch.execute(waiting).fetchone() == (0,):  # the broker's write, blocked
+                assert time.monotonic() < deadline, "the commit never reached the store"
+                time.sleep(0.05)
+            assert _bodies(broker, address) == []
+            assert handler.events == ["declared"]
+            lock.rollback()
+        thread.join(timeout=30)
+        assert handler.events == ["declared", "committed"]
+        assert _bodies(broker, address) == [0, 1, 2]
 
 
 def test_proton_discharge_of_an_unknown_id(broker: BrokerProcess) -> None:

@@ -470,11 +470,15 @@ class BrokerCore:
         view: MessageView | None = None,
         honour_expiry: bool = True,
         credited: bool = True,
+        held: list[Entry] | None = None,
     ) -> bool:
         """Put one encoded message into the queues of ``info``.
 
         Returns ``True`` when it was written to a durable store: the producer's
-        delivery may be settled only once ``store.commit()`` resolves.  Raises
+        delivery may be settled only once ``store.commit()`` resolves.  With
+        ``held``, the entries are made and written to the store but not queued:
+        they go into ``held`` for :meth:`enqueue_held` (a transaction's sends, seen
+        by consumers only once the commit is on disk).  Raises
         :class:`~petrel.errors.DecodeError` for a message whose sections cannot
         be read, and an ``amqp:resource-limit-exceeded`` error when a queue is
         full under the ``reject`` policy, or under the ``block`` policy for a
@@ -553,11 +557,30 @@ class BrokerCore:
                 )
                 entry.stored = True
                 stored = True
-            queue.enqueue(entry)
-            if queue.resident > queue.memory_limit:
-                self.paging.page_out(queue, entry)
-            self.mark_dirty(queue)
+            if held is None:
+                self._enqueue(queue, entry)
+            else:
+                entry.queue = queue
+                held.append(entry)
         return stored
+
+    def _enqueue(self, queue: Queue, entry: Entry) -> None:
+        queue.enqueue(entry)
+        if queue.resident > queue.memory_limit:
+            self.paging.page_out(queue, entry)
+        self.mark_dirty(queue)
+
+    def enqueue_held(self, entries: list[Entry]) -> None:
+        """Queue the entries :meth:`publish` held, in order; those of a queue deleted
+        meanwhile are dropped, with their rows."""
+        queues = self.queues
+        for entry in entries:
+            queue = entry.queue
+            assert queue is not None, "publish sets a held entry's queue"
+            if queues.get(queue.name) is queue:
+                self._enqueue(queue, entry)
+            elif entry.stored:
+                self.store.remove(queue.name, entry.seq)
 
     # --- dispatch -------------------------------------------------------------------------------
 

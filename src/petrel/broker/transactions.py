@@ -15,7 +15,9 @@ transaction by naming its id:
 The commit applies all of it in one loop turn inside
 :meth:`~petrel.store.MessageStore.atomic`, so a durable store writes it in one
 SQL transaction: a crash leaves all of it or none of it.  The discharge is
-settled once that transaction is on disk.  A rollback drops the held sends and
+settled once that transaction is on disk, and the sends reach their queues
+then too, not before: a consumer never sees a message of a transaction that a
+crash could still undo.  A rollback drops the held sends and
 undoes the outcomes: a message whose delivery is still unsettled on a live link
 is the consumer's again (it may settle it anew); one whose consumer went away
 returns to its queue counted as a failed delivery, as for any consumer that
@@ -322,9 +324,12 @@ class Transactions:
             )
         self._end(txn)
         core = self.connection.core
+        # The sends are queued once the batch is on disk, not before: a consumer given
+        # one before a crash would have seen part of a transaction that never was.
+        held: list[Entry] = []
         with core.store.atomic():
             for send in txn.sends:
-                core.publish(send.info, send.payload, view=send.view)
+                core.publish(send.info, send.payload, view=send.view, held=held)
             for retire in txn.retires.values():
                 if retire.entry.state == ACQUIRED:
                     retire.consumer.retire(retire.entry, retire.outcome)
@@ -334,7 +339,15 @@ class Transactions:
                 ):
                     delivery.update(retire.outcome, settled=True)
         self.committed += 1
-        return core.commit()
+        done = core.commit()
+        if held:
+
+            def written(future: asyncio.Future[None]) -> None:
+                if not future.cancelled() and future.exception() is None:
+                    core.enqueue_held(held)
+
+            done.add_done_callback(written)
+        return done
 
     def _no_room(self, txn: Transaction) -> str | None:
         """Why the queues cannot take ``txn``'s sends under the ``reject`` policy (a queue
