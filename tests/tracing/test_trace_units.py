@@ -164,3 +164,69 @@ def test_the_client_records_only_with_a_tracer_provider(tracer_provider: object)
     assert tracing.client.recording()
     tracing.use_tracer_provider(None)
     assert not tracing.client.recording()
+
+
+class _CountingEnviron(dict[str, str]):
+    """``os.environ`` stand-in that counts lookups."""
+
+    lookups = 0
+
+    def __contains__(self, key: object) -> bool:
+        type(self).lookups += 1
+        return super().__contains__(key)
+
+    def __getitem__(self, key: str) -> str:
+        type(self).lookups += 1
+        return super().__getitem__(key)
+
+
+def test_without_a_provider_the_check_reads_no_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # OpenTelemetry's get_tracer_provider() looks the environment up on every call
+    # until a provider is set: a tenth of a send's cost when asked per message.
+    import os
+
+    tracing.use_tracer_provider(None)
+    monkeypatch.setattr(os, "environ", _CountingEnviron(os.environ))
+    assert tracing.client is not None
+    for _ in range(100):
+        assert not tracing.client.recording()
+    assert _CountingEnviron.lookups == 0
+
+
+GLOBAL_PROVIDER = """
+import sys
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from petrel import tracing
+
+print(tracing.client.recording())
+if sys.argv[1] == "code":
+    trace.set_tracer_provider(TracerProvider())
+print(tracing.client.recording())
+"""
+
+
+@pytest.mark.parametrize("how", ["code", "environment"])
+def test_a_global_provider_is_seen_however_it_is_set(how: str) -> None:
+    """A provider set globally after import, in code or named by the environment
+    (OpenTelemetry loads it on first use), makes the client trace: in a process of its
+    own, as a global provider is set once per process."""
+    import os
+
+    env = dict(os.environ)
+    env.pop("OTEL_PYTHON_TRACER_PROVIDER", None)
+    if how == "environment":
+        env["OTEL_PYTHON_TRACER_PROVIDER"] = "sdk_tracer_provider"
+    result = subprocess.run(
+        [sys.executable, "-c", GLOBAL_PROVIDER, how],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr
+    expected = ["False", "True"] if how == "code" else ["True", "True"]
+    assert result.stdout.splitlines() == expected
