@@ -188,6 +188,13 @@ def _timer(latencies: list[float], sent: float) -> Callable[[asyncio.Future[None
     return done
 
 
+def run_loop(main: Any) -> Any:
+    """Run a client coroutine the way Petrel's own tools do: on uvloop when installed."""
+    from petrel.driver.loop import run
+
+    return run(main)
+
+
 async def _send_windowed(
     sender: Any, body: bytes, count: int, window: int, latencies: list[float]
 ) -> None:
@@ -354,7 +361,7 @@ def _durable_run(
         result = _durable_case_processes(port, size, producers, args.durable_count, args.window)
     else:
         client_before = time.process_time()
-        result = asyncio.run(_durable_case(port, size, producers, args.durable_count, args.window))
+        result = run_loop(_durable_case(port, size, producers, args.durable_count, args.window))
         client = time.process_time() - client_before
         result["client_cpu_us_per_msg"] = round(client / total * 1e6, 1)
     cpu = cpu_seconds(pid) - cpu_before
@@ -456,7 +463,7 @@ def main() -> None:
     parser.add_argument("--store", default="memory", choices=["memory", "sqlite"])
     args = parser.parse_args()
     if args.durable_worker:
-        asyncio.run(_durable_worker(json.loads(args.durable_worker)))
+        run_loop(_durable_worker(json.loads(args.durable_worker)))
         return
     if args.durable:
         durable(args)
