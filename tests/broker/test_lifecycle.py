@@ -234,3 +234,36 @@ def test_a_multicast_queue_entry_is_a_config_error(tmp_path: Path) -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
     assert "declare a topic in [[addresses]]" in lines[0]
+
+
+def test_a_store_that_cannot_write_rejects_the_durable_sends_and_stops(
+    postgres_url: str,
+) -> None:
+    """Durable messages whose batch the store fails to write are rejected with
+    ``amqp:internal-error`` naming the store's error, never accepted, and the broker
+    stops with a clear line: a store that cannot write must not take more."""
+    import psycopg
+    from proton import Delivery
+
+    from tests.helpers.postgres import fresh_schema
+
+    with (
+        fresh_schema(postgres_url) as url,
+        run_broker(store="postgresql", args=["--store-url", url]) as broker,
+    ):
+        conn = connect(broker.url)
+        tx = sender(conn, "cannot-write")
+        send_all(tx, [Message(body="written", durable=True)])
+        with psycopg.connect(url, autocommit=True) as db:  # every new row now fails
+            db.execute("ALTER TABLE petrel_messages ADD CONSTRAINT refuse CHECK (false) NOT VALID")
+        deliveries = [tx.link.send(Message(body=f"m{n}", durable=True)) for n in range(3)]
+        # The broker stops (closing the connection, connection-forced) right after it
+        # sends the outcomes: they are in before the close.
+        with pytest.raises(ConnectionClosed, match="shutting down"):
+            tx.connection.wait(lambda: False, msg="the close")
+        assert [d.remote_state for d in deliveries] == [Delivery.REJECTED] * 3
+        condition = deliveries[0].remote.condition
+        assert condition.name == "amqp:internal-error"
+        assert "the store could not write the message" in condition.description
+        assert broker.proc.wait(timeout=30) != 0
+        assert "the store failed" in broker.log()

@@ -336,6 +336,75 @@ async def test_when_committed_calls_back_once_the_batch_is_written(
     assert seqs((await store_factory.reopen(extra_queues=("q",))).messages["q"]) == [1, 2, 3]
 
 
+async def test_when_committed_each_groups_a_batch_per_callback(
+    store_factory: StoreFactory,
+) -> None:
+    """One call per batch and callback, with that batch's items in order: what the
+    broker's producer links use instead of a closure per durable delivery."""
+    store = await store_factory.open()
+    told: list[tuple[str, list[int], StoreError | None]] = []
+
+    class Link:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def committed(self, items: list[int], error: StoreError | None) -> None:
+            told.append((self.name, items, error))
+
+    a, b = Link("a"), Link("b")
+    for seq in (1, 2, 3):
+        store.add(msg("q", seq))
+        # A new bound method each time: equal ones are one group.
+        store.when_committed_each((a if seq != 2 else b).committed, seq)
+    assert told == []  # never from inside the call
+    await asyncio.sleep(0)  # the batch of 1-3 is in flight
+    store.add(msg("q", 4))
+    store.when_committed_each(a.committed, 4)  # the next batch: a group of its own
+    await store.commit()
+    await asyncio.sleep(0)
+    assert told == [("a", [1, 3], None), ("b", [2], None), ("a", [4], None)]
+
+    # Added and removed in one batch, nothing in flight: told all the same, later.
+    told.clear()
+    store.add(msg("q", 5))
+    store.when_committed_each(a.committed, 5)
+    store.remove("q", 5)
+    assert told == []
+    await store.commit()
+    for _ in range(2):  # the empty batch is flushed at the end of a turn, told the next
+        await asyncio.sleep(0)
+    assert told == [("a", [5], None)]
+    # Nothing pending: later, never inside the call.
+    store.when_committed_each(b.committed, 6)
+    assert told == [("a", [5], None)]
+    await asyncio.sleep(0)
+    assert told[-1] == ("b", [6], None)
+    await store.close()
+
+
+async def test_when_committed_each_is_told_of_a_failed_write(store_factory: StoreFactory) -> None:
+    store = await store_factory.open()
+    told: list[tuple[list[int], StoreError | None]] = []
+
+    def committed(items: list[int], error: StoreError | None) -> None:
+        told.append((items, error))
+
+    store.add(msg("q", 1))
+    await store.commit()
+    store.add(msg("q", 1, b"again"))  # breaks the contract: the insert fails
+    store.when_committed_each(committed, 1)
+    store.when_committed_each(committed, 2)
+    with pytest.raises(StoreError):
+        await store.commit()
+    assert [items for items, _ in told] == [[1, 2]]
+    assert isinstance(told[0][1], StoreError)
+    store.when_committed_each(committed, 3)  # the store has failed: told next turn
+    await asyncio.sleep(0)
+    assert told[-1][0] == [3] and isinstance(told[-1][1], StoreError)
+    with pytest.raises(StoreError):
+        await store.close()
+
+
 async def test_when_committed_is_told_of_a_failed_write(store_factory: StoreFactory) -> None:
     store = await store_factory.open()
     told: list[StoreError | None] = []

@@ -30,6 +30,11 @@ async def test_keeps_nothing(tmp_path: Path) -> None:
     assert told == []
     await asyncio.sleep(0)
     assert told == [None]
+    grouped: list[tuple[list[int], StoreError | None]] = []
+    store.when_committed_each(lambda items, error: grouped.append((items, error)), 7)
+    assert grouped == []
+    await asyncio.sleep(0)
+    assert grouped == [([7], None)]
     assert await store.load_queues() == []
     assert [m async for m in store.iter_messages("q")] == []
     assert await store.max_seq("q") is None

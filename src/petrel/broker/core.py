@@ -127,16 +127,10 @@ class BrokerCore:
         future.add_done_callback(self._check_commit)
         return future
 
-    def when_committed(self, callback: Callable[[StoreError | None], object]) -> None:
-        """:meth:`commit` without a future (``store.when_committed``), watched the same
-        way: for what waits per message, the durable deliveries of producers."""
-
-        def done(error: StoreError | None) -> None:
-            if error is not None:
-                self.fail(f"the store failed: {error.description}")
-            callback(error)
-
-        self.store.when_committed(done)
+    def store_failed(self, error: StoreError) -> None:
+        """A write the broker waited for failed: the broker stops (as :meth:`commit`'s
+        watch does for futures)."""
+        self.fail(f"the store failed: {error.description}")
 
     def _check_commit(self, future: asyncio.Future[None]) -> None:
         if not future.cancelled():

@@ -34,6 +34,7 @@ from .queues import Entry, Queue
 from .selector import Selector
 
 if TYPE_CHECKING:
+    from ..store import StoreError
     from .connection import BrokerConnection
     from .core import AddressInfo, BrokerCore
 
@@ -443,8 +444,9 @@ class ProducerLink(LinkHandler):
             if delivery.remote_settled:
                 pass
             elif durable:
+                # One call per batch for all of this link's deliveries in it.
                 self.awaiting += 1
-                core.when_committed(lambda error: self._committed(delivery, error, settle_now))
+                core.store.when_committed_each(self._committed, delivery)
             else:
                 delivery.update(_ACCEPTED, settled=settle_now)
         self.top_up()
@@ -479,27 +481,29 @@ class ProducerLink(LinkHandler):
                 queue.room_changed()
         self.top_up()
 
-    def _committed(self, delivery: Delivery, error: BaseException | None, settle: bool) -> None:
-        self.awaiting -= 1
-        live = self.connection.is_live(self.link)
-        if not live:
-            # The link detached while the store wrote: the delivery is still the
-            # session's, so the client hears the outcome (settled: nothing more will
-            # come on that link).  Gone with the session, the engine drops it and the
-            # client sends the message again.
-            settle = True
+    def _committed(self, deliveries: list[Delivery], error: StoreError | None) -> None:
+        """The store wrote (or failed to write) the batch holding ``deliveries``."""
+        self.awaiting -= len(deliveries)
+        link = self.link
+        live = self.connection.is_live(link)
+        # Settle second waits for the client's settlement, but not once the link is gone:
+        # the delivery is still the session's, so the client hears the outcome (settled:
+        # nothing more will come on that link).  Gone with the session, the engine drops
+        # it and the client sends the message again.
+        settle = not live or link.rcv_settle_mode != ReceiverSettleMode.SECOND
         if error is not None:
-            delivery.update(
-                Rejected(
-                    error=Error(
-                        condition=Symbol(Condition.INTERNAL_ERROR),
-                        description=f"the store could not write the message: {error}",
-                    )
-                ),
-                settled=settle,
+            self.core.store_failed(error)
+            outcome: Any = Rejected(
+                error=Error(
+                    condition=Symbol(Condition.INTERNAL_ERROR),
+                    description=f"the store could not write the message: {error}",
+                )
             )
         else:
-            delivery.update(_ACCEPTED, settled=settle)
+            outcome = _ACCEPTED
+        for delivery in deliveries:
+            if not delivery.settled:
+                delivery.update(outcome, settled=settle)
         if live and self.max_unsettled is not None:
             self.top_up()
         self.connection.protocol.flush()

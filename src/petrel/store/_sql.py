@@ -583,6 +583,12 @@ class SqlStore(MessageStore):
         """See :meth:`MessageStore.when_committed`: the callback joins the batch's list."""
         self._check_open().when_committed(callback)
 
+    def when_committed_each(
+        self, callback: Callable[[list[Any], StoreError | None], object], item: Any
+    ) -> None:
+        """See :meth:`MessageStore.when_committed_each`: one call per batch and callback."""
+        self._check_open().when_committed_each(callback, item)
+
     @contextlib.contextmanager
     def atomic(self) -> Iterator[None]:
         """See :meth:`MessageStore.atomic`: the pending batch is not sealed in the block,

@@ -26,7 +26,7 @@ import logging
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from .base import CommitStats, StoreError
 
@@ -35,17 +35,21 @@ log = logging.getLogger("petrel.store")
 
 #: Told of a batch's outcome: None once it is written, else the StoreError.
 Callback = Callable[[StoreError | None], object]
+#: Told of a batch's outcome with the items it was given (see ``when_committed_each``).
+GroupCallback = Callable[[list[Any], StoreError | None], object]
 
 
 class Batch(abc.ABC):
     """What one transaction writes. Subclasses add the operations."""
 
-    __slots__ = ("callbacks", "nbytes", "started", "waiters")
+    __slots__ = ("callbacks", "groups", "nbytes", "started", "waiters")
 
     def __init__(self) -> None:
         self.nbytes = 0
         self.waiters: list[asyncio.Future[None]] = []
         self.callbacks: list[Callback] = []
+        #: ``when_committed_each``: the items of each group callback, in order.
+        self.groups: dict[GroupCallback, list[Any]] = {}
         #: When it was handed to the writer (the loop's clock).
         self.started = 0.0
 
@@ -150,6 +154,27 @@ class GroupCommitter(Generic[B]):
         else:
             self._loop.call_soon(callback, None)
 
+    def when_committed_each(self, callback: GroupCallback, item: Any) -> None:
+        """:meth:`when_committed` as ``callback(items, error)``, once per batch for
+        every ``item`` given with an equal ``callback`` (see the store's method)."""
+        if self.failed is not None:
+            self._loop.call_soon(callback, [item], self._failure())
+            return
+        pending = self.pending
+        if pending.ops():
+            batch = pending
+            self.changed()
+        elif self.inflight:
+            batch = self.inflight[-1]
+        else:
+            self._loop.call_soon(callback, [item], None)
+            return
+        items = batch.groups.get(callback)
+        if items is None:
+            batch.groups[callback] = [item]
+        else:
+            items.append(item)
+
     @property
     def backlog_ops(self) -> int:
         return self.pending.ops() + self._inflight_ops
@@ -202,25 +227,31 @@ class GroupCommitter(Generic[B]):
             for waiter in batch.waiters:
                 if not waiter.done():
                     waiter.set_exception(self._failure() if self.failed else self._closed_error())
-            if batch.callbacks:
+            if batch.callbacks or batch.groups:
                 error = self._failure() if self.failed else self._closed_error()
-                self._loop.call_soon(self._call_back, batch.callbacks, error)
-                batch.callbacks = []
+                self._loop.call_soon(self._call_back, batch, error)
             return
         if not batch.ops():
             # Everything in it was cancelled: its waiters only wait for what went before.
-            if batch.waiters or batch.callbacks:
+            if batch.waiters or batch.callbacks or batch.groups:
                 if self.inflight:
-                    self.inflight[-1].waiters.extend(batch.waiters)
-                    self.inflight[-1].callbacks.extend(batch.callbacks)
+                    last = self.inflight[-1]
+                    last.waiters.extend(batch.waiters)
+                    last.callbacks.extend(batch.callbacks)
+                    for callback, items in batch.groups.items():
+                        last.groups.setdefault(callback, []).extend(items)
+                    batch.waiters.clear()
+                    batch.callbacks = []
+                    batch.groups = {}
                 else:
                     for waiter in batch.waiters:
                         if not waiter.done():
                             waiter.set_result(None)
-                    if batch.callbacks:
-                        self._loop.call_soon(self._call_back, batch.callbacks, None)
-                batch.waiters.clear()
-                batch.callbacks = []
+                    batch.waiters.clear()
+                    # The batch object goes: a new one is pending (ops() was 0 anyway).
+                    self.pending = self._new_batch()
+                    if batch.callbacks or batch.groups:
+                        self._loop.call_soon(self._call_back, batch, None)
             return
         if self._group and self.inflight:
             return  # goes when the batch in flight is done (see _done)
@@ -244,7 +275,7 @@ class GroupCommitter(Generic[B]):
             for waiter in batch.waiters:
                 if not waiter.done():
                     waiter.set_result(None)
-            self._call_back(batch.callbacks, None)
+            self._call_back(batch, None)
         else:
             if self.failed is None:
                 # A write after a failed one proves nothing (a failed fsync may have
@@ -258,18 +289,27 @@ class GroupCommitter(Generic[B]):
             for waiter in batch.waiters:
                 if not waiter.done():
                     waiter.set_exception(self._failure())
-            self._call_back(batch.callbacks, self._failure())
+            self._call_back(batch, self._failure())
             if self._on_failure is not None:
                 self._on_failure(batch)
-        if self.pending.ops() or self.pending.waiters or self.pending.callbacks:
+        pending = self.pending
+        if pending.ops() or pending.waiters or pending.callbacks or pending.groups:
             # At the end of this turn, so that what the producers just woken up add
             # next goes into the same batch as what gathered during this write.
             self.changed()
 
-    def _call_back(self, callbacks: list[Callback], error: StoreError | None) -> None:
-        """Run a batch's callbacks in order; one that raises is logged and the rest run."""
+    def _call_back(self, batch: B, error: StoreError | None) -> None:
+        """Run a batch's callbacks in order, then its group callbacks; one that raises
+        is logged and the rest run.  The batch lets go of them."""
+        callbacks, batch.callbacks = batch.callbacks, []
+        groups, batch.groups = batch.groups, {}
         for callback in callbacks:
             try:
                 callback(error)
+            except Exception:
+                log.exception("a commit callback of the %s failed", self._what)
+        for group, items in groups.items():
+            try:
+                group(items, error)
             except Exception:
                 log.exception("a commit callback of the %s failed", self._what)

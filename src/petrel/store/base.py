@@ -336,6 +336,19 @@ class MessageStore(abc.ABC):
 
         self.commit().add_done_callback(done)
 
+    def when_committed_each(
+        self, callback: Callable[[list[Any], StoreError | None], object], item: Any
+    ) -> None:
+        """:meth:`when_committed` for many waiters at once: ``callback(items, error)``
+        runs once per batch with, in order, every ``item`` given with that same
+        ``callback`` (equal bound methods count as the same) since the last one.
+
+        For the broker's producer links: one call per link per batch, not one
+        closure and one call per durable delivery.  This default runs each item on
+        its own; a store that batches groups them.
+        """
+        self.when_committed(lambda error: callback([item], error))
+
     # -- paging ------------------------------------------------------------------------
 
     @abc.abstractmethod
