@@ -44,6 +44,17 @@ from ._sections import (
 )
 
 
+def _header_bytes(fields: tuple[Any, ...]) -> bytes:
+    out = bytearray()
+    _encode_header(out, fields)
+    return bytes(out)
+
+
+#: The header of a message that sets only ``durable``, the most common one, encoded once.
+_DURABLE_ONLY = (True, 4, None, False, 0)
+_DURABLE_HEADER = _header_bytes(_DURABLE_ONLY)
+
+
 @dataclass(slots=True, repr=False)
 class Message:
     """An AMQP message: header and properties fields, annotations, application properties, body.
@@ -141,8 +152,19 @@ class Message:
         first_acquirer = self.first_acquirer
         delivery_count = self.delivery_count
         if durable or priority != 4 or ttl is not None or first_acquirer or delivery_count:
-            ttl_ms = None if ttl is None else _milliseconds(ttl)
-            _encode_header(out, (durable, priority, ttl_ms, first_acquirer, delivery_count))
+            if (
+                durable is True
+                and ttl is None
+                and first_acquirer is False
+                and type(priority) is int
+                and priority == 4
+                and type(delivery_count) is int
+                and delivery_count == 0
+            ):
+                out += _DURABLE_HEADER  # what the line below would write
+            else:
+                ttl_ms = None if ttl is None else _milliseconds(ttl)
+                _encode_header(out, (durable, priority, ttl_ms, first_acquirer, delivery_count))
         if self.delivery_annotations is not None:
             _encode_delivery_annotations(out, self.delivery_annotations)
         if self.message_annotations is not None:
