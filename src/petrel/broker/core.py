@@ -364,8 +364,7 @@ class BrokerCore:
     def update_queue(self, queue: Queue, settings: QueueSettings) -> None:
         """New policies for ``queue`` (limits, dead letters, TTL), in force at once and kept
         with it in the store."""
-        queue.settings = settings
-        queue.memory_limit = settings.memory_limit_bytes or (1 << 62)
+        queue.configure(settings)
         self._queue_settings[queue.name] = settings
         info = self.address_of(queue)
         if info is not None and _is_stored(info, queue):
@@ -531,8 +530,8 @@ class BrokerCore:
             chosen.append(queue)
         for queue in chosen:
             entry_expiry = expiry
-            if entry_expiry is None and queue.settings.default_ttl:
-                entry_expiry = now_ms + int(queue.settings.default_ttl * 1000)
+            if entry_expiry is None and queue.default_ttl_ms:
+                entry_expiry = now_ms + queue.default_ttl_ms
             entry = Entry(
                 queue.next_seq(),
                 data,

@@ -9,7 +9,7 @@ for good).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Final, Protocol
 
 if TYPE_CHECKING:
     from ..message import MessageView
@@ -17,9 +17,9 @@ if TYPE_CHECKING:
 
 __all__ = ["ACQUIRED", "AVAILABLE", "GONE", "Consumer", "Entry", "QueueHooks"]
 
-AVAILABLE = 0
-ACQUIRED = 1
-GONE = 2
+AVAILABLE: Final = 0
+ACQUIRED: Final = 1
+GONE: Final = 2
 
 
 class Entry:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from ..engine import Delivery, Link, LinkState
 from ..errors import AmqpError, Condition, DecodeError
@@ -43,8 +43,10 @@ __all__ = ["ConsumerLink", "ProducerLink"]
 log = logging.getLogger("petrel.broker")
 
 _consumer_ids = itertools.count(1)
-_ACCEPTED = Accepted()
-_ATTACHED = LinkState.ATTACHED
+# Final names compile to C statics; plain module names are a dict lookup per use.
+_ACCEPTED: Final = Accepted()
+_ATTACHED: Final = LinkState.ATTACHED
+_SETTLE_SECOND: Final = ReceiverSettleMode.SECOND
 #: The outcomes an ``acknowledge`` span names.
 _OUTCOME_NAMES: dict[type, str] = {
     Accepted: "accepted",
@@ -384,9 +386,7 @@ class ProducerLink(LinkHandler):
         # Settle second waits for the client to settle first, but not on a link it has
         # already detached (sent and closed at once): the outcome goes out settled.
         link = self.link
-        settle_now = (
-            link.rcv_settle_mode != ReceiverSettleMode.SECOND or link.state is not _ATTACHED
-        )
+        settle_now = link.rcv_settle_mode != _SETTLE_SECOND or link.state is not _ATTACHED
         if self.reserved:
             self.reserved -= 1
             for queue in self.reserved_in:
@@ -490,7 +490,7 @@ class ProducerLink(LinkHandler):
         # the delivery is still the session's, so the client hears the outcome (settled:
         # nothing more will come on that link).  Gone with the session, the engine drops
         # it and the client sends the message again.
-        settle = not live or link.rcv_settle_mode != ReceiverSettleMode.SECOND
+        settle = not live or link.rcv_settle_mode != _SETTLE_SECOND
         if error is not None:
             self.core.store_failed(error)
             outcome: Any = Rejected(

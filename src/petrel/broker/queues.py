@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import bisect
 import heapq
-import itertools
 from collections import deque
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -106,6 +105,14 @@ class Queue:
         #: The address it belongs to (the broker core sets it).
         self.address: str | None = None
         self.settings = settings
+        # The limits read per message, as plain ints (set by :meth:`configure`).
+        self._max_messages = -1
+        self._max_bytes = -1
+        #: Bytes of message bodies held in memory; past ``memory_limit`` new ones are paged.
+        self.memory_limit = 1 << 62
+        #: ``default_ttl`` in ms, 0 for none.
+        self.default_ttl_ms = 0
+        self.configure(settings)
         self.hooks = hooks
         self.durable_subscription = False
         self._levels: list[deque[Entry]] = [deque() for _ in range(10)]
@@ -122,7 +129,7 @@ class Queue:
         #: Consumer id -> its groups and the messages parked for it.
         self._owners: dict[int, _Owner] = {}
         self._rr = 0
-        self._seq = itertools.count(1)
+        self._last_seq = 0
         self.available = 0
         self.bytes = 0
         self.enqueued_total = 0
@@ -145,9 +152,8 @@ class Queue:
         #: A subscription's selector, applied when messages are routed here.
         self.filter: Selector | None = None
         self.filter_text: str | None = None
-        #: Bytes of message bodies held in memory; past ``memory_limit`` new ones are paged.
+        #: Bytes of message bodies held in memory (see ``memory_limit``).
         self.resident = 0
-        self.memory_limit = settings.memory_limit_bytes or (1 << 62)
         #: Entries whose bodies are paged, in the order they were paged (seq order).
         self.paged: deque[Entry] = deque()
         #: A page-in is under way.
@@ -155,13 +161,25 @@ class Queue:
 
     # --- state --------------------------------------------------------------------------------
 
+    def configure(self, settings: QueueSettings) -> None:
+        """Take new policies (limits, dead letters, TTL), in force at once.  The limits
+        each message is checked against are kept as plain fields: reading them from the
+        settings model is a generic attribute lookup each time."""
+        self.settings = settings
+        self._max_messages = -1 if settings.max_messages is None else settings.max_messages
+        self._max_bytes = -1 if settings.max_bytes is None else settings.max_bytes
+        self.memory_limit = settings.memory_limit_bytes or (1 << 62)
+        ttl = settings.default_ttl
+        self.default_ttl_ms = int(ttl * 1000) if ttl else 0
+
     def next_seq(self) -> int:
         """A new sequence number for a message entering this queue."""
-        return next(self._seq)
+        self._last_seq = seq = self._last_seq + 1
+        return seq
 
     def restore_seq(self, last: int) -> None:
         """After recovery: continue numbering after ``last``."""
-        self._seq = itertools.count(last + 1)
+        self._last_seq = last
 
     @property
     def depth(self) -> int:
@@ -179,10 +197,11 @@ class Queue:
 
     def has_room(self, size: int = 0) -> bool:
         """Whether the queue's limits allow another message (of ``size`` bytes)."""
-        s = self.settings
-        if s.max_messages is not None and len(self._all) >= s.max_messages:
+        limit = self._max_messages
+        if limit >= 0 and len(self._all) >= limit:
             return False
-        return s.max_bytes is None or self.bytes + size <= s.max_bytes
+        limit = self._max_bytes
+        return limit < 0 or self.bytes + size <= limit
 
     def credit_room(self) -> int | None:
         """How many more messages producers may be given credit for now, or ``None`` when

@@ -31,7 +31,7 @@ import contextlib
 import itertools
 import logging
 from collections.abc import Callable
-from typing import Any, Protocol, cast
+from typing import Any, Final, Protocol, cast
 
 from ..engine import Connection
 from ..engine import events as ev
@@ -46,7 +46,10 @@ _ids = itertools.count(1)
 _DEFAULT_HIGH_WATER = 64 * 1024
 _MIN_HIGH_WATER = 16 * 1024
 #: The most of one read the engine is handed in one loop turn (see data_received).
-READ_SLICE = 32 * 1024
+READ_SLICE: Final = 32 * 1024
+# The two events the protocol itself looks at, as C statics when compiled.
+_OPENED: Final = ev.ConnectionOpened
+_CLOSED: Final = ev.ConnectionClosed
 
 
 class EventHandler(Protocol):
@@ -280,9 +283,9 @@ class AmqpProtocol(asyncio.Protocol):
         self.transmit()
 
     def _dispatch(self, event: Any) -> None:
-        if isinstance(event, ev.ConnectionOpened) and not self.opened.done():
+        if isinstance(event, _OPENED) and not self.opened.done():
             self.opened.set_result(None)
-        elif isinstance(event, ev.ConnectionClosed):
+        elif isinstance(event, _CLOSED):
             error = _as_exception(event.error)
             if not self.opened.done():
                 self.opened.set_exception(

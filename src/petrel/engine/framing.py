@@ -48,11 +48,16 @@ _DESCRIPTOR_CODE: Final = 0x14
 # The six leading fields: handle, delivery-id, delivery-tag, message-format, settled, more.
 _LEADING_FIELDS: Final = 6
 # The defaults of the fields after them: rcv-settle-mode, state, resume, aborted, batchable.
-_RCV_SETTLE_MODE, _STATE, _RESUME, _ABORTED, _BATCHABLE = (
-    f.default for f in Transfer.FIELDS[_LEADING_FIELDS:]
-)
+# (Final names compile to C statics; plain module names are a dict lookup per use.)
+_RCV_SETTLE_MODE: Final = Transfer.FIELDS[6].default
+_STATE: Final = Transfer.FIELDS[7].default
+_RESUME: Final = Transfer.FIELDS[8].default
+_ABORTED: Final = Transfer.FIELDS[9].default
+_BATCHABLE: Final = Transfer.FIELDS[10].default
 _MORE_DEFAULT: Final = Transfer.FIELDS[_LEADING_FIELDS - 1].default
-_new_tuple: Any = tuple.__new__
+_new_tuple: Final[Any] = tuple.__new__
+_TRANSFER: Final = Transfer
+_UINT: Final = UInt
 
 
 def read_transfer(buf: bytes, at: int, end: int) -> tuple[Transfer, int] | None:
@@ -75,16 +80,16 @@ def read_transfer(buf: bytes, at: int, end: int) -> tuple[Transfer, int] | None:
     values, stop = found
     handle, delivery_id, tag, message_format, settled, more = values
     if (
-        type(handle) is not UInt
-        or (delivery_id is not None and type(delivery_id) is not UInt)
+        type(handle) is not _UINT
+        or (delivery_id is not None and type(delivery_id) is not _UINT)
         or (tag is not None and type(tag) is not bytes)
-        or (message_format is not None and type(message_format) is not UInt)
+        or (message_format is not None and type(message_format) is not _UINT)
         or (settled is not None and type(settled) is not bool)
         or (more is not None and type(more) is not bool)
     ):
         return None
     transfer: Transfer = _new_tuple(
-        Transfer,
+        _TRANSFER,
         (
             handle,
             delivery_id,

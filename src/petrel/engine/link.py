@@ -58,7 +58,10 @@ class _Unset(enum.Enum):
 # An enum member, not a bare ``object()``: a compiled build checks argument types, and
 # ``int | Literal[_Unset.UNSET] | None`` admits this sentinel where ``int | None`` would not.
 _UNSET: Final = _Unset.UNSET
-_ATTACHED = LinkState.ATTACHED
+_ATTACHED: Final = LinkState.ATTACHED
+# Final names compile to C statics; plain module names are a dict lookup per use.
+_SERIAL_MASK: Final = SERIAL_MASK
+_DELIVERY_RECEIVED: Final = DeliveryReceived
 
 #: How many deliveries beyond its credit a client tolerates from a sender (see
 #: ``Link._over_credit``); a server tolerates none.
@@ -534,9 +537,9 @@ class Link:
                     "the first transfer of a delivery must carry delivery-id and delivery-tag",
                 )
             count = self.delivery_count
-            if not 0 < ((self._limit - count) & SERIAL_MASK) < 0x80000000:
+            if not 0 < ((self._limit - count) & _SERIAL_MASK) < 0x80000000:
                 self._over_credit(delivery_id, count)
-            self.delivery_count = (count + 1) & SERIAL_MASK
+            self.delivery_count = (count + 1) & _SERIAL_MASK
             credit = self.credit
             if credit > 0:
                 self.credit = credit = credit - 1
@@ -554,7 +557,7 @@ class Link:
             else:
                 if limit:
                     self._check_size(end - start)
-                session.output.events.append(DeliveryReceived(delivery, buf[start:end]))
+                session.output.events.append(_DELIVERY_RECEIVED(delivery, buf[start:end]))
             if credit == 0 and self.drain:
                 self.drain = False
                 session.output.events.append(LinkFlowed(self, 0, self.available, False, True))
@@ -586,7 +589,7 @@ class Link:
             self._chunks = []
             if delivery.remote_settled:
                 session._unsettled_in.pop(delivery.delivery_id, None)  # type: ignore[arg-type]
-            session.output.events.append(DeliveryReceived(delivery, data))
+            session.output.events.append(_DELIVERY_RECEIVED(delivery, data))
 
     def _drop_transfer(self) -> bool:
         """A transfer arrived where none should: drop it (we are detaching) or raise."""

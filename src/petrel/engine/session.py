@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import heapq
 from operator import attrgetter
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from ..errors import AmqpError, Condition, LocalProtocolError, RemoteProtocolError
 from ..spec import (
@@ -47,7 +47,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Session"]
 
-_MAPPED = SessionState.MAPPED
+_MAPPED: Final = SessionState.MAPPED
+_SERIAL_MASK: Final = SERIAL_MASK  # a C static when compiled, not a dict lookup
 _by_id = attrgetter("delivery_id")
 
 
@@ -482,7 +483,7 @@ class Session:
                 f"transfer {self.next_incoming_id} arrived with our incoming-window at 0",
             )
         self.incoming_window = window = window - 1
-        self.next_incoming_id = (self.next_incoming_id + 1) & SERIAL_MASK  # type: ignore[operator]
+        self.next_incoming_id = (self.next_incoming_id + 1) & _SERIAL_MASK  # type: ignore[operator]
         if self.remote_outgoing_window > 0:
             self.remote_outgoing_window -= 1
         if window <= self._window_low and not self._flow_session:

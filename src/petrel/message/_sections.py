@@ -30,7 +30,14 @@ _BYTES_LIKE = (bytes, bytearray, memoryview)
 
 
 # Section order: the rank of each section type; body sections share one rank.
-_HEADER, _DELIVERY_ANN, _MESSAGE_ANN, _PROPERTIES, _APP_PROPS, _BODY, _FOOTER = range(7)
+# (Final: compiled, each is a constant, not a module dict lookup per use.)
+_HEADER: Final = 0
+_DELIVERY_ANN: Final = 1
+_MESSAGE_ANN: Final = 2
+_PROPERTIES: Final = 3
+_APP_PROPS: Final = 4
+_BODY: Final = 5
+_FOOTER: Final = 6
 
 _RANK: Final[dict[Any, int]] = {
     Header: _HEADER,

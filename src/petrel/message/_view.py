@@ -46,8 +46,8 @@ _KEPT_AS_ENCODED: Final = _Keep()
 _MAPS: Final = frozenset((MAP8, MAP32))
 _STRINGS: Final = frozenset((STR8, STR32))
 
-_HEADER_CACHE: dict[bytes, Any] = {}
-_HEADER_CACHE_MAX = 1024
+_HEADER_CACHE: Final[dict[bytes, Any]] = {}
+_HEADER_CACHE_MAX: Final = 1024
 _DEFAULT_HEADER: Final = Header()
 
 # Properties fields read on their own (field index -> the types a valid value has);
