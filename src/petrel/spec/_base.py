@@ -303,7 +303,7 @@ class Composite(tuple):  # type: ignore[type-arg]
             fields.append(spec._replace(name=attr))
         cls.FIELDS = tuple(fields)
         for index, f in enumerate(fields):
-            setattr(cls, f.name, property(_getter(index), doc=f"``{f.spec_name}`` ({f.type})"))
+            setattr(cls, f.name, _field_reader(index, f"``{f.spec_name}`` ({f.type})"))
         _build_constructor(cls)
         _build_codec(cls)
         _BY_TYPE_NAME[cls.TYPE_NAME] = cls
@@ -375,8 +375,20 @@ class Composite(tuple):  # type: ignore[type-arg]
         raise NotImplementedError  # replaced per class by _build_codec
 
 
-def _getter(index: int) -> Callable[[tuple[Any, ...]], Any]:
-    return operator.itemgetter(index)
+def _field_reader(index: int, doc: str) -> Any:
+    """The read-only attribute for field ``index`` of a performative (a tuple): the
+    descriptor ``collections.namedtuple`` uses, a direct index in C, where CPython has
+    it (about 40% cheaper per read than ``property(itemgetter)``, and the engine reads
+    a transfer's fields on every message); else the property."""
+    if _tuplegetter is not None:
+        return _tuplegetter(index, doc)
+    return property(operator.itemgetter(index), doc=doc)
+
+
+try:
+    from _collections import _tuplegetter  # type: ignore[import-not-found,unused-ignore]
+except ImportError:  # pragma: no cover - not CPython
+    _tuplegetter = None
 
 
 def _build_constructor(cls: type[Composite]) -> None:
