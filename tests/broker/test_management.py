@@ -253,8 +253,15 @@ def ports() -> Ports:
 @pytest.fixture(scope="module")
 def broker(ports: Ports) -> Iterator[BrokerProcess]:
     """The module's broker: memory store, auto-create off, an admin and a plain user."""
+    # No idle limit: the module's manager connection is Proton's blocking client, which
+    # answers heartbeats only while a test is inside one of its calls, so a slow test
+    # between two uses (once, at load 14) let the default 60 s pass and closed it for
+    # the rest of the file.  test_limits.py covers the idle limit itself.
     config = f"""
 auto_create = false
+
+[limits]
+idle_timeout = 0
 
 [[listeners]]
 url = "amqp://127.0.0.1:{ports.open}"
