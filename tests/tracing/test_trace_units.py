@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
+from typing import Any
 
 import pytest
 
@@ -137,17 +138,23 @@ WITHOUT_OTEL = textwrap.dedent(
 )
 
 
-def test_without_opentelemetry_nothing_is_added_and_the_setting_is_refused() -> None:
-    from tests.helpers.servers import free_port
-
-    url = f"amqp://127.0.0.1:{free_port()}"
-    result = subprocess.run(
-        [sys.executable, "-c", WITHOUT_OTEL, url],
+def _python(code: str, *args: str, env: dict[str, str] | None = None) -> Any:
+    """Run ``code`` in a Python process of its own (for what is set once per process)."""
+    return subprocess.run(
+        [sys.executable, "-c", code, *args],
         capture_output=True,
         text=True,
         timeout=60,
         check=False,
+        env=env,
     )
+
+
+def test_without_opentelemetry_nothing_is_added_and_the_setting_is_refused() -> None:
+    from tests.helpers.servers import free_port
+
+    url = f"amqp://127.0.0.1:{free_port()}"
+    result = _python(WITHOUT_OTEL, url)
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == [
         "refused: command line: tracing.enabled: needs OpenTelemetry's API, which is not "
@@ -219,14 +226,7 @@ def test_a_global_provider_is_seen_however_it_is_set(how: str) -> None:
     env.pop("OTEL_PYTHON_TRACER_PROVIDER", None)
     if how == "environment":
         env["OTEL_PYTHON_TRACER_PROVIDER"] = "sdk_tracer_provider"
-    result = subprocess.run(
-        [sys.executable, "-c", GLOBAL_PROVIDER, how],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env=env,
-    )
+    result = _python(GLOBAL_PROVIDER, how, env=env)
     assert result.returncode == 0, result.stderr
     expected = ["False", "True"] if how == "code" else ["True", "True"]
     assert result.stdout.splitlines() == expected

@@ -24,7 +24,7 @@ from typing import Any, Final
 from ..errors import AmqpError, Condition, DecodeError
 from ..message import MessageView
 from ..server.config import BrokerSettings, QueueSettings
-from ..store import MessageStore, QueueRecord, StoredMessage, StoreError
+from ..store import MessageStore, QueueRecord, StoredMessage
 from ..tracing import server_tracing
 from ..types import Symbol
 from .lookup import selector_lookup
@@ -127,17 +127,16 @@ class BrokerCore:
         future.add_done_callback(self._check_commit)
         return future
 
-    def store_failed(self, error: StoreError) -> None:
-        """A write the broker waited for failed: the broker stops (as :meth:`commit`'s
-        watch does for futures)."""
-        self.fail(f"the store failed: {error.description}")
+    def store_failed(self, error: BaseException) -> None:
+        """A write the broker waited for failed: the broker stops."""
+        reason = error.description if isinstance(error, AmqpError) else str(error)
+        self.fail(f"the store failed: {reason}")
 
     def _check_commit(self, future: asyncio.Future[None]) -> None:
         if not future.cancelled():
             error = future.exception()
             if error is not None:
-                reason = error.description if isinstance(error, AmqpError) else str(error)
-                self.fail(f"the store failed: {reason}")
+                self.store_failed(error)
 
     # --- lifecycle ------------------------------------------------------------------------------
 

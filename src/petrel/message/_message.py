@@ -51,8 +51,7 @@ def _header_bytes(fields: tuple[Any, ...]) -> bytes:
 
 
 #: The header of a message that sets only ``durable``, the most common one, encoded once.
-_DURABLE_ONLY = (True, 4, None, False, 0)
-_DURABLE_HEADER = _header_bytes(_DURABLE_ONLY)
+_DURABLE_HEADER = _header_bytes((True, 4, None, False, 0))
 
 
 @dataclass(slots=True, repr=False)

@@ -12,10 +12,12 @@ the loop. A sealed batch is never touched by the loop again, so the thread can
 read it without locks.
 
 Who waits for a batch holds a future (:meth:`GroupCommitter.commit`) or gave a
-plain callback (:meth:`GroupCommitter.when_committed`). The broker waits once per
-durable delivery, hundreds of times per batch: a future costs an object, its
-done callbacks and one scheduled loop call per callback, where the batch's list
-of plain callbacks is run in a row, one call each, as the batch completes.
+plain callback (:meth:`GroupCommitter.when_committed`), or a callback and an item
+(:meth:`GroupCommitter.when_committed_each`). The broker waits once per durable
+delivery, hundreds of times per batch: a future costs an object, its done
+callbacks and one scheduled loop call per callback, where a batch keeps each
+callback once with the list of its items, and calls it once as it completes
+(plain callbacks are the items of one such callback, which runs them in a row).
 """
 
 from __future__ import annotations
@@ -42,16 +44,19 @@ GroupCallback = Callable[[list[Any], StoreError | None], object]
 class Batch(abc.ABC):
     """What one transaction writes. Subclasses add the operations."""
 
-    __slots__ = ("callbacks", "groups", "nbytes", "started", "waiters")
+    __slots__ = ("groups", "nbytes", "started", "waiters")
 
     def __init__(self) -> None:
         self.nbytes = 0
         self.waiters: list[asyncio.Future[None]] = []
-        self.callbacks: list[Callback] = []
-        #: ``when_committed_each``: the items of each group callback, in order.
+        #: Each callback told of this batch's outcome, with its items in order.
         self.groups: dict[GroupCallback, list[Any]] = {}
         #: When it was handed to the writer (the loop's clock).
         self.started = 0.0
+
+    def watched(self) -> bool:
+        """Whether anyone waits for this batch."""
+        return bool(self.waiters or self.groups)
 
     @abc.abstractmethod
     def ops(self) -> int:
@@ -131,28 +136,19 @@ class GroupCommitter(Generic[B]):
         waiter: asyncio.Future[None] = self._loop.create_future()
         if self.failed is not None:
             waiter.set_exception(self._failure())
-        elif self.pending.ops():
-            self.pending.waiters.append(waiter)
-            self.changed()
-        elif self.inflight:
-            self.inflight[-1].waiters.append(waiter)
-        else:
+            return waiter
+        batch = self._last_batch()
+        if batch is None:
             waiter.set_result(None)
+        else:
+            batch.waiters.append(waiter)
         return waiter
 
     def when_committed(self, callback: Callback) -> None:
         """Call ``callback(None)`` once everything so far is written, or
         ``callback(error)`` if that write failed; always later, on the loop, never
         from inside this call."""
-        if self.failed is not None:
-            self._loop.call_soon(callback, self._failure())
-        elif self.pending.ops():
-            self.pending.callbacks.append(callback)
-            self.changed()
-        elif self.inflight:
-            self.inflight[-1].callbacks.append(callback)
-        else:
-            self._loop.call_soon(callback, None)
+        self.when_committed_each(self._call_each, callback)
 
     def when_committed_each(self, callback: GroupCallback, item: Any) -> None:
         """:meth:`when_committed` as ``callback(items, error)``, once per batch for
@@ -160,13 +156,8 @@ class GroupCommitter(Generic[B]):
         if self.failed is not None:
             self._loop.call_soon(callback, [item], self._failure())
             return
-        pending = self.pending
-        if pending.ops():
-            batch = pending
-            self.changed()
-        elif self.inflight:
-            batch = self.inflight[-1]
-        else:
+        batch = self._last_batch()
+        if batch is None:
             self._loop.call_soon(callback, [item], None)
             return
         items = batch.groups.get(callback)
@@ -174,6 +165,14 @@ class GroupCommitter(Generic[B]):
             batch.groups[callback] = [item]
         else:
             items.append(item)
+
+    def _last_batch(self) -> B | None:
+        """The batch that holds the last write so far (the pending one, made to go at
+        the end of this turn, else the last in flight); None if all is written."""
+        if self.pending.ops():
+            self.changed()
+            return self.pending
+        return self.inflight[-1] if self.inflight else None
 
     @property
     def backlog_ops(self) -> int:
@@ -227,21 +226,19 @@ class GroupCommitter(Generic[B]):
             for waiter in batch.waiters:
                 if not waiter.done():
                     waiter.set_exception(self._failure() if self.failed else self._closed_error())
-            if batch.callbacks or batch.groups:
+            if batch.groups:
                 error = self._failure() if self.failed else self._closed_error()
                 self._loop.call_soon(self._call_back, batch, error)
             return
         if not batch.ops():
             # Everything in it was cancelled: its waiters only wait for what went before.
-            if batch.waiters or batch.callbacks or batch.groups:
+            if batch.watched():
                 if self.inflight:
                     last = self.inflight[-1]
                     last.waiters.extend(batch.waiters)
-                    last.callbacks.extend(batch.callbacks)
                     for callback, items in batch.groups.items():
                         last.groups.setdefault(callback, []).extend(items)
                     batch.waiters.clear()
-                    batch.callbacks = []
                     batch.groups = {}
                 else:
                     for waiter in batch.waiters:
@@ -250,7 +247,7 @@ class GroupCommitter(Generic[B]):
                     batch.waiters.clear()
                     # The batch object goes: a new one is pending (ops() was 0 anyway).
                     self.pending = self._new_batch()
-                    if batch.callbacks or batch.groups:
+                    if batch.groups:
                         self._loop.call_soon(self._call_back, batch, None)
             return
         if self._group and self.inflight:
@@ -292,24 +289,24 @@ class GroupCommitter(Generic[B]):
             self._call_back(batch, self._failure())
             if self._on_failure is not None:
                 self._on_failure(batch)
-        pending = self.pending
-        if pending.ops() or pending.waiters or pending.callbacks or pending.groups:
+        if self.pending.ops() or self.pending.watched():
             # At the end of this turn, so that what the producers just woken up add
             # next goes into the same batch as what gathered during this write.
             self.changed()
 
     def _call_back(self, batch: B, error: StoreError | None) -> None:
-        """Run a batch's callbacks in order, then its group callbacks; one that raises
-        is logged and the rest run.  The batch lets go of them."""
-        callbacks, batch.callbacks = batch.callbacks, []
+        """Call each of a batch's callbacks with its items; the batch lets go of them."""
         groups, batch.groups = batch.groups, {}
+        for callback, items in groups.items():
+            try:
+                callback(items, error)
+            except Exception:
+                log.exception("a commit callback of the %s failed", self._what)
+
+    def _call_each(self, callbacks: list[Callback], error: StoreError | None) -> None:
+        """Run plain callbacks in order; one that raises is logged and the rest run."""
         for callback in callbacks:
             try:
                 callback(error)
-            except Exception:
-                log.exception("a commit callback of the %s failed", self._what)
-        for group, items in groups.items():
-            try:
-                group(items, error)
             except Exception:
                 log.exception("a commit callback of the %s failed", self._what)
