@@ -23,27 +23,38 @@ PURE_TESTS := tests/codec tests/spec tests/message tests/engine tests/fuzz tests
 
 .PHONY: run test test-pure lint docs accel bench bench-compare clean
 
+# The venv gets uv first: it installs the same packages from the same index as pip, about
+# a minute faster for the test extras on a fresh machine (pip byte-compiles and unpacks
+# ~700 MB one file at a time).  Where uv cannot be had or fails, pip does the install.
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
+	-$(BIN)/python -m pip install --quiet --disable-pip-version-check 'uv>=0.4,<1'
+
+# `$(call install,$(EXTRAS))`: Petrel, editable, with those extras (a variable, since `call`
+# would split a literal list at its commas).
+DEV_EXTRAS := dev,fast
+ACCEL_EXTRAS := fast,accel
+install = $(BIN)/uv pip install --quiet --python $(BIN)/python -e '.[$(1)]' \
+	|| $(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[$(1)]'
 
 # The broker needs only Petrel and uvloop; the test and lint tools come with `make test`.
 $(RUN_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[fast]'
+	$(call install,fast)
 	touch $(RUN_STAMP)
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev,fast]'
+	$(call install,$(DEV_EXTRAS))
 	touch $(STAMP) $(RUN_STAMP) $(DOCS_STAMP)
 
 # The site needs only Petrel and MkDocs with its plugins (the docs extra).
 $(DOCS_STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[docs]'
+	$(call install,docs)
 	touch $(DOCS_STAMP)
 
 # The compiled hot path (mypyc, in place; see hatch_build.py).  Without a C compiler it
 # says so and the pure-Python modules run: nothing else changes.
 $(ACCEL_STAMP): hatch_build.py $(ACCEL_SOURCES) | $(RUN_STAMP)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[fast,accel]'
+	$(call install,$(ACCEL_EXTRAS))
 	$(BIN)/python hatch_build.py
 	touch $(ACCEL_STAMP)
 
