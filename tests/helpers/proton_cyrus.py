@@ -1,15 +1,15 @@
 """Proton's Python binding built against Cyrus SASL, beside (never instead of) the suite's.
 
-The PyPI wheel of python-qpid-proton has Proton's own SASL only (ANONYMOUS,
-PLAIN, EXTERNAL: ``proton.SASL.extended()`` is False).  Built from its sdist
-where ``pkg-config libsasl2`` answers (Debian's ``libsasl2-dev``), it uses
-Cyrus SASL, whose SCRAM plugin (Debian's ``libsasl2-modules``) speaks
-SCRAM-SHA-256 and SCRAM-SHA-512.  :func:`build_proton_cyrus` builds the same
-version as the one installed into ``build/proton-cyrus-VERSION-pyXY`` (see
-:data:`tests.helpers.locks.BUILD`), once (about 15 s of one core; one process
-at a time), and returns that directory, to go on the ``PYTHONPATH`` of a client
-subprocess; the suite's own ``proton`` is untouched.  ``None`` when a package is
-missing (:data:`PACKAGES`).
+The suite's python-qpid-proton has Proton's own SASL only (ANONYMOUS, PLAIN, EXTERNAL:
+``proton.SASL.extended()`` is False; ``make test`` builds it so, see
+:mod:`tests.helpers.proton_own_sasl`). Built from its sdist where ``pkg-config
+libsasl2`` answers (Debian's ``libsasl2-dev``), it uses Cyrus SASL, whose SCRAM plugin
+(Debian's ``libsasl2-modules``) speaks SCRAM-SHA-256 and SCRAM-SHA-512.
+:func:`build_proton_cyrus` builds the same version as the one installed into
+``build/proton-cyrus-VERSION-pyXY`` (see :data:`tests.helpers.locks.BUILD`), once (about
+15 s of one core; one process at a time), and returns that directory, to go on the
+``PYTHONPATH`` of a client subprocess; the suite's own ``proton`` is untouched. ``None``
+when a package is missing (:data:`PACKAGES`).
 """
 
 from __future__ import annotations

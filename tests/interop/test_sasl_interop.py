@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from proton import ConnectionException
+from proton import SASL, ConnectionException
 
 import petrel
 from petrel.client.errors import Unauthorized
@@ -117,6 +117,15 @@ def cyrus() -> Path:
     build = build_proton_cyrus()
     assert build is not None
     return build
+
+
+def test_the_suites_own_proton_has_protons_own_sasl() -> None:
+    """The suite's tests of PLAIN and ANONYMOUS are written for that build; Cyrus SASL is
+    the separate one above, on a PYTHONPATH of its own."""
+    assert not SASL.extended(), (
+        "the installed python-qpid-proton was built with Cyrus SASL; `make test` builds it "
+        "with Proton's own (tests/helpers/proton_own_sasl.py)"
+    )
 
 
 @pytest.mark.slow

@@ -1,0 +1,89 @@
+"""Keep the suite's Proton on Proton's own SASL, whatever the machine has (``make test``).
+
+python-qpid-proton has no Linux wheel on PyPI: pip and uv build it from its sdist,
+and that build links Cyrus SASL wherever ``pkg-config libsasl2`` answers (Debian's
+``libsasl2-dev``, which ``.ci/run`` installs for the separate build of
+:mod:`tests.helpers.proton_cyrus`).  A Cyrus build behaves differently from the one
+the tests are written for: as a client it picks SCRAM before PLAIN, as a server it
+checks PLAIN against a local user database.  Which build a machine got would then
+depend on the order its packages came in, or on a wheel cached from an earlier build.
+
+``python tests/helpers/proton_own_sasl.py DIR`` makes ``DIR`` a pkg-config directory
+holding every library the machine's pkg-config knows but libsasl2: with
+``PKG_CONFIG_LIBDIR=DIR`` an install builds Proton with its own SASL (and still with
+OpenSSL).  ``... --check DIR`` then looks at the installed Proton and, if a cached
+wheel brought Cyrus SASL anyway, rebuilds the same version with ``DIR``, bypassing
+every cache.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+from importlib.metadata import version
+from pathlib import Path
+
+#: The pkg-config module the build looks for to use Cyrus SASL.
+CYRUS = "libsasl2.pc"
+
+
+def make_pkgconfig_dir(target: Path) -> None:
+    """Fill ``target`` with links to every ``.pc`` file on pkg-config's default path but
+    Cyrus SASL's (the first of a name wins, as in pkg-config's own search)."""
+    shutil.rmtree(target, ignore_errors=True)
+    target.mkdir(parents=True)
+    if shutil.which("pkg-config") is None:
+        return  # no pkg-config: the build finds no Cyrus SASL either
+    found = subprocess.run(
+        ["pkg-config", "--variable", "pc_path", "pkg-config"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    for folder in found.stdout.strip().split(os.pathsep):
+        if not os.path.isdir(folder):
+            continue
+        for name in sorted(os.listdir(folder)):
+            link = target / name
+            if name.endswith(".pc") and name != CYRUS and not link.exists():
+                link.symlink_to(os.path.join(folder, name))
+
+
+def uses_cyrus() -> bool:
+    """Whether the installed Proton was built with Cyrus SASL (in a subprocess: a
+    rebuild replaces the module)."""
+    probe = "import proton, sys; sys.exit(0 if proton.SASL.extended() else 1)"
+    return subprocess.run([sys.executable, "-c", probe], check=False).returncode == 0
+
+
+def rebuild(pkgconfig: Path) -> None:
+    """Build and install the installed version again, with Proton's own SASL."""
+    env = dict(os.environ, PKG_CONFIG_LIBDIR=str(pkgconfig.resolve()))
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+         "--no-cache-dir", "--no-deps", "--force-reinstall",
+         "--no-binary", "python-qpid-proton",
+         f"python-qpid-proton=={version('python-qpid-proton')}"],
+        check=True, env=env,
+    )  # fmt: skip
+    if uses_cyrus():
+        raise SystemExit("python-qpid-proton still uses Cyrus SASL after a rebuild without it")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("dir", type=Path, help="the pkg-config directory without libsasl2")
+    parser.add_argument(
+        "--check", action="store_true", help="rebuild the installed Proton if it uses Cyrus SASL"
+    )
+    args = parser.parse_args()
+    if not args.check:
+        make_pkgconfig_dir(args.dir)
+    elif uses_cyrus():
+        print("python-qpid-proton came with Cyrus SASL: building it again with its own SASL")
+        rebuild(args.dir)
+
+
+if __name__ == "__main__":
+    main()
