@@ -48,12 +48,14 @@ from typing import Any
 
 from proton import symbol
 
+from petrel.router.routing import Timers
 from tests.helpers.servers import free_port
 
 __all__ = [
     "ANN_INGRESS",
     "ANN_TRACE",
     "CAP_TRACE",
+    "IN_PROCESS_TIMERS",
     "PETREL",
     "EdgeProcess",
     "RouterNetwork",
@@ -76,6 +78,14 @@ ANN_INGRESS = symbol("x-opt-petrel.ingress")
 READY = "petrel router ready on"
 #: How long a helper waits for routers before the test fails.
 TIMEOUT = 30.0
+#: Timers for routers run in the test's own process and loop, beside its clients: quick
+#: hellos and advertisements, so that a network forms in a fraction of a second, but a
+#: neighbour given up only after 2 s of silence.  With 0.7 s, a loop stalled that long on a
+#: loaded machine dropped its neighbours mid-test (seen in CI).  Loss by silence is tested
+#: with ``petrel router`` processes and SIGSTOP (tests/integration/test_router_triangle.py).
+IN_PROCESS_TIMERS = Timers(
+    hello_interval=0.2, hello_max_age=2.0, ra_interval=0.2, request_retry=0.2
+)
 
 
 def wait_until(

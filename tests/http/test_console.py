@@ -28,8 +28,8 @@ import petrel
 from petrel.broker import Broker
 from petrel.management import ManagementClient
 from petrel.router import Router, RouterSettings
-from petrel.router.routing import Timers
 from petrel.server.config import BrokerSettings
+from tests.helpers.routers import IN_PROCESS_TIMERS
 from tests.helpers.servers import free_port
 from tests.http.conftest import amqp_port, http_port
 
@@ -42,7 +42,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 #: How long the page may take to show a change (it reads the server every 300 ms).
 WAIT_MS = 10_000
-FAST = Timers(hello_interval=0.2, hello_max_age=0.7, ra_interval=0.2, request_retry=0.2)
+FAST = IN_PROCESS_TIMERS
 SHOTS = os.environ.get("PETREL_CONSOLE_SCREENSHOTS")
 
 

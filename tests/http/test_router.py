@@ -10,11 +10,11 @@ import pytest
 
 import petrel
 from petrel.router import Router, RouterSettings
-from petrel.router.routing import Timers
+from tests.helpers.routers import IN_PROCESS_TIMERS
 from tests.helpers.servers import free_port
 from tests.http.conftest import amqp_port, http_port, scrape, value
 
-FAST = Timers(hello_interval=0.2, hello_max_age=0.7, ra_interval=0.2, request_retry=0.2)
+FAST = IN_PROCESS_TIMERS
 
 
 async def until(check: object, what: str, timeout: float = 10.0) -> None:

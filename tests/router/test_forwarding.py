@@ -20,11 +20,11 @@ import petrel
 from petrel.client import MessageModified, MessageReleased
 from petrel.management import ManagementClient
 from petrel.router import Router, RouterSettings
-from petrel.router.routing import Timers
 from petrel.router.table import ANN_INGRESS, ANN_TO, ANN_TRACE, CAP_TRACE
+from tests.helpers.routers import IN_PROCESS_TIMERS
 from tests.helpers.servers import free_port
 
-FAST = Timers(hello_interval=0.2, hello_max_age=0.7, ra_interval=0.2, request_retry=0.2)
+FAST = IN_PROCESS_TIMERS
 TIMEOUT = 10.0
 
 
