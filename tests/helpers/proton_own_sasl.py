@@ -12,8 +12,8 @@ depend on the order its packages came in, or on a wheel cached from an earlier b
 holding every library the machine's pkg-config knows but libsasl2: with
 ``PKG_CONFIG_LIBDIR=DIR`` an install builds Proton with its own SASL (and still with
 OpenSSL).  ``... --check DIR`` then looks at the installed Proton and, if a cached
-wheel brought Cyrus SASL anyway, rebuilds the same version with ``DIR``, bypassing
-every cache.
+wheel brought Cyrus SASL anyway (or the venv is older than this), rebuilds the same
+version with ``DIR`` made afresh, bypassing every cache.
 """
 
 from __future__ import annotations
@@ -82,6 +82,7 @@ def main() -> None:
         make_pkgconfig_dir(args.dir)
     elif uses_cyrus():
         print("python-qpid-proton came with Cyrus SASL: building it again with its own SASL")
+        make_pkgconfig_dir(args.dir)
         rebuild(args.dir)
 
 

@@ -123,8 +123,8 @@ def test_the_suites_own_proton_has_protons_own_sasl() -> None:
     """The suite's tests of PLAIN and ANONYMOUS are written for that build; Cyrus SASL is
     the separate one above, on a PYTHONPATH of its own."""
     assert not SASL.extended(), (
-        "the installed python-qpid-proton was built with Cyrus SASL; `make test` builds it "
-        "with Proton's own (tests/helpers/proton_own_sasl.py)"
+        "the installed python-qpid-proton was built with Cyrus SASL; build it with Proton's "
+        "own: .venv/bin/python tests/helpers/proton_own_sasl.py --check build/pkgconfig-own-sasl"
     )
 
 
