@@ -9,19 +9,33 @@ import click
 
 from petrel import __version__
 
-#: Each subcommand and the module that defines it (as a function of the same name).
-#: A module is imported only when its command runs (or help lists it): ``petrel stat``
-#: need not load the broker.
-COMMANDS = {
-    "bench": ".bench",
-    "broker": ".broker",
-    "demo": ".demo",
-    "manage": ".manage",
-    "receive": ".receive",
-    "router": ".router",
-    "send": ".send",
-    "stat": ".stat",
-    "user": ".user",
+#: Each subcommand: the module that defines it (as a function of the same name), and its
+#: one-line summary for ``petrel --help``.  A module is imported only when its command
+#: runs or its own help is asked for: ``petrel stat`` need not load the broker, and the
+#: list of commands needs none of them (a test checks each summary against its command).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "bench": (
+        ".bench",
+        "Measure message throughput and latency through an AMQP peer (or peer to peer).",
+    ),
+    "broker": (".broker", "Run the Petrel broker."),
+    "demo": (
+        ".demo",
+        "Encode a few AMQP values and a performative, decode them back and print both.",
+    ),
+    "manage": (
+        ".manage",
+        "Manage a broker's or a router's entities over AMQP Management; every reply is "
+        "printed as JSON.",
+    ),
+    "receive": (".receive", "Receive messages from ADDRESS, print them and accept them."),
+    "router": (".router", "Run a Petrel router: an interior or edge router of a router network."),
+    "send": (".send", "Send COUNT messages to ADDRESS and wait until the peer has accepted them."),
+    "stat": (
+        ".stat",
+        "Show a broker's or a router's state: one section, as a table, CSV or JSON.",
+    ),
+    "user": (".user", "Add, change, delete and list the users of a users file."),
 }
 
 
@@ -34,11 +48,27 @@ class _Tools(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         command = super().get_command(ctx, cmd_name)
         if command is None and cmd_name in COMMANDS:
-            module = importlib.import_module(COMMANDS[cmd_name], __package__)
+            module = importlib.import_module(COMMANDS[cmd_name][0], __package__)
             command = getattr(module, cmd_name)
             assert isinstance(command, click.Command)
             self.add_command(command, cmd_name)
         return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The list of commands, from :data:`COMMANDS`' summaries (importing
+        every command to ask for its help took a second: the broker's web server
+        and settings models among them)."""
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = []
+        for name in names:
+            # A stand-in with the summary as its help shortens it as the command would.
+            command = self.commands.get(name) or click.Command(name, help=COMMANDS[name][1])
+            rows.append((name, command.get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
 
 @click.group(
