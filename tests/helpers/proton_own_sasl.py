@@ -23,11 +23,23 @@ import os
 import shutil
 import subprocess
 import sys
+import sysconfig
 from importlib.metadata import version
 from pathlib import Path
 
 #: The pkg-config module the build looks for to use Cyrus SASL.
 CYRUS = "libsasl2.pc"
+#: pkg-config's usual default path on Linux (a duplicate, without a multiarch name, is
+#: harmless: the first file of a name wins).
+_ARCH = sysconfig.get_config_var("MULTIARCH") or ""
+_USUAL = (
+    f"/usr/local/lib/{_ARCH}/pkgconfig",
+    "/usr/local/lib/pkgconfig",
+    "/usr/local/share/pkgconfig",
+    f"/usr/lib/{_ARCH}/pkgconfig",
+    "/usr/lib/pkgconfig",
+    "/usr/share/pkgconfig",
+)
 
 
 def make_pkgconfig_dir(target: Path) -> None:
@@ -41,7 +53,10 @@ def make_pkgconfig_dir(target: Path) -> None:
         ["pkg-config", "--variable", "pc_path", "pkg-config"],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
-    for folder in found.stdout.strip().split(os.pathsep):
+    # A pkg-config that cannot say its path: the usual ones (else OpenSSL would go too).
+    path = found.stdout.strip()
+    folders = path.split(os.pathsep) if path else _USUAL
+    for folder in folders:
         if not os.path.isdir(folder):
             continue
         for name in sorted(os.listdir(folder)):
