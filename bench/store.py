@@ -6,6 +6,12 @@ Prints one JSON line per case:
   over and over (what a broker does for unsettled durable transfers), with
   group commit and with one transaction per message (``naive``). Reports
   messages/s, transactions, and commit latency p50/p99.
+- ``loop_cost``: what the event loop pays per durable message, apart from the
+  writes (which run on the store's thread): building the ``StoredMessage``,
+  ``add``, a ``when_committed_each`` callback, and later the ``remove``, timed
+  around the calls for ``--writes`` messages at a time, medians of 15 rounds,
+  in µs per message. A broker's loop makes these calls for each durable
+  message it takes and delivers.
 - ``recover``: a database of ``--count`` messages (default 1,000,000) of
   ``--size`` bytes is read back in seq order, in a fresh process, keeping every
   :class:`StoredMessage` in a list as a broker would; with and without bodies.
@@ -130,6 +136,53 @@ async def write_case(
     )
 
 
+async def loop_cost(kind: str, where: str, batch: int, size: int, rounds: int = 15) -> None:
+    store = make_store(kind, where)
+    await store.open()
+    await store.acquire_live_lock()
+    body = b"x" * size
+    told = [0]
+
+    def committed(items: list[object], error: object) -> None:
+        told[0] += len(items)
+
+    parts: dict[str, list[float]] = {"message": [], "add": [], "callback": [], "remove": []}
+    seq = 0
+    clock = time.perf_counter
+    for _ in range(rounds):
+        seqs = range(seq, seq + batch)
+        seq += batch
+        t0 = clock()
+        messages = [StoredMessage("bench", n, 4, None, 0, body, size) for n in seqs]
+        t1 = clock()
+        for message in messages:
+            store.add(message)
+        t2 = clock()
+        for n in seqs:
+            store.when_committed_each(committed, n)
+        t3 = clock()
+        await store.commit()
+        t4 = clock()
+        for n in seqs:
+            store.remove("bench", n)
+        t5 = clock()
+        await store.commit()
+        for part, spent in zip(parts, (t1 - t0, t2 - t1, t3 - t2, t5 - t4), strict=True):
+            parts[part].append(spent / batch * 1e6)
+    await store.close()
+    assert told[0] == rounds * batch, "every callback was told"
+    medians = {f"{part}_us": round(percentile(values, 0.5), 3) for part, values in parts.items()}
+    emit(
+        name="loop_cost",
+        store=kind,
+        messages=batch,
+        rounds=rounds,
+        size=size,
+        **medians,
+        total_us=round(sum(medians.values()), 3),
+    )
+
+
 async def populate(kind: str, where: str, count: int, size: int) -> None:
     store = make_store(kind, where)
     await store.open()
@@ -234,6 +287,8 @@ def main() -> None:
                     writes = args.writes if producers > 1 or group else args.writes // 5
                     with place("write") as where:
                         asyncio.run(write_case(kind, where, producers, writes, args.size, group))
+            with place("loop") as where:
+                asyncio.run(loop_cost(kind, where, args.writes, args.size))
             with place("recover") as where:
                 asyncio.run(populate(kind, where, args.count, args.size))
                 for flags in ([], ["--no-gc"], ["--no-data"]):
