@@ -42,33 +42,32 @@ COMMANDS: dict[str, tuple[str, str]] = {
 class _Tools(click.Group):
     """A group whose subcommands are imported on first use."""
 
+    #: While the list of commands is written: stand-ins with :data:`COMMANDS`' summaries
+    #: for the commands not imported yet (importing them all for their help took a
+    #: second: the broker's web server and settings models among them).
+    _listing = False
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *COMMANDS})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         command = super().get_command(ctx, cmd_name)
         if command is None and cmd_name in COMMANDS:
-            module = importlib.import_module(COMMANDS[cmd_name][0], __package__)
+            module_name, summary = COMMANDS[cmd_name]
+            if self._listing:
+                return click.Command(cmd_name, help=summary)
+            module = importlib.import_module(module_name, __package__)
             command = getattr(module, cmd_name)
             assert isinstance(command, click.Command)
             self.add_command(command, cmd_name)
         return command
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        """The list of commands, from :data:`COMMANDS`' summaries (importing
-        every command to ask for its help took a second: the broker's web server
-        and settings models among them)."""
-        names = self.list_commands(ctx)
-        if not names:
-            return
-        limit = formatter.width - 6 - max(len(name) for name in names)
-        rows = []
-        for name in names:
-            # A stand-in with the summary as its help shortens it as the command would.
-            command = self.commands.get(name) or click.Command(name, help=COMMANDS[name][1])
-            rows.append((name, command.get_short_help_str(limit)))
-        with formatter.section("Commands"):
-            formatter.write_dl(rows)
+        self._listing = True
+        try:
+            super().format_commands(ctx, formatter)
+        finally:
+            self._listing = False
 
 
 @click.group(
