@@ -23,20 +23,12 @@ from importlib.metadata import version
 from pathlib import Path
 
 from .locks import BUILD, exclusive
+from .proton_own_sasl import build_proton, uses_cyrus
 
 #: What the build and the SCRAM client need from Debian (``.ci/run`` installs them).
 PACKAGES = "libsasl2-dev libsasl2-modules"
 #: The Python script a test runs with the Cyrus build (see cyrus_client.py).
 CLIENT = Path(__file__).with_name("cyrus_client.py")
-
-
-def _extended(target: Path) -> bool:
-    probe = "import proton, sys; sys.exit(0 if proton.SASL.extended() else 1)"
-    env = dict(os.environ, PYTHONPATH=str(target))
-    result = subprocess.run(
-        [sys.executable, "-c", probe], env=env, capture_output=True, check=False
-    )
-    return result.returncode == 0
 
 
 def missing() -> str | None:
@@ -61,26 +53,20 @@ def build_proton_cyrus() -> Path | None:
     python = "{}{}".format(*sys.version_info[:2])
     target = BUILD / f"proton-cyrus-{wanted}-py{python}"
     with exclusive("proton-cyrus"):  # another xdist worker may be building it
-        if (target / "proton").is_dir() and _extended(target):
+        if (target / "proton").is_dir() and uses_cyrus(target):
             return target
-        return _build(wanted, target)
+        return _build(target)
 
 
-def _build(wanted: str, target: Path) -> Path:
+def _build(target: Path) -> Path:
     shutil.rmtree(target, ignore_errors=True)
     building = target.with_name(target.name + ".building")
     shutil.rmtree(building, ignore_errors=True)
-    # --no-cache-dir: a wheel cached from a build without Cyrus must not be reused.
     # -O0: the build is a SCRAM client for a few tests, not a fast one; unoptimised, its
     # C compiles in a third of the CPU time (14 s against 41 s).
     env = dict(os.environ, CFLAGS=f"{os.environ.get('CFLAGS', '')} -O0 -g0".strip())
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--no-cache-dir", "--no-deps",
-         "--no-binary", "python-qpid-proton", "--target", str(building),
-         f"python-qpid-proton=={wanted}"],
-        check=True, capture_output=True, timeout=900, env=env,
-    )  # fmt: skip
-    if not _extended(building):
+    build_proton("--target", str(building), env=env)
+    if not uses_cyrus(building):
         raise RuntimeError(f"the Proton built in {building} does not use Cyrus SASL")
     building.rename(target)
     return target

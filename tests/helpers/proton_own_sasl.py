@@ -65,23 +65,34 @@ def make_pkgconfig_dir(target: Path) -> None:
                 link.symlink_to(os.path.join(folder, name))
 
 
-def uses_cyrus() -> bool:
-    """Whether the installed Proton was built with Cyrus SASL (in a subprocess: a
-    rebuild replaces the module)."""
+def uses_cyrus(path: Path | None = None) -> bool:
+    """Whether the Proton Python imports (from ``path`` first, if given) was built with
+    Cyrus SASL.  Asked in a subprocess: a rebuild replaces the module."""
     probe = "import proton, sys; sys.exit(0 if proton.SASL.extended() else 1)"
-    return subprocess.run([sys.executable, "-c", probe], check=False).returncode == 0
+    env = None if path is None else dict(os.environ, PYTHONPATH=str(path))
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, check=False)
+    return done.returncode == 0
+
+
+def build_proton(*options: str, env: dict[str, str]) -> None:
+    """Build the installed version of python-qpid-proton from its sdist and install it
+    with pip ``options``, bypassing every cache (a cached wheel may have been built the
+    other way).  Raises ``CalledProcessError``, with pip's output, if that fails."""
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+         "--no-cache-dir", "--no-deps", "--no-binary", "python-qpid-proton", *options,
+         f"python-qpid-proton=={version('python-qpid-proton')}"],
+        check=True, capture_output=True, text=True, timeout=900, env=env,
+    )  # fmt: skip
 
 
 def rebuild(pkgconfig: Path) -> None:
     """Build and install the installed version again, with Proton's own SASL."""
     env = dict(os.environ, PKG_CONFIG_LIBDIR=str(pkgconfig.resolve()))
-    subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-         "--no-cache-dir", "--no-deps", "--force-reinstall",
-         "--no-binary", "python-qpid-proton",
-         f"python-qpid-proton=={version('python-qpid-proton')}"],
-        check=True, env=env,
-    )  # fmt: skip
+    try:
+        build_proton("--force-reinstall", env=env)
+    except subprocess.CalledProcessError as exc:
+        raise SystemExit(f"building python-qpid-proton failed:\n{exc.stderr}") from None
     if uses_cyrus():
         raise SystemExit("python-qpid-proton still uses Cyrus SASL after a rebuild without it")
 
