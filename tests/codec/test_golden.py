@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from petrel import codec
 from petrel.codec import decode, decode_from, encode, encode_into
 from petrel.codec.constructors import NAMES
 from petrel.errors import EncodeError
@@ -657,6 +658,17 @@ def test_binary_like_values_encode_as_binary() -> None:
     assert len(wide_items) == 2
     assert encode(wide_items) == h("a0 08") + wide_items.tobytes()
     assert encode(Array(bytes, [bytearray(b"a"), memoryview(b"b")])) == h("e0 06 02 a0 01 61 01 62")
+
+
+FIXED_TYPES = [str, int, bytes, type(None), bool, float, Symbol, ULong, UInt]
+
+
+@pytest.mark.parametrize("kind", FIXED_TYPES, ids=lambda k: k.__name__)
+def test_the_encodings_of_the_common_types_cannot_be_replaced(kind: type) -> None:
+    # encode_value writes these without looking in the table, so replacing one would
+    # silently do nothing: it is refused instead.
+    with pytest.raises(ValueError, match="fixed"):
+        codec.register_encoder(kind, lambda out, value: None)
 
 
 def test_long_wrapper_and_subclasses_encode_like_their_base() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 import uuid
 from typing import Any
 
@@ -254,6 +255,13 @@ def test_bytes_like_bodies_are_data(body: Any) -> None:
     decoded = Message.decode(Message(body).encode())
     assert decoded.body == b"abc"
     assert type(decoded.body) is bytes
+
+
+def test_a_memoryview_of_wider_items_goes_as_its_bytes() -> None:
+    # len() of such a view counts items: the data section must count bytes.
+    body = memoryview(struct.pack(">2I", 1, 2)).cast("I")
+    assert Message(body).encode() == bytes.fromhex("00 53 75 a0 08") + body.tobytes()
+    assert Message.decode(Message(body).encode()).body == body.tobytes()
 
 
 def test_large_data_body() -> None:

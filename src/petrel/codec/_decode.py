@@ -192,6 +192,41 @@ def decode_char(buf: bytes, off: int, ctx: DecodeContext, depth: int) -> tuple[A
     return Char(chr(code)), off + 4
 
 
+def decode_double(buf: bytes, off: int, ctx: DecodeContext, depth: int) -> tuple[Any, int]:
+    try:
+        return _f64(buf, off)[0], off + 8
+    except struct.error:
+        raise _truncated(off, "double") from None
+
+
+def decode_long(buf: bytes, off: int, ctx: DecodeContext, depth: int) -> tuple[Any, int]:
+    try:
+        return _i64(buf, off)[0], off + 8
+    except struct.error:
+        raise _truncated(off, "long") from None
+
+
+def decode_uint(buf: bytes, off: int, ctx: DecodeContext, depth: int) -> tuple[Any, int]:
+    try:
+        return UInt(_u32(buf, off)[0]), off + 4
+    except struct.error:
+        raise _truncated(off, "uint") from None
+
+
+def decode_ulong(buf: bytes, off: int, ctx: DecodeContext, depth: int) -> tuple[Any, int]:
+    try:
+        return ULong(_u64(buf, off)[0]), off + 8
+    except struct.error:
+        raise _truncated(off, "ulong") from None
+
+
+def decode_timestamp(buf: bytes, off: int, ctx: DecodeContext, depth: int) -> tuple[Any, int]:
+    try:
+        return Timestamp(_i64(buf, off)[0]), off + 8
+    except struct.error:
+        raise _truncated(off, "timestamp") from None
+
+
 def _raw(width: int, wrap: Callable[[bytes], Any], name: str) -> Decoder:
     def decode(buf: bytes, off: int, ctx: DecodeContext, depth: int) -> tuple[Any, int]:
         end = off + width
@@ -304,6 +339,77 @@ def decode_sym32(buf: bytes, off: int, ctx: DecodeContext, depth: int) -> tuple[
     return _symbol(buf, off, end), end
 
 
+# --- dispatch ---------------------------------------------------------------------------------
+
+
+def decode_item(buf: bytes, pos: int, ctx: DecodeContext, depth: int) -> tuple[Any, int]:
+    """Decode the value whose constructor byte is at ``pos`` (which must be inside ``buf``).
+
+    What ``DECODERS[buf[pos]](buf, pos + 1, ctx, depth)`` does, with the constructors
+    that fill frames and messages (described values, strings, symbols, binaries, small
+    and fixed-width numbers, lists and maps) called by name: compiled, such a call
+    passes its result back without building a tuple, and needs no lookup.
+    """
+    code = buf[pos]
+    pos += 1
+    if code < 0x80:
+        if code == 0x00:
+            return decode_described(buf, pos, ctx, depth)
+        if code == 0x53:
+            return decode_smallulong(buf, pos, ctx, depth)
+        if code == 0x52:
+            return decode_smalluint(buf, pos, ctx, depth)
+        if code == 0x40:
+            return None, pos
+        if code == 0x43:
+            return _UINT_SMALL[0], pos
+        if code == 0x41:
+            return True, pos
+        if code == 0x42:
+            return False, pos
+        if code == 0x44:
+            return _ULONG_SMALL[0], pos
+        if code == 0x45:
+            return [], pos
+        if code == 0x70:
+            return decode_uint(buf, pos, ctx, depth)
+        if code == 0x54:
+            return decode_smallint(buf, pos, ctx, depth)
+        if code == 0x55:
+            return decode_smalllong(buf, pos, ctx, depth)
+        if code == 0x56:
+            return decode_boolean(buf, pos, ctx, depth)
+    elif code >= 0xA0:
+        if code == 0xA1:
+            return decode_str8(buf, pos, ctx, depth)
+        if code == 0xA3:
+            return decode_sym8(buf, pos, ctx, depth)
+        if code == 0xA0:
+            return decode_vbin8(buf, pos, ctx, depth)
+        if code == 0xC0:
+            return _decode_list(buf, pos, ctx, depth, False)
+        if code == 0xC1:
+            return _decode_map(buf, pos, ctx, depth, False)
+        if code == 0xB0:
+            return decode_vbin32(buf, pos, ctx, depth)
+        if code == 0xB1:
+            return decode_str32(buf, pos, ctx, depth)
+        if code == 0xD0:
+            return _decode_list(buf, pos, ctx, depth, True)
+        if code == 0xD1:
+            return _decode_map(buf, pos, ctx, depth, True)
+    else:
+        if code == 0x82:
+            return decode_double(buf, pos, ctx, depth)
+        if code == 0x81:
+            return decode_long(buf, pos, ctx, depth)
+        if code == 0x83:
+            return decode_timestamp(buf, pos, ctx, depth)
+        if code == 0x80:
+            return decode_ulong(buf, pos, ctx, depth)
+    return DECODERS[code](buf, pos, ctx, depth)
+
+
 # --- compound ---------------------------------------------------------------------------------
 
 
@@ -356,7 +462,7 @@ def _decode_list(
     for _ in range(count):
         if pos >= end:
             raise _misfit(name, count, pos, end)
-        value, pos = DECODERS[buf[pos]](buf, pos + 1, ctx, depth)
+        value, pos = decode_item(buf, pos, ctx, depth)
         append(value)
     if pos != end:
         raise _misfit(name, count, pos, end)
@@ -386,10 +492,10 @@ def _decode_map(
         if pos >= end:
             raise _misfit(name, count, pos, end)
         key_at = pos
-        key, pos = DECODERS[buf[pos]](buf, pos + 1, ctx, depth)
+        key, pos = decode_item(buf, pos, ctx, depth)
         if pos >= end:
             raise _misfit(name, count, pos, end)
-        value, pos = DECODERS[buf[pos]](buf, pos + 1, ctx, depth)
+        value, pos = decode_item(buf, pos, ctx, depth)
         try:
             result[key] = value
         except TypeError:
@@ -420,20 +526,18 @@ def _read_descriptor(buf: bytes, off: int, ctx: DecodeContext, depth: int) -> tu
             f"a descriptor must be a ulong or a symbol, got {NAMES.get(code, f'0x{code:02x}')}",
             offset=off,
         )
-    return DECODERS[code](buf, off + 1, ctx, depth)
+    return decode_item(buf, off, ctx, depth)
 
 
 def decode_described(buf: bytes, off: int, ctx: DecodeContext, depth: int) -> tuple[Any, int]:
     if depth >= MAX_NESTING_DEPTH:
         raise DecodeError(f"values nested deeper than {MAX_NESTING_DEPTH}", offset=off - 1)
     descriptor, pos = _read_descriptor(buf, off, ctx, depth)
-    try:
-        code = buf[pos]
-    except IndexError:
-        raise _truncated(pos, "described value") from None
+    if pos >= len(buf):
+        raise _truncated(pos, "described value")
     # The value may itself be described (``constructor = %x00 descriptor
     # constructor``); the depth check above bounds such chains.
-    value, pos = DECODERS[code](buf, pos + 1, ctx, depth + 1)
+    value, pos = decode_item(buf, pos, ctx, depth + 1)
     registry = ctx.registry
     if registry is not None:
         factory = registry.get(descriptor)
@@ -554,10 +658,6 @@ def _unknown(code: int) -> Decoder:
     return decode
 
 
-def _identity(value: Any) -> Any:
-    return value
-
-
 #: The decoder of each constructor byte (256 entries; an unknown one raises ``DecodeError``).
 DECODERS: list[Decoder] = [_unknown(code) for code in range(256)]
 DECODERS[0x00] = decode_described
@@ -567,25 +667,25 @@ DECODERS[0x42] = decode_false
 DECODERS[0x56] = decode_boolean
 DECODERS[0x50] = _fixed(_u8, UByte, 1, "ubyte")
 DECODERS[0x60] = _fixed(_u16, UShort, 2, "ushort")
-DECODERS[0x70] = _fixed(_u32, UInt, 4, "uint")
+DECODERS[0x70] = decode_uint
 DECODERS[0x52] = decode_smalluint
 DECODERS[0x43] = decode_uint0
-DECODERS[0x80] = _fixed(_u64, ULong, 8, "ulong")
+DECODERS[0x80] = decode_ulong
 DECODERS[0x53] = decode_smallulong
 DECODERS[0x44] = decode_ulong0
 DECODERS[0x51] = _fixed(_i8, Byte, 1, "byte")
 DECODERS[0x61] = _fixed(_i16, Short, 2, "short")
 DECODERS[0x71] = _fixed(_i32, Int, 4, "int")
 DECODERS[0x54] = decode_smallint
-DECODERS[0x81] = _fixed(_i64, _identity, 8, "long")
+DECODERS[0x81] = decode_long
 DECODERS[0x55] = decode_smalllong
 DECODERS[0x72] = _fixed(_f32, Float, 4, "float")
-DECODERS[0x82] = _fixed(_f64, _identity, 8, "double")
+DECODERS[0x82] = decode_double
 DECODERS[0x74] = _raw(4, Decimal32, "decimal32")
 DECODERS[0x84] = _raw(8, Decimal64, "decimal64")
 DECODERS[0x94] = _raw(16, Decimal128, "decimal128")
 DECODERS[0x73] = decode_char
-DECODERS[0x83] = _fixed(_i64, Timestamp, 8, "timestamp")
+DECODERS[0x83] = decode_timestamp
 DECODERS[0x98] = _raw(16, _uuid, "uuid")
 DECODERS[0xA0] = decode_vbin8
 DECODERS[0xB0] = decode_vbin32
@@ -683,7 +783,7 @@ def _decode_from(buf: bytes, offset: int, registry: Registry | None) -> tuple[An
     if not 0 <= offset < len(buf):
         raise DecodeError("no data where a value should start", offset=offset)
     try:
-        return DECODERS[buf[offset]](buf, offset + 1, DecodeContext(registry), 0)
+        return decode_item(buf, offset, DecodeContext(registry), 0)
     except RecursionError:
         raise DecodeError("values nested too deeply", offset=offset) from None
 

@@ -3,9 +3,9 @@
 Every encoder has the shape ``encode_<type>(out: bytearray, value) -> None`` and
 appends to ``out``; nothing builds intermediate byte strings beyond what
 ``struct`` returns.  Each picks the smallest legal constructor for its value.
-Compound values (list, map, array) reserve a 32-bit header, write their
-elements in place and shrink the header to its 8-bit form when it fits, so an
-element is encoded exactly once.
+Compound values (list, map, array) write an 8-bit header, their elements in
+place after it, and then fill in its size and count, widening it to the
+32-bit form only when they do not fit; so an element is encoded exactly once.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ _B_Q = struct.Struct(">BQ").pack
 _B_q = struct.Struct(">Bq").pack
 _B_f = struct.Struct(">Bf").pack
 _B_d = struct.Struct(">Bd").pack
-_PACK_HDR32 = struct.Struct(">BII").pack_into
+_B_I_I = struct.Struct(">BII").pack
 _PACK_I = struct.Struct(">I").pack
 
 # Pre-built encodings of the small values that dominate real traffic.
@@ -62,8 +62,10 @@ _SMALLUINT = [bytes((0x52, i)) for i in range(256)]
 _SMALLULONG[0] = b"\x44"
 _SMALLUINT[0] = b"\x43"
 
-# Placeholder for a 32-bit compound header: constructor, size, count.
-_HDR32 = bytes(9)
+# The 8-bit compound headers (constructor, size, count), size and count filled in last.
+_LIST8 = b"\xc0\x00\x00"
+_MAP8 = b"\xc1\x00\x00"
+_ARRAY8 = b"\xe0\x00\x00"
 
 
 def encode_null(out: bytearray, value: None) -> None:
@@ -200,13 +202,15 @@ def encode_symbol(out: bytearray, value: str) -> None:
     out += data
 
 
-def _finish_compound(out: bytearray, start: int, code8: int, code32: int, count: int) -> None:
-    """Fill in the 9-byte header reserved at ``start``, shrinking it to 3 bytes if it fits."""
-    body = len(out) - start - 9
+def _finish_compound(out: bytearray, start: int, code32: int, count: int) -> None:
+    """Fill in the 8-bit header written at ``start``, or widen it to the 32-bit one
+    (constructor ``code32``) when the body or the count does not fit."""
+    body = len(out) - start - 3
     if body < 255 and count < 256:
-        out[start : start + 9] = bytes((code8, body + 1, count))
+        out[start + 1] = body + 1
+        out[start + 2] = count
     else:
-        _PACK_HDR32(out, start, code32, body + 4, count)
+        out[start : start + 3] = _B_I_I(code32, body + 4, count)
 
 
 def encode_list(out: bytearray, value: list[Any] | tuple[Any, ...]) -> None:
@@ -215,21 +219,21 @@ def encode_list(out: bytearray, value: list[Any] | tuple[Any, ...]) -> None:
         out.append(0x45)
         return
     start = len(out)
-    out += _HDR32
+    out += _LIST8
     for item in value:
         encode_value(out, item)
-    _finish_compound(out, start, 0xC0, 0xD0, len(value))
+    _finish_compound(out, start, 0xD0, len(value))
 
 
 def encode_map(out: bytearray, value: dict[Any, Any]) -> None:
     """Append ``value`` as an AMQP map (``map8`` or ``map32``), keys and values encoded
     by their Python types."""
     start = len(out)
-    out += _HDR32
+    out += _MAP8
     for key, item in value.items():
         encode_value(out, key)
         encode_value(out, item)
-    _finish_compound(out, start, 0xC1, 0xD1, 2 * len(value))
+    _finish_compound(out, start, 0xD1, 2 * len(value))
 
 
 def encode_described(out: bytearray, value: Described) -> None:
@@ -509,9 +513,9 @@ def _write_array_elements(out: bytearray, value: Array) -> None:
 def encode_array(out: bytearray, value: Array) -> None:
     """Append ``value`` as an AMQP array of its element type (``array8`` or ``array32``)."""
     start = len(out)
-    out += _HDR32
+    out += _ARRAY8
     _write_array_elements(out, value)
-    _finish_compound(out, start, 0xE0, 0xF0, len(value.items))
+    _finish_compound(out, start, 0xF0, len(value.items))
 
 
 # --- dispatch -------------------------------------------------------------------------------
@@ -579,8 +583,17 @@ ENCODERS_BY_NAME: dict[str, Encoder] = {
 }
 
 
+#: The types :func:`encode_value` encodes without the table, the ones that fill
+#: messages and frames: their encoding is fixed, :func:`register_encoder` refuses them.
+_FIXED_TYPES: frozenset[type] = frozenset(
+    (str, int, bytes, type(None), bool, float, Symbol, ULong, UInt)
+)
+
+
 def register_encoder(cls: type, encoder: Encoder) -> None:
     """Teach the codec to encode instances of ``cls`` (the spec layer uses this)."""
+    if cls in _FIXED_TYPES:
+        raise ValueError(f"the AMQP encoding of {cls.__name__} is fixed")
     ENCODERS[cls] = encoder
 
 
@@ -598,7 +611,39 @@ def encode_value(out: bytearray, value: Any) -> None:
     """Append the encoding of ``value`` to ``out`` with no clean-up on failure: the inner
     call of :func:`encode_into`, for encoders that nest values and handle errors once
     at the top."""
-    encoder = ENCODERS.get(type(value))
+    # The common scalar types by name (compiled, a direct call), the rest through the table.
+    kind = type(value)
+    if kind is str:
+        encode_string(out, value)
+        return
+    if kind is int:
+        encode_long(out, value)
+        return
+    if kind is bytes:
+        encode_binary(out, value)
+        return
+    if value is None:
+        out.append(0x40)
+        return
+    if kind is bool:
+        out.append(0x41 if value else 0x42)
+        return
+    if kind is float:
+        encode_double(out, value)
+        return
+    if kind is Symbol:
+        encode_symbol(out, value)
+        return
+    if kind is ULong:
+        encode_ulong(out, value)
+        return
+    if kind is UInt:
+        encode_uint(out, value)
+        return
+    # Compound values go through the table: a call through it, unlike a direct one,
+    # counts towards Python's recursion limit, so a list that holds itself raises
+    # RecursionError (reported as an EncodeError) instead of overflowing the C stack.
+    encoder = ENCODERS.get(kind)
     if encoder is None:
         encoder = _lookup_encoder(type(value))
     encoder(out, value)

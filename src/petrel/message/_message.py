@@ -7,28 +7,12 @@ import struct
 from dataclasses import KW_ONLY, dataclass, fields
 from typing import Any, Final
 
-from .. import codec
-from ..errors import DecodeError, EncodeError
-from ..spec import REGISTRY
-from ..spec.messaging import (
-    AmqpValue,
-    Data,
-)
+from ..errors import EncodeError
 from ..types import Timestamp, ULong
 from ._body import Sections
 from ._sections import (
-    _APP_PROPS,
-    _BODY,
     _BYTES_LIKE,
-    _DELIVERY_ANN,
-    _FACTORY,
-    _HEADER,
-    _MESSAGE_ANN,
-    _PROPERTIES,
-    _RANK,
     BodyType,
-    _check_next_body,
-    _describe,
     _encode_application_properties,
     _encode_data,
     _encode_delivery_annotations,
@@ -38,9 +22,7 @@ from ._sections import (
     _encode_properties,
     _encode_sequence,
     _encode_value,
-    _name_of,
-    _order_error,
-    _section_at,
+    read_sections,
 )
 
 
@@ -249,79 +231,47 @@ class Message:
         fields of the wrong type, or bytes left over.
         """
         buf = data if type(data) is bytes else bytes(data)
-        end = len(buf)
         msg = cls()
-        decode_from = codec.decode_from
-        registry = REGISTRY
-        last = -1
-        body_kind: Any = None
-        body_parts: list[Any] = []
-        off = 0
-        while off < end:
-            if buf[off] == 0x00 and off + 2 < end and buf[off + 1] == 0x53:
-                code = buf[off + 2]
-                if code not in _FACTORY:
-                    raise DecodeError(f"not a message section: {_name_of(code)}", offset=off)
-                section, nxt = _section_at(buf, off, off + 3, code)
-            else:
-                # Symbolic or 8-byte descriptors, or no section at all.
-                section, nxt = decode_from(buf, off, registry=registry)
-            kind = type(section)
-            rank = _RANK.get(kind, -1)
-            if rank < 0:
-                raise DecodeError(f"not a message section: {_describe(section)}", offset=off)
-            if rank == _BODY:
-                if body_kind is None:
-                    if last > _BODY:
-                        raise _order_error(rank, last, off)
-                    body_kind = kind
-                else:
-                    _check_next_body(kind, body_kind, last, off)
-                body_parts.append(section.value)
-            elif rank <= last:
-                raise _order_error(rank, last, off)
-            elif rank == _HEADER:
-                (
-                    msg.durable,
-                    msg.priority,
-                    ttl_ms,
-                    msg.first_acquirer,
-                    msg.delivery_count,
-                ) = section
-                if ttl_ms is not None:
-                    msg.ttl = ttl_ms / 1000
-            elif rank == _PROPERTIES:
-                (
-                    msg.message_id,
-                    msg.user_id,
-                    msg.to,
-                    msg.subject,
-                    msg.reply_to,
-                    msg.correlation_id,
-                    msg.content_type,
-                    msg.content_encoding,
-                    expiry,
-                    created,
-                    msg.group_id,
-                    msg.group_sequence,
-                    msg.reply_to_group_id,
-                ) = section
-                if expiry is not None:
-                    msg.absolute_expiry_time = expiry / 1000
-                if created is not None:
-                    msg.creation_time = created / 1000
-            elif rank == _DELIVERY_ANN:
-                msg.delivery_annotations = section.value
-            elif rank == _MESSAGE_ANN:
-                msg.message_annotations = section.value
-            elif rank == _APP_PROPS:
-                msg.application_properties = section.value
-            else:
-                msg.footer = section.value
-            last = rank
-            off = nxt
-        if body_kind is not None:
-            msg.body, msg.body_type = _body_from_parts(body_kind, body_parts)
+        (
+            header,
+            msg.delivery_annotations,
+            msg.message_annotations,
+            props,
+            msg.application_properties,
+            msg.body,
+            msg.body_type,
+            msg.footer,
+        ) = read_sections(buf)
+        if header is not None:
+            (
+                msg.durable,
+                msg.priority,
+                ttl_ms,
+                msg.first_acquirer,
+                msg.delivery_count,
+            ) = header
+            if ttl_ms is not None:
+                msg.ttl = ttl_ms / 1000
+        if props is not None:
+            (
+                msg.message_id,
+                msg.user_id,
+                msg.to,
+                msg.subject,
+                msg.reply_to,
+                msg.correlation_id,
+                msg.content_type,
+                msg.content_encoding,
+                expiry,
+                created,
+                msg.group_id,
+                msg.group_sequence,
+                msg.reply_to_group_id,
+            ) = props
+            if expiry is not None:
+                msg.absolute_expiry_time = expiry / 1000
+            if created is not None:
+                msg.creation_time = created / 1000
         return msg
 
 
@@ -359,17 +309,3 @@ def _wire_properties(props: tuple[Any, ...]) -> tuple[Any, ...]:
         if values[i] is not None:
             values[i] = _timestamp(values[i])
     return tuple(values)
-
-
-def _body_from_parts(kind: type, parts: list[Any]) -> tuple[Any, BodyType | None]:
-    """The ``body`` and ``body_type`` of decoded body sections (see the module docstring)."""
-    if kind is AmqpValue:
-        body = parts[0]
-        return body, ("value" if isinstance(body, bytes) else None)
-    if kind is Data:
-        if len(parts) == 1:
-            return parts[0], None
-        return Sections(*parts), None
-    if len(parts) == 1:
-        return parts[0], "sequence"
-    return Sections(*parts), None

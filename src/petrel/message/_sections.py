@@ -5,8 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Final, Literal
 
-from .. import codec
-from ..codec import descriptor_at, skip_value
+from ..codec import (
+    decode_from,
+    descriptor_at,
+    encode_descriptor,
+    encode_map,
+    encode_value,
+    skip_value,
+)
 from ..errors import DecodeError
 from ..spec import ALL_TYPES, REGISTRY
 from ..spec.messaging import (
@@ -21,6 +27,7 @@ from ..spec.messaging import (
     Properties,
 )
 from ..types import Symbol, ULong
+from ._body import Sections
 
 #: The section a body goes in: one ``amqp-value``, ``data`` sections or ``amqp-sequence``
 #: sections (``Message(body_type=...)``).
@@ -70,23 +77,158 @@ _FACTORY: Final[dict[int, Callable[[Any], Any]]] = {
 
 def _section_at(buf: bytes, off: int, value_at: int, code: int) -> tuple[Any, int]:
     """Decode the section whose value starts at ``value_at`` (descriptor already read)."""
-    value, nxt = codec.decode_from(buf, value_at, registry=REGISTRY)
+    value, nxt = decode_from(buf, value_at, registry=REGISTRY)
+    return _make_section(code, value, off), nxt
+
+
+def _make_section(code: int, value: Any, off: int) -> Any:
+    """The section object of descriptor ``code`` around its decoded ``value`` (at ``off``)."""
     try:
-        return _FACTORY[code](value), nxt
+        return _FACTORY[code](value)
     except DecodeError as exc:
         if exc.offset is None:
             raise DecodeError(exc.description, offset=off) from None
         raise
 
 
+#: The sections that wrap one value (all but the header and the properties), by
+#: descriptor code: the types their value may decode to, as the section class checks.
+_WRAPS: Final[dict[int, frozenset[type] | None]] = {
+    cls.DESCRIPTOR: cls.ACCEPTS
+    for cls in (
+        DeliveryAnnotations,
+        MessageAnnotations,
+        ApplicationProperties,
+        Data,
+        AmqpSequence,
+        AmqpValue,
+        Footer,
+    )
+}
+# The section class of each descriptor code.
+_KIND: Final[dict[int, Any]] = {cls.DESCRIPTOR: cls for cls in _RANK}
+
+
+def read_sections(buf: bytes) -> tuple[Any, Any, Any, Any, Any, Any, Any, Any]:
+    """Decode a whole message, checking what :meth:`Message.decode` promises.
+
+    Returns the header and the properties (their spec objects, or ``None``),
+    the values of the delivery annotations, message annotations and
+    application properties, the body and its ``body_type`` (as
+    :func:`_body_from_parts` makes them) and the footer's value, in that order.
+    A section of the usual ``00 53 <code>`` form that only wraps a value is
+    checked and taken as that value, with no section object made for it.
+    """
+    found: list[Any] = [None] * 7
+    end = len(buf)
+    last = -1
+    body_kind: Any = None
+    body_parts: list[Any] = []
+    off = 0
+    while off < end:
+        if buf[off] == 0x00 and off + 2 < end and buf[off + 1] == 0x53:
+            code = buf[off + 2]
+            kind = _KIND.get(code)
+            if kind is None:
+                raise DecodeError(f"not a message section: {_name_of(code)}", offset=off)
+            content, nxt = decode_from(buf, off + 3, registry=REGISTRY)
+            if code in _WRAPS:
+                accepts = _WRAPS[code]
+                if accepts is not None and content is not None and type(content) not in accepts:
+                    _make_section(code, content, off)  # raises the section's own error
+            else:
+                content = _make_section(code, content, off)
+            rank = _RANK[kind]
+        else:
+            # Symbolic or 8-byte descriptors, or no section at all.
+            section, nxt = decode_from(buf, off, registry=REGISTRY)
+            kind = type(section)
+            rank = _RANK.get(kind, -1)
+            if rank < 0:
+                raise DecodeError(f"not a message section: {_describe(section)}", offset=off)
+            content = section if rank in (_HEADER, _PROPERTIES) else section.value
+        if rank == _BODY:
+            if body_kind is None:
+                if last > _BODY:
+                    raise _order_error(rank, last, off)
+                body_kind = kind
+            else:
+                _check_next_body(kind, body_kind, last, off)
+            body_parts.append(content)
+        elif rank <= last:
+            raise _order_error(rank, last, off)
+        else:
+            found[rank] = content
+        last = rank
+        off = nxt
+    body: Any = None
+    body_type: BodyType | None = None
+    if body_kind is not None:
+        body, body_type = _body_from_parts(body_kind, body_parts)
+    return (
+        found[_HEADER],
+        found[_DELIVERY_ANN],
+        found[_MESSAGE_ANN],
+        found[_PROPERTIES],
+        found[_APP_PROPS],
+        body,
+        body_type,
+        found[_FOOTER],
+    )
+
+
+def _body_from_parts(kind: Any, parts: list[Any]) -> tuple[Any, BodyType | None]:
+    """The ``body`` and ``body_type`` of decoded body sections (see ``Message``)."""
+    if kind is AmqpValue:
+        body = parts[0]
+        return body, ("value" if isinstance(body, bytes) else None)
+    if kind is Data:
+        if len(parts) == 1:
+            return parts[0], None
+        return Sections(*parts), None
+    if len(parts) == 1:
+        return parts[0], "sequence"
+    return Sections(*parts), None
+
+
 _encode_header = Header.encode_fields
 _encode_properties = Properties.encode_fields
 _encode_delivery_annotations = DeliveryAnnotations.encode_value
 _encode_message_annotations = MessageAnnotations.encode_value
-_encode_application_properties = ApplicationProperties.encode_value
-_encode_data = Data.encode_value
 _encode_sequence = AmqpSequence.encode_value
-_encode_value = AmqpValue.encode_value
+
+
+def _prefix(descriptor: int) -> bytes:
+    out = bytearray()
+    encode_descriptor(out, descriptor)
+    return bytes(out)
+
+
+# The sections every message has, written here rather than by the spec classes' own
+# ``encode_value`` (the same bytes): compiled, these are direct calls.
+_APP_PROPS_PREFIX: Final = _prefix(ApplicationProperties.DESCRIPTOR)
+_DATA_PREFIX: Final = _prefix(Data.DESCRIPTOR)
+_VALUE_PREFIX: Final = _prefix(AmqpValue.DESCRIPTOR)
+
+
+def _encode_application_properties(out: bytearray, value: Any) -> None:
+    out += _APP_PROPS_PREFIX
+    if type(value) is dict:
+        encode_map(out, value)
+    else:
+        encode_value(out, value)
+
+
+def _encode_data(out: bytearray, value: Any) -> None:
+    out += _DATA_PREFIX
+    encode_value(out, value)
+
+
+def _encode_value(out: bytearray, value: Any) -> None:
+    out += _VALUE_PREFIX
+    encode_value(out, value)
+
+
 _encode_footer = Footer.encode_value
 
 

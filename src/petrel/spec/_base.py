@@ -599,6 +599,8 @@ class Restricted:
     DESCRIPTOR: ClassVar[int]
     NAME: ClassVar[str]
     SOURCE: ClassVar[str]
+    #: The Python types a decoded ``value`` may have besides ``None`` (``None``: any).
+    ACCEPTS: ClassVar[frozenset[type] | None]
     _PREFIX: ClassVar[bytes]
 
     @staticmethod
@@ -621,6 +623,7 @@ class Restricted:
         else:
             inner = codec.encode_value
         accepts = _ACCEPTS.get(source)
+        cls.ACCEPTS = accepts
 
         def encode_value(out: bytearray, value: Any) -> None:
             out += frozen_prefix
