@@ -249,9 +249,10 @@ class ClientTracing:
 
     def received(self, payload: bytes, address: str | None) -> None:
         """A delivery was handed to the application: one consumer span, linked to the
-        producer's (and its child, when the application has no span of its own)."""
-        if not _current.may_record():
-            return  # the span would be a no-op: spare the parsing
+        producer's (and its child, when the application has no span of its own).
+
+        Callers ask :meth:`recording` first: without a tracer provider the span
+        would be a no-op, so they spare the parsing and the call."""
         tracer = _current.tracer
         assert tracer is not None
         try:

@@ -81,6 +81,22 @@ def test_default_message_is_a_null_amqp_value() -> None:
     assert Message.decode(b"\x00\x53\x77\x40") == Message()
 
 
+def test_decode_leaves_every_field_it_does_not_read_at_its_default() -> None:
+    # decode makes its message without calling __init__ (see _blank_maker).
+    decoded = Message.decode(Message(b"x").encode())
+    assert decoded == Message(b"x")
+    assert repr(decoded) == "Message(b'x')"
+
+
+def test_a_subclass_decodes_as_itself() -> None:
+    class Tagged(Message):
+        pass
+
+    decoded = Tagged.decode(Message(b"x", subject="s").encode())
+    assert type(decoded) is Tagged
+    assert (decoded.body, decoded.subject, decoded.priority) == (b"x", "s", 4)
+
+
 def test_every_field_round_trips() -> None:
     msg = Message({"order": 1}, **EVERYTHING)
     decoded = roundtrip(msg)

@@ -328,8 +328,9 @@ class Receiver(LinkEndpoint):
                         self._getters.remove(future)
                 raise
         self._handed_over()
-        if tracing.client is not None:
-            tracing.client.received(delivery.payload, self.address)
+        traced = tracing.client
+        if traced is not None and traced.recording():
+            traced.received(delivery.payload, self.address)
         if self._auto_accept:
             delivery.settle(_ACCEPTED)
         return delivery
@@ -342,8 +343,9 @@ class Receiver(LinkEndpoint):
             return None
         delivery = self._buffer.popleft()
         self._handed_over()
-        if tracing.client is not None:
-            tracing.client.received(delivery.payload, self.address)
+        traced = tracing.client
+        if traced is not None and traced.recording():
+            traced.received(delivery.payload, self.address)
         if self._auto_accept:
             delivery.settle(_ACCEPTED)
         return delivery
@@ -440,8 +442,9 @@ class Receiver(LinkEndpoint):
         item = Delivery(self, delivery, payload)
         callback = self._callback
         if callback is not None:
-            if tracing.client is not None:
-                tracing.client.received(payload, self.address)
+            traced = tracing.client
+            if traced is not None and traced.recording():
+                traced.received(payload, self.address)
             callback(item)
             self._handed_over()
             return

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import struct
-from dataclasses import KW_ONLY, dataclass, fields
+from collections.abc import Callable
+from dataclasses import KW_ONLY, MISSING, dataclass, fields
 from typing import Any, Final
 
 from ..errors import EncodeError
@@ -231,7 +232,7 @@ class Message:
         fields of the wrong type, or bytes left over.
         """
         buf = data if type(data) is bytes else bytes(data)
-        msg = cls()
+        msg = _blank() if cls is Message else cls()
         (
             header,
             msg.delivery_annotations,
@@ -279,6 +280,29 @@ _REPR_DEFAULTS: Final = tuple(
     (f.name, f.default) for f in fields(Message) if f.name not in ("body", "_")
 )
 _NO_PROPERTIES: Final = (None,) * 13
+
+
+def _blank_maker() -> Callable[[], Message]:
+    """A function that makes ``Message()``: every field at its default.
+
+    Calling ``Message()`` costs a dict lookup per keyword-only field for its
+    default; :meth:`Message.decode` makes one message per delivery, so it
+    sets the defaults (taken from the dataclass fields) straight into a new
+    instance instead.
+    """
+    namespace: dict[str, Any] = {"_new": object.__new__, "_Message": Message}
+    lines = ["def blank():", "    msg = _new(_Message)"]
+    for i, f in enumerate(fields(Message)):
+        assert f.default_factory is MISSING  # immutable defaults only: shared safely
+        namespace[f"_d{i}"] = f.default
+        lines.append(f"    msg.{f.name} = _d{i}")
+    lines.append("    return msg")
+    exec("\n".join(lines), namespace)
+    blank: Callable[[], Message] = namespace["blank"]
+    return blank
+
+
+_blank: Final = _blank_maker()
 
 
 def _milliseconds(seconds: float) -> int:
