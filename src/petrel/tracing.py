@@ -99,7 +99,7 @@ _UNKNOWN = object()
 class _Current:
     """The tracer every span is made with (replaced by :func:`use_tracer_provider`)."""
 
-    __slots__ = ("given", "named_in_environment", "tracer")
+    __slots__ = ("given", "named_in_environment", "tracer", "unset_until_set")
 
     def __init__(self) -> None:
         self.tracer: Tracer | None = None
@@ -107,6 +107,12 @@ class _Current:
         self.given = False
         #: The environment names a global provider (OpenTelemetry loads it on first use).
         self.named_in_environment = _PROVIDER_VARIABLE in os.environ
+        #: No global provider can appear unless one is set: then OpenTelemetry's module
+        #: global ``_TRACER_PROVIDER`` being ``None`` means none is (see :meth:`may_record`).
+        self.unset_until_set = (
+            getattr(_otel_trace, "_TRACER_PROVIDER", _UNKNOWN) is not _UNKNOWN
+            and not self.named_in_environment
+        )
 
     def may_record(self) -> bool:
         """False when no span can be recorded: no provider given, none set globally.
@@ -119,10 +125,7 @@ class _Current:
         """
         if self.given:
             return True
-        if (
-            getattr(_otel_trace, "_TRACER_PROVIDER", _UNKNOWN) is None
-            and not self.named_in_environment
-        ):
+        if self.unset_until_set and _otel_trace._TRACER_PROVIDER is None:
             return False
         return type(_otel_trace.get_tracer_provider()) is not ProxyTracerProvider
 
@@ -198,8 +201,16 @@ class ClientTracing:
     def recording() -> bool:
         """Whether a span made now could be recorded: a tracer provider was set (globally
         or with :func:`use_tracer_provider`).  Without one every span is a no-op, so the
-        client sends and receives without building any."""
-        return _current.may_record()
+        client sends and receives without building any.
+
+        Asked twice per message, so the usual answer (no provider given, none set
+        globally) is :meth:`_Current.may_record`'s first two tests, inline."""
+        current = _current
+        if current.given:
+            return True
+        if current.unset_until_set and _otel_trace._TRACER_PROVIDER is None:
+            return False
+        return current.may_record()
 
     def start_send(self, message: Message, address: str | None) -> tuple[Span, Message]:
         """Start the producer span of one send; returns it and the message to send: a

@@ -243,6 +243,25 @@ def test_application_properties_keys_must_be_str(key: Any) -> None:
         Message(application_properties={key: 1}).encode()
 
 
+def test_encode_errors_say_what_failed_once() -> None:
+    # An EncodeError passes through as it is; anything else is wrapped once.
+    for encode in (Message(application_properties={1: 1}).encode, _encode_into_new):
+        with pytest.raises(EncodeError) as info:
+            encode()
+        assert info.value.description == "application-properties keys must be str, got int"
+    with pytest.raises(EncodeError) as info:
+        Message(priority=300).encode()
+    assert info.value.description.startswith("cannot encode message: ubyte format")
+
+
+def _encode_into_new() -> None:
+    out = bytearray(b"before")
+    try:
+        Message(application_properties={1: 1}).encode_into(out)
+    finally:
+        assert out == b"before"
+
+
 # --- body kinds -------------------------------------------------------------------------------
 
 

@@ -26,6 +26,16 @@ from ._sections import (
     read_sections,
 )
 
+#: What encoding a field of the wrong type raises, reported as an ``EncodeError``.
+_ENCODE_FAILURES: Final = (
+    struct.error,
+    OverflowError,
+    UnicodeEncodeError,
+    TypeError,
+    AttributeError,
+    ValueError,
+)
+
 
 def _header_bytes(fields: tuple[Any, ...]) -> bytes:
     out = bytearray()
@@ -105,7 +115,12 @@ class Message:
         :class:`~petrel.errors.EncodeError` when a field cannot be encoded.
         """
         out = bytearray()
-        self.encode_into(out)
+        try:
+            self._encode(out)
+        except EncodeError:
+            raise
+        except _ENCODE_FAILURES as exc:
+            raise EncodeError(f"cannot encode message: {exc}") from None
         return bytes(out)
 
     def encode_into(self, out: bytearray) -> None:
@@ -116,14 +131,7 @@ class Message:
         except EncodeError:
             del out[start:]
             raise
-        except (
-            struct.error,
-            OverflowError,
-            UnicodeEncodeError,
-            TypeError,
-            AttributeError,
-            ValueError,
-        ) as exc:
+        except _ENCODE_FAILURES as exc:
             del out[start:]
             raise EncodeError(f"cannot encode message: {exc}") from None
 
@@ -183,7 +191,11 @@ class Message:
                         f"application-properties keys must be str, got {type(key).__name__}"
                     )
             _encode_application_properties(out, app)
-        self._encode_body(out)
+        body = self.body
+        if type(body) is bytes and self.body_type is None:
+            _encode_data(out, body)  # the usual body, as _encode_body would write it
+        else:
+            self._encode_body(out)
         if self.footer is not None:
             _encode_footer(out, self.footer)
 
