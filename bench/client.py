@@ -349,7 +349,12 @@ async def petrel_run(url: str, count: int, presettled: bool, address: str) -> di
             else:
                 futures.append(await send(message, wait=False))
         if futures:
-            await asyncio.gather(*futures)
+            # Every outcome, checked without asyncio.gather: gathering N futures that are
+            # mostly done already schedules a callback (a Handle) for each, which cost
+            # this benchmark up to a sixth of its time at 300,000 messages.
+            await sender.wait_settled()
+            for future in futures:
+                future.result()  # raises if the message was not accepted
 
     start = clock()
     consuming = asyncio.create_task(consume())
