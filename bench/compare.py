@@ -21,7 +21,8 @@ over the cases below, one pair of clients and 4 senders + 4 receivers, then
 with Proton's native load generators: the C ``send``/``receive`` examples
 (no SASL, so not against RabbitMQ) and the C++ ``simple_send``/``simple_recv``
 examples (``libqpid-proton-cpp12-dev``; ``simple_recv`` with its per-message
-print and its single-sender duplicate check removed), one pair, their own
+print and its single-sender duplicate check removed), one pair and 4 pairs at
+once (each pair on its own address; 100,000 messages in all), their own
 small map body, unsettled.  With ``--rounds N`` every broker runs N times,
 interleaved, and the table keeps the median of each row.  Prints one JSON line
 per run and then one table:
@@ -262,32 +263,53 @@ def run_bench(
     return data
 
 
-def run_native(server: Server, kind: str, count: int) -> dict[str, Any]:
-    """Seconds for the C or C++ examples to move ``count`` messages (one pair)."""
-    address = f"{server.address_prefix}compare-{time.monotonic_ns()}"
+def run_native(server: Server, kind: str, count: int, pairs: int = 1) -> dict[str, Any]:
+    """The rate at which ``pairs`` pairs of the C or C++ examples, each pair on an address
+    of its own and all at once, move ``count`` messages in all."""
+    stamp = time.monotonic_ns()
     host, port = server.url.rsplit("@", 1)[-1].removeprefix("amqp://").split(":")
-    if kind == "c":
-        recv = [str(BUILD / "receive"), host, port, address, str(count)]
-        send = [str(BUILD / "send"), host, port, address, str(count)]
-    else:
-        target = f"{host}:{port}/{address}"
-        auth = ["-u", "guest", "-p", "guest"] if "@" in server.url else []
-        recv = [str(BUILD / "simple_recv"), "-a", target, "-m", str(count), *auth]
-        send = [str(BUILD / "simple_send"), "-a", target, "-m", str(count), *auth]
+    per_pair = count // pairs
+    commands = []
+    for i in range(pairs):
+        address = f"{server.address_prefix}compare-{stamp}-{i}"
+        if kind == "c":
+            recv = [str(BUILD / "receive"), host, port, address, str(per_pair)]
+            send = [str(BUILD / "send"), host, port, address, str(per_pair)]
+        else:
+            target = f"{host}:{port}/{address}"
+            auth = ["-u", "guest", "-p", "guest"] if "@" in server.url else []
+            recv = [str(BUILD / "simple_recv"), "-a", target, "-m", str(per_pair), *auth]
+            send = [str(BUILD / "simple_send"), "-a", target, "-m", str(per_pair), *auth]
+        commands.append((recv, send))
     start = time.perf_counter()
-    receiver = subprocess.Popen(recv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    time.sleep(0.2)  # let the receiver attach first, as petrel bench does
-    sender = subprocess.run(send, capture_output=True, timeout=900, check=False)
+    receivers = [
+        subprocess.Popen(recv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        for recv, _ in commands
+    ]
+    time.sleep(0.2)  # let the receivers attach first, as petrel bench does
+    senders = [
+        subprocess.Popen(send, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        for _, send in commands
+    ]
+    errors = []
     try:
-        _, err = receiver.communicate(timeout=120)
+        for proc in senders:
+            _, err = proc.communicate(timeout=900)
+            if proc.returncode:
+                errors.append(err.decode().strip())
+        for proc in receivers:
+            _, err = proc.communicate(timeout=120)
+            if proc.returncode:
+                errors.append(err.decode().strip())
     except subprocess.TimeoutExpired:
-        receiver.kill()
-        receiver.communicate()
-        raise RuntimeError("the receiver did not get every message") from None
+        for proc in (*senders, *receivers):
+            proc.kill()
+            proc.communicate()
+        raise RuntimeError("a receiver did not get every message") from None
     elapsed = time.perf_counter() - start - 0.2
-    if sender.returncode or receiver.returncode:
-        raise RuntimeError(f"{sender.stderr.decode().strip()} {err.decode().strip()}".strip())
-    return {"msgs_per_s": round(count / elapsed, 1), "latency_ms": {}}
+    if errors:
+        raise RuntimeError(" ".join(errors))
+    return {"msgs_per_s": round(per_pair * pairs / elapsed, 1), "latency_ms": {}}
 
 
 # --- the run --------------------------------------------------------------------------------------
@@ -319,9 +341,12 @@ def measure(server: Server, scale: float, only_cases: set[str] | None) -> list[R
                     continue
                 plans.append((case, client, layout, (run_bench, client, args, count, n)))
     small = max(1000, int(100_000 * scale))
-    if server.name != "rabbitmq":
-        plans.append(("small unsettled", "C send/receive", "1x1", (run_native, "c", small)))
-    plans.append(("small unsettled", "C++ simple_send/recv", "1x1", (run_native, "cpp", small)))
+    for layout, n in LAYOUTS:
+        if server.name != "rabbitmq":
+            plans.append(("small unsettled", "C send/receive", layout, (run_native, "c", small, n)))
+        plans.append(
+            ("small unsettled", "C++ simple_send/recv", layout, (run_native, "cpp", small, n))
+        )
     for case, clients, layout, (func, *args) in plans:
         before = server.cpu_seconds()
         label = {"petrel": "petrel bench", "proton": "petrel bench --client proton"}.get(
