@@ -12,6 +12,7 @@ import pytest
 
 from petrel import Message, spec
 from petrel.driver import AmqpProtocol, Listener, TlsConfig, connect, parse_url
+from petrel.driver.protocol import READ_SLICE
 from petrel.engine import ConnectionConfig, SaslConfig
 from petrel.engine import events as ev
 from petrel.errors import AmqpError
@@ -385,3 +386,60 @@ async def test_many_messages_are_written_in_few_socket_writes(
     assert len(server.received) == 50
     assert writes == 1
     await protocol.close()
+
+
+async def test_a_big_read_is_handled_a_slice_per_loop_turn(
+    echo_listener: tuple[Listener, list[EchoServer]],
+) -> None:
+    # One peer's long burst must not hold the loop: the server hands the engine at most
+    # READ_SLICE bytes of it per loop turn, with reading paused until the rest is done.
+    listener, servers = echo_listener
+    turn = 0
+
+    async def count_turns() -> None:
+        nonlocal turn
+        while True:
+            turn += 1
+            await asyncio.sleep(0)
+
+    counter = asyncio.create_task(count_turns())
+    recorder = Recorder()
+    protocol = await connect(f"amqp://127.0.0.1:{_port(listener)}", ConnectionConfig(), recorder)
+    session = protocol.engine.begin_session()
+    link = session.attach_sender("burst", target=spec.Target(address="burst"))
+    protocol.flush()
+    await recorder.wait_for(ev.LinkFlowed, lambda e: e.link is link and e.credit >= 96)
+    server = next(s for s in servers if s.received == [])
+    turns: list[int] = []
+    reading: list[bool] = []
+
+    class NoteTurns:
+        """The echo server, noting the loop turn and the reading state of each message."""
+
+        def handle_event(self, peer: AmqpProtocol, event: Any) -> None:
+            if isinstance(event, ev.DeliveryReceived):
+                turns.append(turn)
+                assert peer.transport is not None
+                reading.append(peer.transport.is_reading())
+            server.handle_event(peer, event)
+
+    server.protocol.handler = NoteTurns()
+    payload = Message(body=b"x" * 1000).encode()
+    for _ in range(96):
+        link.send(payload, settled=True)
+    protocol.flush()  # about 100 KB in one write
+    try:
+        for _ in range(500):
+            if len(server.received) >= 96:
+                break
+            await asyncio.sleep(0.01)
+        assert len(server.received) == 96
+        per_turn = [turns.count(t) for t in sorted(set(turns))]
+        assert max(per_turn) <= READ_SLICE // len(payload) + 1, per_turn
+        assert len(per_turn) >= 3, per_turn
+        assert not all(reading), "reading was never paused for the rest of a big read"
+        assert server.protocol.transport is not None
+        assert server.protocol.transport.is_reading()  # and resumed once it was done
+    finally:
+        counter.cancel()
+        await protocol.close()
