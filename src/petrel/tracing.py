@@ -117,11 +117,11 @@ class _Current:
     def may_record(self) -> bool:
         """False when no span can be recorded: no provider given, none set globally.
 
-        Asked once per send and receive.  Until a global provider is set,
-        ``get_tracer_provider()`` looks the environment up on every call (about
-        3 us, a tenth of a send), so while OpenTelemetry's module global says
-        none is set, and the environment named none when Petrel was imported,
-        the answer is no without asking it.
+        Asked once per send and receive (as :meth:`ClientTracing.recording`).
+        Until a global provider is set, ``get_tracer_provider()`` looks the
+        environment up on every call (about 3 us, a tenth of a send), so while
+        OpenTelemetry's module global says none is set, and the environment
+        named none when Petrel was imported, the answer is no without asking it.
         """
         if self.given:
             return True
@@ -197,20 +197,11 @@ class ClientTracing:
 
     __slots__ = ()
 
-    @staticmethod
-    def recording() -> bool:
-        """Whether a span made now could be recorded: a tracer provider was set (globally
-        or with :func:`use_tracer_provider`).  Without one every span is a no-op, so the
-        client sends and receives without building any.
-
-        Asked twice per message, so the usual answer (no provider given, none set
-        globally) is :meth:`_Current.may_record`'s first two tests, inline."""
-        current = _current
-        if current.given:
-            return True
-        if current.unset_until_set and _otel_trace._TRACER_PROVIDER is None:
-            return False
-        return current.may_record()
+    #: Whether a span made now could be recorded: a tracer provider was set (globally or
+    #: with :func:`use_tracer_provider`).  Without one every span is a no-op, so the client
+    #: sends and receives without building any.  Asked twice per message: the one
+    #: :meth:`_Current.may_record`, called straight.
+    recording = staticmethod(_current.may_record)
 
     def start_send(self, message: Message, address: str | None) -> tuple[Span, Message]:
         """Start the producer span of one send; returns it and the message to send: a
