@@ -178,6 +178,7 @@ class Connection:
         self.name = f"{self._container_id}/c{next(_conn_ids)}"
         self.log = _Prefixed(log, {"prefix": self.name})
         self._dispatch: dict[type, Callable[[Any], None]] = {
+            ev.DeliveryReceived: self._on_delivery,
             ev.DeliveryUpdated: self._on_update,
             ev.LinkFlowed: self._on_flow,
             ev.LinkAttached: self._on_attached,
@@ -576,17 +577,15 @@ class Connection:
         """The driver's callback: route one engine event (see the module docstring)."""
         if protocol is not self._protocol:
             return
-        kind = type(event)
-        if kind is ev.DeliveryReceived:
-            # One per message received: straight to its receiver, no dispatch.
-            delivery = event.delivery
-            endpoint = self._links.get(delivery.link)
-            if endpoint is not None:
-                endpoint._on_delivery(delivery, event.payload)
-            return
-        handler = self._dispatch.get(kind)
+        handler = self._dispatch.get(type(event))
         if handler is not None:
             handler(event)
+
+    def _on_delivery(self, event: ev.DeliveryReceived) -> None:
+        delivery = event.delivery
+        endpoint = self._links.get(delivery.link)
+        if endpoint is not None:
+            endpoint._on_delivery(delivery, event.payload)
 
     def _on_update(self, event: ev.DeliveryUpdated) -> None:
         delivery = event.delivery

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from ._decode import DECODERS, DecodeContext, Registry, decode, decode_from
 from ._encode import (
+    ENCODE_FAILURES,
     ENCODERS,
     ENCODERS_BY_NAME,
     encode,
@@ -51,6 +52,7 @@ from .limits import MAX_NESTING_DEPTH, MAX_ZERO_WIDTH_COUNT
 __all__ = [
     "DECODERS",
     "ENCODERS",
+    "ENCODE_FAILURES",
     "ENCODERS_BY_NAME",
     "MAX_NESTING_DEPTH",
     "MAX_TAG_LENGTH",

@@ -649,6 +649,19 @@ def encode_value(out: bytearray, value: Any) -> None:
     encoder(out, value)
 
 
+#: What the encoders raise for a value that does not fit its type (a struct range, a
+#: string that is not ASCII, a wrong type): callers report these as an ``EncodeError``.
+ENCODE_FAILURES: tuple[type[Exception], ...] = (
+    struct.error,
+    OverflowError,
+    UnicodeEncodeError,
+    TypeError,
+    AttributeError,
+    ValueError,
+    IndexError,
+)
+
+
 def encode_into(out: bytearray, value: Any) -> None:
     """Append the AMQP encoding of ``value`` to ``out``.
 
@@ -664,15 +677,7 @@ def encode_into(out: bytearray, value: Any) -> None:
     except RecursionError:
         del out[start:]
         raise EncodeError(f"cannot encode {_short_repr(value)}: nested too deeply") from None
-    except (
-        struct.error,
-        OverflowError,
-        UnicodeEncodeError,
-        TypeError,
-        AttributeError,
-        ValueError,
-        IndexError,
-    ) as exc:
+    except ENCODE_FAILURES as exc:
         del out[start:]
         raise EncodeError(f"cannot encode {_short_repr(value)}: {exc}") from None
 

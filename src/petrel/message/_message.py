@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import datetime as _dt
-import struct
 from collections.abc import Callable
 from dataclasses import KW_ONLY, MISSING, dataclass, fields
 from typing import Any, Final
 
+from ..codec import ENCODE_FAILURES
 from ..errors import EncodeError
 from ..types import Timestamp, ULong
 from ._body import Sections
@@ -24,16 +24,6 @@ from ._sections import (
     _encode_sequence,
     _encode_value,
     read_sections,
-)
-
-#: What encoding a field of the wrong type raises, reported as an ``EncodeError``.
-_ENCODE_FAILURES: Final = (
-    struct.error,
-    OverflowError,
-    UnicodeEncodeError,
-    TypeError,
-    AttributeError,
-    ValueError,
 )
 
 
@@ -115,12 +105,7 @@ class Message:
         :class:`~petrel.errors.EncodeError` when a field cannot be encoded.
         """
         out = bytearray()
-        try:
-            self._encode(out)
-        except EncodeError:
-            raise
-        except _ENCODE_FAILURES as exc:
-            raise EncodeError(f"cannot encode message: {exc}") from None
+        self.encode_into(out)
         return bytes(out)
 
     def encode_into(self, out: bytearray) -> None:
@@ -131,7 +116,7 @@ class Message:
         except EncodeError:
             del out[start:]
             raise
-        except _ENCODE_FAILURES as exc:
+        except ENCODE_FAILURES as exc:
             del out[start:]
             raise EncodeError(f"cannot encode message: {exc}") from None
 
@@ -191,11 +176,7 @@ class Message:
                         f"application-properties keys must be str, got {type(key).__name__}"
                     )
             _encode_application_properties(out, app)
-        body = self.body
-        if type(body) is bytes and self.body_type is None:
-            _encode_data(out, body)  # the usual body, as _encode_body would write it
-        else:
-            self._encode_body(out)
+        self._encode_body(out)
         if self.footer is not None:
             _encode_footer(out, self.footer)
 
