@@ -14,7 +14,7 @@ from ..codec import (
     skip_value,
 )
 from ..errors import DecodeError
-from ..spec import ALL_TYPES, REGISTRY
+from ..spec import ALL_TYPES, REGISTRY, Restricted
 from ..spec.messaging import (
     AmqpSequence,
     AmqpValue,
@@ -94,19 +94,8 @@ def _make_section(code: int, value: Any, off: int) -> Any:
 #: The sections that wrap one value (all but the header and the properties), by
 #: descriptor code: the types their value may decode to, as the section class checks.
 _WRAPS: Final[dict[int, frozenset[type] | None]] = {
-    cls.DESCRIPTOR: cls.ACCEPTS
-    for cls in (
-        DeliveryAnnotations,
-        MessageAnnotations,
-        ApplicationProperties,
-        Data,
-        AmqpSequence,
-        AmqpValue,
-        Footer,
-    )
+    cls.DESCRIPTOR: cls.ACCEPTS for cls in _RANK if issubclass(cls, Restricted)
 }
-# The section class of each descriptor code.
-_KIND: Final[dict[int, Any]] = {cls.DESCRIPTOR: cls for cls in _RANK}
 
 
 def read_sections(buf: bytes) -> tuple[Any, Any, Any, Any, Any, Any, Any, Any]:
@@ -128,9 +117,10 @@ def read_sections(buf: bytes) -> tuple[Any, Any, Any, Any, Any, Any, Any, Any]:
     while off < end:
         if buf[off] == 0x00 and off + 2 < end and buf[off + 1] == 0x53:
             code = buf[off + 2]
-            kind = _KIND.get(code)
-            if kind is None:
+            rank = _SECTION_RANK.get(code, -1)
+            if rank < 0:
                 raise DecodeError(f"not a message section: {_name_of(code)}", offset=off)
+            kind = _BODY_CLASS.get(code)
             content, nxt = decode_from(buf, off + 3, registry=REGISTRY)
             if code in _WRAPS:
                 accepts = _WRAPS[code]
@@ -138,7 +128,6 @@ def read_sections(buf: bytes) -> tuple[Any, Any, Any, Any, Any, Any, Any, Any]:
                     _make_section(code, content, off)  # raises the section's own error
             else:
                 content = _make_section(code, content, off)
-            rank = _RANK[kind]
         else:
             # Symbolic or 8-byte descriptors, or no section at all.
             section, nxt = decode_from(buf, off, registry=REGISTRY)
@@ -147,16 +136,9 @@ def read_sections(buf: bytes) -> tuple[Any, Any, Any, Any, Any, Any, Any, Any]:
             if rank < 0:
                 raise DecodeError(f"not a message section: {_describe(section)}", offset=off)
             content = section if rank in (_HEADER, _PROPERTIES) else section.value
+        body_kind = _placed(rank, kind, body_kind, last, off)
         if rank == _BODY:
-            if body_kind is None:
-                if last > _BODY:
-                    raise _order_error(rank, last, off)
-                body_kind = kind
-            else:
-                _check_next_body(kind, body_kind, last, off)
             body_parts.append(content)
-        elif rank <= last:
-            raise _order_error(rank, last, off)
         else:
             found[rank] = content
         last = rank
@@ -238,6 +220,20 @@ def _order_error(rank: int, last: int, off: int) -> DecodeError:
     return DecodeError(
         f"{_RANK_NAMES[rank]} section after the {_RANK_NAMES[last]} section", offset=off
     )
+
+
+def _placed(rank: int, kind: Any, body_kind: Any, last: int, off: int) -> Any:
+    """Check that a section of ``rank`` (of class ``kind``, for a body section) may
+    follow the section of rank ``last``, at ``off``; return the body's class so far."""
+    if rank == _BODY:
+        if body_kind is None:
+            if last > _BODY:
+                raise _order_error(rank, last, off)
+            return kind
+        _check_next_body(kind, body_kind, last, off)
+    elif rank <= last:
+        raise _order_error(rank, last, off)
+    return body_kind
 
 
 def _check_next_body(kind: Any, first: Any, last: int, off: int) -> None:
@@ -335,19 +331,13 @@ def _scan(buf: bytes) -> tuple[list[int], Any]:
         if rank < 0:
             raise DecodeError(f"not a message section: {_name_of(key)}", offset=off)
         nxt = skip_value(buf, value_at)
+        first_body = rank == _BODY and body_kind is None
+        body_kind = _placed(rank, _BODY_CLASS.get(key), body_kind, last, off)
         if rank == _BODY:
-            kind = _BODY_CLASS[key]
-            if body_kind is None:
-                if last > _BODY:
-                    raise _order_error(rank, last, off)
-                body_kind = kind
+            if first_body:
                 bounds[15] = off
                 bounds[16] = value_at
-            else:
-                _check_next_body(kind, body_kind, last, off)
             bounds[17] = nxt
-        elif rank <= last:
-            raise _order_error(rank, last, off)
         else:
             bounds[3 * rank] = off
             bounds[3 * rank + 1] = value_at
