@@ -42,6 +42,7 @@ __all__ = [
 #: The modules a compiled build compiles, as one mypyc group.  Everything else stays
 #: Python in every build (spec classes are made with ``exec`` at import time).
 COMPILED_MODULES: tuple[str, ...] = (
+    "petrel.codec._scalars",
     "petrel.codec._decode",
     "petrel.codec._encode",
     "petrel.codec._wire",

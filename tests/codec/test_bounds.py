@@ -24,7 +24,7 @@ from petrel.codec import (
     decode_from,
     encode,
 )
-from petrel.codec import _decode as decoder_module
+from petrel.codec import _scalars as decoder_module  # the symbol cache lives there
 from petrel.codec.constructors import NAMES
 from petrel.errors import DecodeError
 from petrel.types import (

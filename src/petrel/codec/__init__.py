@@ -20,7 +20,7 @@ and ``write_transfer_continuation``) writes a transfer performative.
 
 from __future__ import annotations
 
-from ._decode import DECODERS, DecodeContext, Registry, decode, decode_from
+from ._decode import DECODERS, decode, decode_from
 from ._encode import (
     ENCODE_FAILURES,
     ENCODERS,
@@ -34,6 +34,7 @@ from ._encode import (
     encode_value,
     register_encoder,
 )
+from ._scalars import DecodeContext, Registry
 from ._wire import (
     MAX_TAG_LENGTH,
     NOT_READ,
@@ -52,8 +53,8 @@ from .limits import MAX_NESTING_DEPTH, MAX_ZERO_WIDTH_COUNT
 __all__ = [
     "DECODERS",
     "ENCODERS",
-    "ENCODE_FAILURES",
     "ENCODERS_BY_NAME",
+    "ENCODE_FAILURES",
     "MAX_NESTING_DEPTH",
     "MAX_TAG_LENGTH",
     "MAX_ZERO_WIDTH_COUNT",
