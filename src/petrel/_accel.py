@@ -46,6 +46,7 @@ COMPILED_MODULES: tuple[str, ...] = (
     "petrel.codec._decode",
     "petrel.codec._encode",
     "petrel.codec._wire",
+    "petrel.engine.serial",
     "petrel.engine.framing",
     "petrel.engine.output",
     "petrel.engine.connection",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
+from typing import Any, Final
 
 from ..driver import AmqpProtocol
 from ..engine import Link
@@ -43,7 +43,7 @@ from .transactions import Transactions
 __all__ = ["BrokerConnection"]
 
 log = logging.getLogger("petrel.broker")
-_SELECTOR_DESCRIPTORS = (SELECTOR_FILTER, SELECTOR_FILTER_CODE)
+_SELECTOR_DESCRIPTORS: Final = (SELECTOR_FILTER, SELECTOR_FILTER_CODE)
 
 
 class BrokerConnection(ServerConnection):

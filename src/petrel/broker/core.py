@@ -39,20 +39,20 @@ log = logging.getLogger("petrel.broker")
 ANYCAST: Final = "anycast"
 MULTICAST: Final = "multicast"
 
-DEAD_LETTER_REASON = Symbol("x-opt-petrel-dead-letter-reason")
-DEAD_LETTER_DESCRIPTION = Symbol("x-opt-petrel-dead-letter-description")
-ORIGINAL_QUEUE = Symbol("x-opt-petrel-original-queue")
+DEAD_LETTER_REASON: Final = Symbol("x-opt-petrel-dead-letter-reason")
+DEAD_LETTER_DESCRIPTION: Final = Symbol("x-opt-petrel-dead-letter-description")
+ORIGINAL_QUEUE: Final = Symbol("x-opt-petrel-original-queue")
 
 #: Addresses of dynamic nodes start with this; they are never auto-created, so a reply
 #: to a temporary queue that has gone is refused rather than kept forever.
-DYNAMIC_PREFIX = "dynamic."
+DYNAMIC_PREFIX: Final = "dynamic."
 #: The key under which a subscription's selector is kept in its stored queue settings.
-_SELECTOR_KEY = "selector"
+_SELECTOR_KEY: Final = "selector"
 #: Kept with a queue's stored settings: its address was declared (config, management).
-_DECLARED_KEY = "declared"
+_DECLARED_KEY: Final = "declared"
 #: A stored record that holds no queue: it declares a multicast address (a topic made by
 #: management), under this name prefix.
-_ADDRESS_RECORD = "$address:"
+_ADDRESS_RECORD: Final = "$address:"
 
 
 class AddressInfo:

@@ -42,13 +42,13 @@ __all__ = ["ConsumerLink", "ProducerLink"]
 
 log = logging.getLogger("petrel.broker")
 
-_consumer_ids = itertools.count(1)
+_consumer_ids: Final = itertools.count(1)
 # Final names compile to C statics; plain module names are a dict lookup per use.
 _ACCEPTED: Final = Accepted()
 _ATTACHED: Final = LinkState.ATTACHED
 _SETTLE_SECOND: Final = ReceiverSettleMode.SECOND
 #: The outcomes an ``acknowledge`` span names.
-_OUTCOME_NAMES: dict[type, str] = {
+_OUTCOME_NAMES: Final[dict[type, str]] = {
     Accepted: "accepted",
     Released: "released",
     Modified: "modified",

@@ -41,7 +41,7 @@ import bisect
 import heapq
 from collections import deque
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from .entry import ACQUIRED, AVAILABLE, GONE, Consumer, Entry, QueueHooks
 
@@ -57,9 +57,9 @@ def _seq_of(entry: Entry) -> int:
 
 
 #: What a scan returns when a paged entry stops dispatch until its body is loaded.
-_WAIT = Entry(0, None, None)
+_WAIT: Final = Entry(0, None, None)
 #: A seq after every real one (no bound for a scan).
-_NO_BOUND = 1 << 63
+_NO_BOUND: Final = 1 << 63
 
 
 def _insert(level: deque[Entry], entry: Entry) -> None:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import struct
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from ..errors import DecodeError
 from ..types import (
@@ -308,7 +308,7 @@ def decode_described(buf: bytes, off: int, ctx: DecodeContext, depth: int) -> tu
 
 # The constructors whose elements take no bytes, and the value each stands for
 # (list0 makes a new list per element, below).
-_ZERO_WIDTH: dict[int, Any] = {
+_ZERO_WIDTH: Final[dict[int, Any]] = {
     0x40: None,
     0x41: True,
     0x42: False,
@@ -410,7 +410,7 @@ def _unknown(code: int) -> Decoder:
 
 
 #: The decoder of each constructor byte (256 entries; an unknown one raises ``DecodeError``).
-DECODERS: list[Decoder] = [_unknown(code) for code in range(256)]
+DECODERS: Final[list[Decoder]] = [_unknown(code) for code in range(256)]
 DECODERS[0x00] = decode_described
 DECODERS[0x40] = decode_null
 DECODERS[0x41] = decode_true
@@ -453,7 +453,7 @@ DECODERS[0xE0] = decode_array8
 DECODERS[0xF0] = decode_array32
 
 # Array elements read in one struct call: format, width, wrapper.
-_FIXED_ARRAYS: dict[int, tuple[str, int, Callable[[Any], Any] | None]] = {
+_FIXED_ARRAYS: Final[dict[int, tuple[str, int, Callable[[Any], Any] | None]]] = {
     0x50: ("B", 1, UByte),
     0x60: ("H", 2, UShort),
     0x70: ("I", 4, UInt),
@@ -471,10 +471,10 @@ _FIXED_ARRAYS: dict[int, tuple[str, int, Callable[[Any], Any] | None]] = {
     0x83: ("q", 8, Timestamp),
 }
 
-_DESCRIPTOR_CODES = frozenset((0x80, 0x53, 0x44, 0xA3, 0xB3))
+_DESCRIPTOR_CODES: Final = frozenset((0x80, 0x53, 0x44, 0xA3, 0xB3))
 
 # The Python element type an array constructor stands for.
-_ELEMENT_TYPES: dict[int, type] = {
+_ELEMENT_TYPES: Final[dict[int, type]] = {
     0x40: type(None),
     0x41: bool,
     0x42: bool,

@@ -15,7 +15,7 @@ import reprlib
 import struct
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from ..errors import EncodeError
 from ..types import (
@@ -41,31 +41,31 @@ from .limits import MAX_ZERO_WIDTH_COUNT
 
 Encoder = Callable[[bytearray, Any], None]
 
-_B_B = struct.Struct(">BB").pack
-_B_b = struct.Struct(">Bb").pack
-_B_H = struct.Struct(">BH").pack
-_B_h = struct.Struct(">Bh").pack
-_B_I = struct.Struct(">BI").pack
-_B_i = struct.Struct(">Bi").pack
-_B_Q = struct.Struct(">BQ").pack
-_B_q = struct.Struct(">Bq").pack
-_B_f = struct.Struct(">Bf").pack
-_B_d = struct.Struct(">Bd").pack
-_B_I_I = struct.Struct(">BII").pack
-_PACK_I = struct.Struct(">I").pack
+_B_B: Final = struct.Struct(">BB").pack
+_B_b: Final = struct.Struct(">Bb").pack
+_B_H: Final = struct.Struct(">BH").pack
+_B_h: Final = struct.Struct(">Bh").pack
+_B_I: Final = struct.Struct(">BI").pack
+_B_i: Final = struct.Struct(">Bi").pack
+_B_Q: Final = struct.Struct(">BQ").pack
+_B_q: Final = struct.Struct(">Bq").pack
+_B_f: Final = struct.Struct(">Bf").pack
+_B_d: Final = struct.Struct(">Bd").pack
+_B_I_I: Final = struct.Struct(">BII").pack
+_PACK_I: Final = struct.Struct(">I").pack
 
 # Pre-built encodings of the small values that dominate real traffic.
-_SMALLLONG = [bytes((0x55, i & 0xFF)) for i in range(-128, 128)]
-_SMALLINT = [bytes((0x54, i & 0xFF)) for i in range(-128, 128)]
-_SMALLULONG = [bytes((0x53, i)) for i in range(256)]
-_SMALLUINT = [bytes((0x52, i)) for i in range(256)]
+_SMALLLONG: Final = [bytes((0x55, i & 0xFF)) for i in range(-128, 128)]
+_SMALLINT: Final = [bytes((0x54, i & 0xFF)) for i in range(-128, 128)]
+_SMALLULONG: Final = [bytes((0x53, i)) for i in range(256)]
+_SMALLUINT: Final = [bytes((0x52, i)) for i in range(256)]
 _SMALLULONG[0] = b"\x44"
 _SMALLUINT[0] = b"\x43"
 
 # The 8-bit compound headers (constructor, size, count), size and count filled in last.
-_LIST8 = b"\xc0\x00\x00"
-_MAP8 = b"\xc1\x00\x00"
-_ARRAY8 = b"\xe0\x00\x00"
+_LIST8: Final = b"\xc0\x00\x00"
+_MAP8: Final = b"\xc1\x00\x00"
+_ARRAY8: Final = b"\xe0\x00\x00"
 
 
 def encode_null(out: bytearray, value: None) -> None:
@@ -277,9 +277,9 @@ def encode_descriptor(out: bytearray, descriptor: object) -> None:
 
 ArrayWriter = Callable[[bytearray, list[Any]], None]
 
-_PACK_BODY32 = struct.Struct(">II").pack_into
-_UNPACK_BODY32 = struct.Struct(">II").unpack_from
-_BODY32 = bytes(8)
+_PACK_BODY32: Final = struct.Struct(">II").pack_into
+_UNPACK_BODY32: Final = struct.Struct(">II").unpack_from
+_BODY32: Final = bytes(8)
 
 
 def _fixed_array(code: int, fmt: str) -> ArrayWriter:
@@ -471,7 +471,7 @@ def _compound_array(
     return write
 
 
-_ARRAY_WRITERS: dict[type, ArrayWriter] = {
+_ARRAY_WRITERS: Final[dict[type, ArrayWriter]] = {
     type(None): _write_null_array,
     bool: _write_bool_array,
     UByte: _fixed_array(0x50, "B"),
@@ -521,7 +521,7 @@ def encode_array(out: bytearray, value: Array) -> None:
 # --- dispatch -------------------------------------------------------------------------------
 
 #: The encoder of each Python type (exact type first; see :func:`register_encoder`).
-ENCODERS: dict[type, Encoder] = {
+ENCODERS: Final[dict[type, Encoder]] = {
     type(None): encode_null,
     bool: encode_boolean,
     int: encode_long,
@@ -556,7 +556,7 @@ ENCODERS: dict[type, Encoder] = {
 
 #: The encoder of each primitive AMQP type, by the spec's type name (``"uint"``, ``"symbol"``,
 #: ...): the encoders composite types use for their fields.
-ENCODERS_BY_NAME: dict[str, Encoder] = {
+ENCODERS_BY_NAME: Final[dict[str, Encoder]] = {
     "null": encode_null,
     "boolean": encode_boolean,
     "ubyte": encode_ubyte,
@@ -585,7 +585,7 @@ ENCODERS_BY_NAME: dict[str, Encoder] = {
 
 #: The types :func:`encode_value` encodes without the table, the ones that fill
 #: messages and frames: their encoding is fixed, :func:`register_encoder` refuses them.
-_FIXED_TYPES: frozenset[type] = frozenset(
+_FIXED_TYPES: Final[frozenset[type]] = frozenset(
     (str, int, bytes, type(None), bool, float, Symbol, ULong, UInt)
 )
 
@@ -651,7 +651,7 @@ def encode_value(out: bytearray, value: Any) -> None:
 
 #: What the encoders raise for a value that does not fit its type (a struct range, a
 #: string that is not ASCII, a wrong type): callers report these as an ``EncodeError``.
-ENCODE_FAILURES: tuple[type[Exception], ...] = (
+ENCODE_FAILURES: Final[tuple[type[Exception], ...]] = (
     struct.error,
     OverflowError,
     UnicodeEncodeError,
@@ -689,7 +689,7 @@ def encode(value: Any) -> bytes:
     return bytes(out)
 
 
-_REPR = reprlib.Repr()  # keyword arguments only from Python 3.12
+_REPR: Final = reprlib.Repr()  # keyword arguments only from Python 3.12
 _REPR.maxlevel = 3
 _REPR.maxstring = 60
 _REPR.maxother = 60

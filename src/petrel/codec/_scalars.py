@@ -12,7 +12,7 @@ from __future__ import annotations
 import struct
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Final
 
 from ..errors import DecodeError
 from ..types import Char, Int, Symbol, Timestamp, UInt, ULong
@@ -41,30 +41,30 @@ class DecodeContext:
 
 Decoder = Callable[[bytes, int, DecodeContext, int], tuple[Any, int]]
 
-_u8 = struct.Struct(">B").unpack_from
-_i8 = struct.Struct(">b").unpack_from
-_u16 = struct.Struct(">H").unpack_from
-_i16 = struct.Struct(">h").unpack_from
-_u32 = struct.Struct(">I").unpack_from
-_i32 = struct.Struct(">i").unpack_from
-_u64 = struct.Struct(">Q").unpack_from
-_i64 = struct.Struct(">q").unpack_from
-_f32 = struct.Struct(">f").unpack_from
-_f64 = struct.Struct(">d").unpack_from
-_u8u8 = struct.Struct(">BB").unpack_from
-_u32u32 = struct.Struct(">II").unpack_from
+_u8: Final = struct.Struct(">B").unpack_from
+_i8: Final = struct.Struct(">b").unpack_from
+_u16: Final = struct.Struct(">H").unpack_from
+_i16: Final = struct.Struct(">h").unpack_from
+_u32: Final = struct.Struct(">I").unpack_from
+_i32: Final = struct.Struct(">i").unpack_from
+_u64: Final = struct.Struct(">Q").unpack_from
+_i64: Final = struct.Struct(">q").unpack_from
+_f32: Final = struct.Struct(">f").unpack_from
+_f64: Final = struct.Struct(">d").unpack_from
+_u8u8: Final = struct.Struct(">BB").unpack_from
+_u32u32: Final = struct.Struct(">II").unpack_from
 
 # Decoded symbols are few and repeat endlessly (capabilities, annotation keys,
 # outcome descriptors), so the decoder keeps the Symbol objects it made.  The
 # cache stops growing at a fixed size so a hostile peer cannot fill memory.
 # Only short symbols are kept, so the cache stays small (at most 4096 x 64 bytes).
-_SYMBOL_CACHE: dict[bytes, Symbol] = {}
-_SYMBOL_CACHE_MAX = 4096
-_SYMBOL_CACHE_MAX_LEN = 64
+_SYMBOL_CACHE: Final[dict[bytes, Symbol]] = {}
+_SYMBOL_CACHE_MAX: Final = 4096
+_SYMBOL_CACHE_MAX_LEN: Final = 64
 
-_UINT_SMALL = [UInt(i) for i in range(256)]
-_ULONG_SMALL = [ULong(i) for i in range(256)]
-_INT_SMALL = [Int(i) for i in range(-128, 128)]
+_UINT_SMALL: Final = [UInt(i) for i in range(256)]
+_ULONG_SMALL: Final = [ULong(i) for i in range(256)]
+_INT_SMALL: Final = [Int(i) for i in range(-128, 128)]
 
 
 def _truncated(off: int, what: str) -> DecodeError:

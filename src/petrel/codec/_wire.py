@@ -43,9 +43,9 @@ __all__ = [
     "write_transfer_head_with_state",
 ]
 
-_u32 = struct.Struct(">I").unpack_from
-_u32u32 = struct.Struct(">II").unpack_from
-_u64 = struct.Struct(">Q").unpack_from
+_u32: Final = struct.Struct(">I").unpack_from
+_u32u32: Final = struct.Struct(">II").unpack_from
+_u64: Final = struct.Struct(">Q").unpack_from
 
 
 class _NotRead:
@@ -66,9 +66,9 @@ NOT_READ: Final[Any] = _NotRead()
 # 1- or 4-byte size, compound or array with a 1- or 4-byte size.  Only the
 # constructors the spec defines are accepted, as the decoder does.
 
-_FIXED = {0x4: 0, 0x5: 1, 0x6: 2, 0x7: 4, 0x8: 8, 0x9: 16}
+_FIXED: Final = {0x4: 0, 0x5: 1, 0x6: 2, 0x7: 4, 0x8: 8, 0x9: 16}
 # category -> (bytes of the size field, smallest legal size)
-_SIZED = {0xA: (1, 0), 0xB: (4, 0), 0xC: (1, 1), 0xD: (4, 4), 0xE: (1, 2), 0xF: (4, 5)}
+_SIZED: Final = {0xA: (1, 0), 0xB: (4, 0), 0xC: (1, 1), 0xD: (4, 4), 0xE: (1, 2), 0xF: (4, 5)}
 
 
 def _widths() -> list[tuple[int, int, int] | None]:
@@ -301,8 +301,8 @@ def read_simple_list(data: bytes, offset: int, end: int, most: int) -> tuple[lis
 MAX_TAG_LENGTH: Final = 32
 
 _UINT: Final = [b"\x43"] + [bytes((0x52, i)) for i in range(1, 256)]
-_PACK_UINT32 = struct.Struct(">BI").pack
-_PACK_SIZE = struct.Struct(">I").pack_into
+_PACK_UINT32: Final = struct.Struct(">BI").pack
+_PACK_SIZE: Final = struct.Struct(">I").pack_into
 # descriptor 0x14 (transfer) as a smallulong, then a list8 with six fields.
 _TRANSFER_LIST8: Final = b"\x00\x53\x14\xc0\x00\x06"
 _VBIN8: Final = [bytes((0xA0, n)) for n in range(MAX_TAG_LENGTH + 1)]

@@ -41,10 +41,10 @@ __all__ = ["AmqpProtocol", "EventHandler"]
 
 log = logging.getLogger("petrel.driver")
 
-_ids = itertools.count(1)
+_ids: Final = itertools.count(1)
 #: asyncio's own default high-water mark (64 KiB), for transports that do not say theirs.
-_DEFAULT_HIGH_WATER = 64 * 1024
-_MIN_HIGH_WATER = 16 * 1024
+_DEFAULT_HIGH_WATER: Final = 64 * 1024
+_MIN_HIGH_WATER: Final = 16 * 1024
 #: The most of one read the engine is handed in one loop turn (see data_received).
 READ_SLICE: Final = 32 * 1024
 # The two events the protocol itself looks at, as C statics when compiled.

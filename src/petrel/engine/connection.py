@@ -75,10 +75,10 @@ _C = ConnectionState
 _unpack_header: Final = FRAME_HEADER.unpack_from
 #: The performative of the hot path, as a C static when compiled (not a dict lookup).
 _TRANSFER: Final = Transfer
-_ids = itertools.count(1)
-_NO_LIMIT = 0xFFFFFFFF
+_ids: Final = itertools.count(1)
+_NO_LIMIT: Final = 0xFFFFFFFF
 #: How the connection-lost error reads (Proton reports a dropped transport the same way).
-CONNECTION_LOST = Condition.FRAMING_ERROR
+CONNECTION_LOST: Final = Condition.FRAMING_ERROR
 
 
 class Connection:

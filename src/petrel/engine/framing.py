@@ -31,7 +31,7 @@ __all__ = [
 HEADER_PLACEHOLDER: Final = bytes(8)
 
 #: ``pack_header(out, offset, size, doff, type, channel)``.
-pack_header = FRAME_HEADER.pack_into
+pack_header: Final = FRAME_HEADER.pack_into
 
 
 def describe_header(data: bytes) -> str:

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Link"]
 
-_pack_tag = struct.Struct(">I").pack
+_pack_tag: Final = struct.Struct(">I").pack
 
 
 def _piece(buf: bytes, start: int, end: int) -> bytes | memoryview:
@@ -60,12 +60,13 @@ class _Unset(enum.Enum):
 _UNSET: Final = _Unset.UNSET
 _ATTACHED: Final = LinkState.ATTACHED
 # Final names compile to C statics; plain module names are a dict lookup per use.
-_SERIAL_MASK: Final = SERIAL_MASK
 _DELIVERY_RECEIVED: Final = DeliveryReceived
+_SND_SETTLED: Final = int(SenderSettleMode.SETTLED)
+_SND_MIXED: Final = int(SenderSettleMode.MIXED)
 
 #: How many deliveries beyond its credit a client tolerates from a sender (see
 #: ``Link._over_credit``); a server tolerates none.
-CLIENT_CREDIT_SLACK = 8
+CLIENT_CREDIT_SLACK: Final = 8
 
 log = logging.getLogger("petrel.engine")
 
@@ -356,8 +357,8 @@ class Link:
             raise LocalProtocolError(f"link {self.name!r} has no credit to send with")
         mode = self.snd_settle_mode
         if settled is None:
-            settled = mode == SenderSettleMode.SETTLED
-        elif settled is not (mode == SenderSettleMode.SETTLED) and mode != SenderSettleMode.MIXED:
+            settled = mode == _SND_SETTLED
+        elif settled is not (mode == _SND_SETTLED) and mode != _SND_MIXED:
             raise LocalProtocolError(
                 f"link {self.name!r} has snd-settle-mode {SenderSettleMode(mode).name.lower()}; "
                 f"settled={settled} is not allowed"
@@ -537,9 +538,9 @@ class Link:
                     "the first transfer of a delivery must carry delivery-id and delivery-tag",
                 )
             count = self.delivery_count
-            if not 0 < ((self._limit - count) & _SERIAL_MASK) < 0x80000000:
+            if not 0 < ((self._limit - count) & SERIAL_MASK) < 0x80000000:
                 self._over_credit(delivery_id, count)
-            self.delivery_count = (count + 1) & _SERIAL_MASK
+            self.delivery_count = (count + 1) & SERIAL_MASK
             credit = self.credit
             if credit > 0:
                 self.credit = credit = credit - 1

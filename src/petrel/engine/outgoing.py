@@ -15,7 +15,7 @@ dispositions, so frames keep the order of the calls that made them).
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from ..codec import (
     write_transfer_continuation,
@@ -34,11 +34,11 @@ if TYPE_CHECKING:
 __all__ = ["Outgoing"]
 
 #: Payload slices at least this big are written as views, not copied (see Output).
-_SEGMENT_MIN = 16384
+_SEGMENT_MIN: Final = 16384
 #: The most a first transfer frame spends before its payload: 8 bytes of frame header,
 #: the descriptor and list8 header (6), handle and delivery-id (5 each), a 32-byte tag
 #: (2 + 32), message-format (5), settled and more (2).
-_TRANSFER_OVERHEAD = 8 + 6 + 5 + 5 + 34 + 5 + 2
+_TRANSFER_OVERHEAD: Final = 8 + 6 + 5 + 5 + 34 + 5 + 2
 
 
 class _Waiting:

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 __all__ = ["Output"]
 
 _NO_LIMIT: Final = 0xFFFFFFFF
-_unpack_header = FRAME_HEADER.unpack_from
+_unpack_header: Final = FRAME_HEADER.unpack_from
 
 
 class Output:

@@ -7,10 +7,13 @@ they wrap at 2**32 and are compared as serial numbers, so ``0`` comes *after*
 
 from __future__ import annotations
 
+from typing import Final
+
 __all__ = ["SERIAL_MASK", "serial_add", "serial_diff", "serial_lt"]
 
-SERIAL_MASK = 0xFFFFFFFF
-_HALF = 1 << 31
+#: ``Final`` literals: compiled modules use them as constants, not module lookups.
+SERIAL_MASK: Final = 0xFFFFFFFF
+_HALF: Final = 1 << 31
 
 
 def serial_add(a: int, n: int) -> int:

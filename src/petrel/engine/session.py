@@ -48,8 +48,8 @@ if TYPE_CHECKING:
 __all__ = ["Session"]
 
 _MAPPED: Final = SessionState.MAPPED
-_SERIAL_MASK: Final = SERIAL_MASK  # a C static when compiled, not a dict lookup
-_by_id = attrgetter("delivery_id")
+_RECEIVER: Final = Role.RECEIVER
+_by_id: Final = attrgetter("delivery_id")
 
 
 class Session:
@@ -483,7 +483,7 @@ class Session:
                 f"transfer {self.next_incoming_id} arrived with our incoming-window at 0",
             )
         self.incoming_window = window = window - 1
-        self.next_incoming_id = (self.next_incoming_id + 1) & _SERIAL_MASK  # type: ignore[operator]
+        self.next_incoming_id = (self.next_incoming_id + 1) & SERIAL_MASK  # type: ignore[operator]
         if self.remote_outgoing_window > 0:
             self.remote_outgoing_window -= 1
         if window <= self._window_low and not self._flow_session:
@@ -500,7 +500,7 @@ class Session:
         settled = disposition.settled
         state = disposition.state
         # The peer's role tells whose deliveries these are: a receiver speaks of ours.
-        unsettled = self.outgoing.unsettled if role is Role.RECEIVER else self._unsettled_in
+        unsettled = self.outgoing.unsettled if role is _RECEIVER else self._unsettled_in
         if not unsettled:
             return
         span = 0 if last is None else (last - first) & SERIAL_MASK

@@ -33,7 +33,7 @@ from ._body import Sections
 #: sections (``Message(body_type=...)``).
 BodyType = Literal["value", "data", "sequence"]
 
-_BYTES_LIKE = (bytes, bytearray, memoryview)
+_BYTES_LIKE: Final = (bytes, bytearray, memoryview)
 
 
 # Section order: the rank of each section type; body sections share one rank.
@@ -57,7 +57,7 @@ _RANK: Final[dict[Any, int]] = {
     AmqpValue: _BODY,
     Footer: _FOOTER,
 }
-_RANK_NAMES = (
+_RANK_NAMES: Final = (
     "header",
     "delivery-annotations",
     "message-annotations",
@@ -173,11 +173,11 @@ def _body_from_parts(kind: Any, parts: list[Any]) -> tuple[Any, BodyType | None]
     return Sections(*parts), None
 
 
-_encode_header = Header.encode_fields
-_encode_properties = Properties.encode_fields
-_encode_delivery_annotations = DeliveryAnnotations.encode_value
-_encode_message_annotations = MessageAnnotations.encode_value
-_encode_sequence = AmqpSequence.encode_value
+_encode_header: Final = Header.encode_fields
+_encode_properties: Final = Properties.encode_fields
+_encode_delivery_annotations: Final = DeliveryAnnotations.encode_value
+_encode_message_annotations: Final = MessageAnnotations.encode_value
+_encode_sequence: Final = AmqpSequence.encode_value
 
 
 def _prefix(descriptor: int) -> bytes:
@@ -211,7 +211,7 @@ def _encode_value(out: bytearray, value: Any) -> None:
     encode_value(out, value)
 
 
-_encode_footer = Footer.encode_value
+_encode_footer: Final = Footer.encode_value
 
 
 def _order_error(rank: int, last: int, off: int) -> DecodeError:

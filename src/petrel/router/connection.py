@@ -29,7 +29,7 @@ import collections
 import itertools
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any, cast
+from typing import Any, Final, cast
 
 from ..driver import AmqpProtocol
 from ..engine import Link, LinkState, Session
@@ -68,22 +68,22 @@ __all__ = [
 
 log = logging.getLogger("petrel.router")
 
-CONTROL_ADDRESS = "_petrel.router/control"
-DATA_ADDRESS = "_petrel.router/data"
-PROP_ROUTER_ID = Symbol("petrel:router-id")
-PROP_PROTOCOL = Symbol("petrel:router-protocol")
-PROP_COST = Symbol("petrel:cost")
-PROP_INSTANCE = Symbol("petrel:router-instance")
-PROP_BAND = Symbol("petrel:band")
+CONTROL_ADDRESS: Final = "_petrel.router/control"
+DATA_ADDRESS: Final = "_petrel.router/data"
+PROP_ROUTER_ID: Final = Symbol("petrel:router-id")
+PROP_PROTOCOL: Final = Symbol("petrel:router-protocol")
+PROP_COST: Final = Symbol("petrel:cost")
+PROP_INSTANCE: Final = Symbol("petrel:router-instance")
+PROP_BAND: Final = Symbol("petrel:band")
 #: Credit a client's sending link gets while its address has a destination.
-CLIENT_WINDOW = 1000
+CLIENT_WINDOW: Final = 1000
 #: Credit per band on a data link from a neighbour.
-DATA_WINDOW = 1000
+DATA_WINDOW: Final = 1000
 #: Credit on a control link, and the control messages kept while the peer gives none.
-CONTROL_WINDOW = 256
-MAX_HELD_CONTROL = 1024
+CONTROL_WINDOW: Final = 256
+MAX_HELD_CONTROL: Final = 1024
 
-_temp_ids = itertools.count(1)
+_temp_ids: Final = itertools.count(1)
 
 
 class Neighbour:

@@ -42,18 +42,18 @@ __all__ = ["InLink", "OutLink", "Stats", "Toward", "Transit"]
 
 log = logging.getLogger("petrel.router")
 
-ACCEPTED = Accepted()
-RELEASED = Released()
-FAILED = Modified(delivery_failed=True)
-_TERMINAL = (Accepted, Rejected, Released, Modified)
+ACCEPTED: Final = Accepted()
+RELEASED: Final = Released()
+FAILED: Final = Modified(delivery_failed=True)
+_TERMINAL: Final = (Accepted, Rejected, Released, Modified)
 #: Read once: compiled, a module constant is a C global, not a lookup per delivery.
 _SETTLE_SECOND: Final = ReceiverSettleMode.SECOND
 #: The terminus capability by which a sender asks the network to forward its released
 #: deliveries again (a path broke, the receiver went) instead of handing them back.
-CAP_RESEND_RELEASED = "petrel:resend-released"
+CAP_RESEND_RELEASED: Final = "petrel:resend-released"
 #: How often, and how far apart (growing), a released delivery is forwarded again.
-RESEND_ATTEMPTS = 10
-RESEND_DELAY = 0.2
+RESEND_ATTEMPTS: Final = 10
+RESEND_DELAY: Final = 0.2
 
 
 class Stats:

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from ..engine import Delivery
 from ..errors import AmqpError, Condition, DecodeError
@@ -65,11 +65,11 @@ __all__ = [
 
 log = logging.getLogger("petrel.router")
 
-TOPO_PREFIX = "_topo/0/"
+TOPO_PREFIX: Final = "_topo/0/"
 #: Waypoint addresses travel in two phases: ``_phase/0/A`` from senders to the broker's
 #: queue, ``_phase/1/A`` from the queue to receivers.  Clients never name these.
-PHASE_PREFIX = "_phase/"
-RESERVED_PREFIXES = (TOPO_PREFIX, PHASE_PREFIX)
+PHASE_PREFIX: Final = "_phase/"
+RESERVED_PREFIXES: Final = (TOPO_PREFIX, PHASE_PREFIX)
 
 
 def phase(address: str, number: int) -> str:
@@ -84,19 +84,19 @@ def unphased(address: str) -> str:
     return address
 
 
-ANN_INGRESS = Symbol("x-opt-petrel.ingress")
-ANN_TRACE = Symbol("x-opt-petrel.trace")
-ANN_TO = Symbol("x-opt-petrel.to")
-_OURS = (ANN_INGRESS, ANN_TRACE, ANN_TO)
+ANN_INGRESS: Final = Symbol("x-opt-petrel.ingress")
+ANN_TRACE: Final = Symbol("x-opt-petrel.trace")
+ANN_TO: Final = Symbol("x-opt-petrel.to")
+_OURS: Final = (ANN_INGRESS, ANN_TRACE, ANN_TO)
 #: A receiving link whose source has this capability keeps the ingress and the trace.
-CAP_TRACE = Symbol("petrel:trace")
+CAP_TRACE: Final = Symbol("petrel:trace")
 #: Priority bands: one data link per band and direction between two routers, so a long
 #: run of low-priority messages cannot hold up urgent ones.
-BANDS = 3
+BANDS: Final = 3
 #: The longest trace a message may carry (a bound on hostile input).
-MAX_TRACE = 64
+MAX_TRACE: Final = 64
 #: Routes kept by the encoding of the annotations they were read from; cleared when full.
-MAX_ROUTES = 4096
+MAX_ROUTES: Final = 4096
 
 
 def band_of(priority: int) -> int:

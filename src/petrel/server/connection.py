@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from mypy_extensions import mypyc_attr
 
@@ -32,7 +32,7 @@ __all__ = ["LinkHandler", "ServerConnection", "ServerState"]
 
 log = logging.getLogger("petrel.server")
 #: One line per connection opened or refused: who, from where, authenticated how.
-access = logging.getLogger("petrel.server.access")
+access: Final = logging.getLogger("petrel.server.access")
 
 
 @dataclass(eq=False)
