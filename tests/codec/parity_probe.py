@@ -53,7 +53,26 @@ def _wire(name: str, data: bytes) -> None:
         answers.append(_answer(lambda at=at: codec.descriptor_at(data, at)))
         answers.append(_answer(lambda at=at: codec.list_field(data, at, 2)))
         answers.append(_answer(lambda at=at: codec.read_simple_list(data, at, len(data), 6)))
+        answers.append(_answer(lambda at=at: _read_fields(data, at)))
     _emit("wire", name, answers)
+
+
+# A disposition's kinds: role, first, last, settled, state (an outcome), batchable.
+_KINDS = bytes(
+    (
+        codec.FIELD_BOOLEAN,
+        codec.FIELD_UINT,
+        codec.FIELD_UINT,
+        codec.FIELD_BOOLEAN,
+        codec.FIELD_DESCRIBED,
+        codec.FIELD_NULL,
+    )
+)
+
+
+def _read_fields(data: bytes, at: int) -> Any:
+    defaults = [None, None, None, False, None, False]
+    return codec.read_fields(data, at, len(data), _KINDS, defaults, {0x24: "accepted"})
 
 
 def _view(name: str, payload: bytes) -> None:

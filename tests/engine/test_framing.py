@@ -12,9 +12,10 @@ from hypothesis import strategies as st
 
 from petrel import spec
 from petrel.codec import encode, write_transfer_continuation, write_transfer_head
-from petrel.engine.framing import read_transfer
+from petrel.engine.framing import read_performative
 from petrel.errors import DecodeError
 from petrel.spec import Transfer
+from petrel.types import Symbol
 
 ENGINE = Path(__file__).resolve().parents[2] / "src" / "petrel" / "engine"
 BANNED = {"asyncio", "socket", "ssl", "select", "selectors", "threading", "time"}
@@ -110,7 +111,7 @@ def test_the_quick_transfer_reader_agrees_with_the_generic_decoder(
     )
     data = encode(transfer) + b"payload"
     generic, end = spec.decode_from(data, 0)
-    quick = read_transfer(data, 0, len(data))
+    quick = read_performative(data, 0, len(data))
     if quick is not None:  # None: an encoding the quick path leaves to the generic one
         assert quick == (generic, end)
         assert [type(v) for v in quick[0]] == [type(v) for v in generic]
@@ -119,7 +120,7 @@ def test_the_quick_transfer_reader_agrees_with_the_generic_decoder(
     write_transfer_head(
         out, handle, delivery_id or 0, tag or b"", message_format or 0, bool(settled)
     )
-    assert read_transfer(bytes(out), 0, len(out)) is not None
+    assert read_performative(bytes(out), 0, len(out)) is not None
 
 
 @pytest.mark.parametrize(
@@ -138,11 +139,131 @@ def test_the_quick_transfer_reader_leaves_wrong_types_to_the_generic_decoder(
     count: int, fields: bytes
 ) -> None:
     data = b"\x00\x53\x14\xc0" + bytes([len(fields) + 1, count]) + fields
-    assert read_transfer(data, 0, len(data)) is None
+    assert read_performative(data, 0, len(data)) is None
     with pytest.raises(DecodeError):
         spec.decode_from(data, 0)
 
 
 def test_the_quick_transfer_reader_leaves_a_short_body_alone() -> None:
-    assert read_transfer(b"\x00\x53", 0, 2) is None
-    assert read_transfer(b"", 0, 0) is None
+    assert read_performative(b"\x00\x53", 0, 2) is None
+    assert read_performative(b"", 0, 0) is None
+
+
+# --- dispositions and flows, read the same quick way ---------------------------------------------
+
+_NO_FIELDS = [spec.Accepted(), spec.Released(), spec.Rejected(), spec.Modified()]
+_OUTCOMES = st.sampled_from(
+    [
+        *_NO_FIELDS,
+        spec.Rejected(error=spec.Error(condition=Symbol("amqp:internal-error"))),
+        spec.Modified(delivery_failed=True),
+        spec.Received(section_number=1, section_offset=0),
+    ]
+)
+
+
+def _agrees(performative: Any) -> bool:
+    """The quick reader's answer equals the generic decoder's, types included; whether it
+    read the performative at all."""
+    data = encode(performative) + b"payload"
+    generic, end = spec.decode_from(data, 0)
+    quick = read_performative(data, 0, len(data))
+    if quick is None:
+        return False
+    assert quick == (generic, end)
+    assert [type(v) for v in quick[0]] == [type(v) for v in generic]
+    return True
+
+
+@given(
+    role=st.booleans(),
+    first=st.integers(0, 2**32 - 1),
+    last=st.none() | st.integers(0, 2**32 - 1),
+    settled=st.booleans(),
+    state=st.none() | _OUTCOMES,
+    batchable=st.booleans(),
+)
+def test_the_quick_reader_reads_dispositions_as_the_generic_decoder_does(
+    role: bool, first: int, last: int | None, settled: bool, state: Any, batchable: bool
+) -> None:
+    disposition = spec.Disposition(
+        role=role, first=first, last=last, settled=settled, state=state, batchable=batchable
+    )
+    read = _agrees(disposition)
+    # Every disposition whose state is absent or an outcome of no fields goes the quick way.
+    assert read == (state is None or state in _NO_FIELDS)
+
+
+@given(
+    next_incoming_id=st.none() | st.integers(0, 2**32 - 1),
+    windows=st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1)),
+    next_outgoing_id=st.integers(0, 2**32 - 1),
+    link=st.none() | st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1)),
+    credit=st.none() | st.integers(0, 2**32 - 1),
+    drain=st.booleans(),
+    echo=st.booleans(),
+    properties=st.none() | st.just({Symbol("txn-id"): b"t1"}),
+)
+def test_the_quick_reader_reads_flows_as_the_generic_decoder_does(
+    next_incoming_id: int | None,
+    windows: tuple[int, int],
+    next_outgoing_id: int,
+    link: tuple[int, int] | None,
+    credit: int | None,
+    drain: bool,
+    echo: bool,
+    properties: dict[Any, Any] | None,
+) -> None:
+    flow = spec.Flow(
+        next_incoming_id=next_incoming_id,
+        incoming_window=windows[0],
+        next_outgoing_id=next_outgoing_id,
+        outgoing_window=windows[1],
+        handle=None if link is None else link[0],
+        delivery_count=None if link is None else link[1],
+        link_credit=credit,
+        drain=drain,
+        echo=echo,
+        properties=properties,
+    )
+    assert _agrees(flow) == (properties is None)
+
+
+def test_an_outcome_as_an_empty_list8_is_read_the_quick_way() -> None:
+    # disposition(role=receiver, first=7, settled=true, state=accepted as list8 of nothing)
+    data = b"\x00\x53\x15\xc0\x0c\x05\x41\x52\x07\x40\x41\x00\x53\x24\xc0\x01\x00"
+    quick = read_performative(data, 0, len(data))
+    assert quick == spec.decode_from(data, 0)
+    assert quick is not None and quick[0].state == spec.Accepted()
+
+
+@pytest.mark.parametrize(
+    ("count", "fields"),
+    [
+        (2, b"\x41\x40"),  # no first: it is mandatory
+        (2, b"\x41\x00\x53\x24\x45"),  # an outcome where first goes
+    ],
+)
+def test_the_quick_reader_leaves_wrong_dispositions_to_the_generic_decoder(
+    count: int, fields: bytes
+) -> None:
+    data = b"\x00\x53\x15\xc0" + bytes([len(fields) + 1, count]) + fields
+    assert read_performative(data, 0, len(data)) is None
+    with pytest.raises(DecodeError):
+        spec.decode_from(data, 0)
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        b"\x00\x53\x23\x45",  # received: not an outcome of no fields
+        b"\x00\x53\x24\xc0\x02\x01\x40",  # accepted with an item
+        b"\x00\xa3\x0famqp:accepted:list\x45",  # a symbolic descriptor
+        b"\x52\x01",  # a uint, not a delivery state
+        b"\xa0\x00",  # a binary, not a delivery state
+    ],
+)
+def test_the_quick_reader_leaves_other_states_to_the_generic_decoder(state: bytes) -> None:
+    fields = b"\x41\x43\x40\x41" + state
+    data = b"\x00\x53\x15\xc0" + bytes([len(fields) + 1, 5]) + fields
+    assert read_performative(data, 0, len(data)) is None

@@ -45,6 +45,13 @@ log = logging.getLogger("petrel.broker")
 _consumer_ids: Final = itertools.count(1)
 # Final names compile to C statics; plain module names are a dict lookup per use.
 _ACCEPTED: Final = Accepted()
+# The outcome classes, as C statics when compiled (a bare imported name is a module-dict
+# lookup per use).
+_ACCEPTED_TYPE: Final = Accepted
+_RELEASED_TYPE: Final = Released
+_MODIFIED_TYPE: Final = Modified
+_REJECTED_TYPE: Final = Rejected
+_TRANSACTIONAL_STATE: Final = TransactionalState
 _ATTACHED: Final = LinkState.ATTACHED
 _SETTLE_SECOND: Final = ReceiverSettleMode.SECOND
 #: The outcomes an ``acknowledge`` span names.
@@ -160,7 +167,7 @@ class ConsumerLink(LinkHandler):
             if settled and not delivery.settled:
                 delivery.settle()
             return
-        if isinstance(state, TransactionalState):
+        if isinstance(state, _TRANSACTIONAL_STATE):
             self._transactional(delivery, entry, state, settled)
             return
         if state is None and not settled:
@@ -202,19 +209,19 @@ class ConsumerLink(LinkHandler):
             outcome = "accepted" if state is None else _OUTCOME_NAMES.get(type(state))
             if outcome is not None:
                 self.core.tracing.acknowledge(self.core.view_of(entry), queue.name, outcome)
-        if state is None or isinstance(state, Accepted):
+        if state is None or isinstance(state, _ACCEPTED_TYPE):
             queue.accept(entry)
-        elif isinstance(state, Released):
+        elif isinstance(state, _RELEASED_TYPE):
             queue.released_total += 1
             queue.release(entry)
-        elif isinstance(state, Modified):
+        elif isinstance(state, _MODIFIED_TYPE):
             queue.modified_total += 1
             queue.release(
                 entry,
                 delivery_failed=bool(state.delivery_failed),
                 undeliverable_here=bool(state.undeliverable_here),
             )
-        elif isinstance(state, Rejected):
+        elif isinstance(state, _REJECTED_TYPE):
             queue.rejected_total += 1
             error = state.error
             queue.reject(
@@ -414,7 +421,7 @@ class ProducerLink(LinkHandler):
                     return
                 info = connection.resolve(address)
             txn = delivery.remote_state
-            if isinstance(txn, TransactionalState):  # held until the commit
+            if isinstance(txn, _TRANSACTIONAL_STATE):  # held until the commit
                 self.connection.transactions.enlist_send(txn.txn_id, info, payload, view)
                 if not delivery.remote_settled:
                     delivery.update(

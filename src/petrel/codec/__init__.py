@@ -13,8 +13,8 @@ map onto AMQP types.
 
 The per-message path reads and writes encodings in place instead:
 ``skip_value``, ``descriptor_at``, ``compound_at``, ``text_at``,
-``list_field`` and ``read_simple_list`` find and read values without decoding
-the rest, and ``write_transfer_head`` (with ``write_transfer_head_with_state``
+``list_field``, ``read_fields`` and ``read_simple_list`` find and read values
+without decoding the rest, and ``write_transfer_head`` (with ``write_transfer_head_with_state``
 and ``write_transfer_continuation``) writes a transfer performative.
 """
 
@@ -36,11 +36,18 @@ from ._encode import (
 )
 from ._scalars import DecodeContext, Registry
 from ._wire import (
+    FIELD_BINARY,
+    FIELD_BOOLEAN,
+    FIELD_DESCRIBED,
+    FIELD_NULL,
+    FIELD_SIMPLE,
+    FIELD_UINT,
     MAX_TAG_LENGTH,
     NOT_READ,
     compound_at,
     descriptor_at,
     list_field,
+    read_fields,
     read_simple_list,
     skip_value,
     text_at,
@@ -55,6 +62,12 @@ __all__ = [
     "ENCODERS",
     "ENCODERS_BY_NAME",
     "ENCODE_FAILURES",
+    "FIELD_BINARY",
+    "FIELD_BOOLEAN",
+    "FIELD_DESCRIBED",
+    "FIELD_NULL",
+    "FIELD_SIMPLE",
+    "FIELD_UINT",
     "MAX_NESTING_DEPTH",
     "MAX_TAG_LENGTH",
     "MAX_ZERO_WIDTH_COUNT",
@@ -73,6 +86,7 @@ __all__ = [
     "encode_map",
     "encode_value",
     "list_field",
+    "read_fields",
     "read_simple_list",
     "register_encoder",
     "skip_value",

@@ -31,10 +31,17 @@ from ._encode import encode_into
 from .constructors import NAMES as _CONSTRUCTOR_NAMES
 
 __all__ = [
+    "FIELD_BINARY",
+    "FIELD_BOOLEAN",
+    "FIELD_DESCRIBED",
+    "FIELD_NULL",
+    "FIELD_SIMPLE",
+    "FIELD_UINT",
     "NOT_READ",
     "compound_at",
     "descriptor_at",
     "list_field",
+    "read_fields",
     "read_simple_list",
     "skip_value",
     "text_at",
@@ -55,8 +62,8 @@ class _NotRead:
         return "NOT_READ"
 
 
-#: What :func:`list_field` and :func:`read_simple_list` answer for an encoding they do not
-#: read (the caller then decodes the generic way).
+#: What :func:`list_field`, :func:`read_fields` and :func:`read_simple_list` answer for an
+#: encoding they do not read (the caller then decodes the generic way).
 NOT_READ: Final[Any] = _NotRead()
 
 # --- skipping values ------------------------------------------------------------------------------
@@ -231,19 +238,47 @@ def list_field(data: bytes, offset: int, index: int) -> Any:
         return NOT_READ
 
 
-# --- the leading fields of a performative -------------------------------------------------------
+# --- the fields of a performative ---------------------------------------------------------------
 
 _SMALL_UINT: Final = [UInt(i) for i in range(256)]
+_UINT_TYPE: Final = UInt  # a C static when compiled, not a dict lookup
 _UINT0: Final = _SMALL_UINT[0]
 
+# What :func:`read_fields` lets one item be, beside a null (always allowed):
+#: A :func:`read_fields` kind: a boolean, a ``uint`` or a short binary.
+FIELD_SIMPLE: Final = 0
+#: A :func:`read_fields` kind: a ``uint``.
+FIELD_UINT: Final = 1
+#: A :func:`read_fields` kind: a boolean.
+FIELD_BOOLEAN: Final = 2
+#: A :func:`read_fields` kind: a binary of at most 255 bytes.
+FIELD_BINARY: Final = 3
+#: A :func:`read_fields` kind: an empty list described by a small ``ulong`` it was given.
+FIELD_DESCRIBED: Final = 4
+#: A :func:`read_fields` kind: nothing but a null.
+FIELD_NULL: Final = 5
 
-def read_simple_list(data: bytes, offset: int, end: int, most: int) -> tuple[list[Any], int] | Any:
-    """Decode the list at ``offset`` when it has at most ``most`` items, each a null, a
-    boolean, a ``uint`` or a short binary: the shape of a transfer's leading fields.
 
-    Returns the items (padded with ``None`` to ``most``) and the offset after
-    the list, or :data:`NOT_READ` for anything else (a wider constructor, more
-    items, a list running past ``end``), so the generic decoder judges it.
+def read_fields(
+    data: bytes,
+    offset: int,
+    end: int,
+    kinds: bytes,
+    defaults: list[Any],
+    described: dict[int, Any] | None = None,
+) -> tuple[list[Any], int] | Any:
+    """Decode the list at ``offset`` when its items have the simple shapes that ``kinds``
+    allows, one ``FIELD_*`` byte per item: the fields of a frequent performative.
+
+    The items start as a copy of ``defaults`` (one per kind); each item given
+    replaces its default, and a null or a missing item leaves it.  A
+    :data:`FIELD_DESCRIBED` item is a value described by a small ``ulong`` whose
+    value is an empty list (``00 53 code 45``, or a list8 of no items), such as
+    the outcome ``accepted``: it becomes ``described[code]``, made by the caller.
+
+    Returns the items and the offset after the list, or :data:`NOT_READ` for
+    anything else (a wider constructor, an item of another kind, more items than
+    kinds, a list running past ``end``), so the generic decoder judges it.
     """
     try:
         code = data[offset]
@@ -257,32 +292,53 @@ def read_simple_list(data: bytes, offset: int, end: int, most: int) -> tuple[lis
             pos = offset + 9
         else:
             return NOT_READ
-        if count > most or stop > end:
+        if count > len(kinds) or stop > end:
             return NOT_READ
-        values: list[Any] = [None] * most
+        values = defaults.copy()
         for index in range(count):
+            kind = kinds[index]
             code = data[pos]
-            if code == 0x52:
-                values[index] = _SMALL_UINT[data[pos + 1]]
-                pos += 2
-            elif code == 0x43:
-                values[index] = _UINT0
+            if code == 0x40:
                 pos += 1
-            elif code == 0x70:
-                values[index] = UInt(_u32(data, pos + 1)[0])
-                pos += 5
-            elif code == 0x42:
-                values[index] = False
-                pos += 1
-            elif code == 0x41:
-                values[index] = True
-                pos += 1
-            elif code == 0x40:
+                continue
+            if kind == FIELD_NULL:
+                return NOT_READ
+            if code == 0x52 or code == 0x43 or code == 0x70:
+                if kind != FIELD_UINT and kind != FIELD_SIMPLE:
+                    return NOT_READ
+                if code == 0x52:
+                    values[index] = _SMALL_UINT[data[pos + 1]]
+                    pos += 2
+                elif code == 0x43:
+                    values[index] = _UINT0
+                    pos += 1
+                else:
+                    values[index] = _UINT_TYPE(_u32(data, pos + 1)[0])
+                    pos += 5
+            elif code == 0x41 or code == 0x42:
+                if kind != FIELD_BOOLEAN and kind != FIELD_SIMPLE:
+                    return NOT_READ
+                values[index] = code == 0x41
                 pos += 1
             elif code == 0xA0:
+                if kind != FIELD_BINARY and kind != FIELD_SIMPLE:
+                    return NOT_READ
                 n = data[pos + 1]
                 values[index] = data[pos + 2 : pos + 2 + n]
                 pos += 2 + n
+            elif code == 0x00 and kind == FIELD_DESCRIBED and described is not None:
+                if data[pos + 1] != 0x53:
+                    return NOT_READ
+                value = described.get(data[pos + 2])
+                if value is None:
+                    return NOT_READ
+                if data[pos + 3] == 0x45:
+                    pos += 4
+                elif data[pos + 3] == 0xC0 and data[pos + 4] == 1 and data[pos + 5] == 0:
+                    pos += 6
+                else:
+                    return NOT_READ
+                values[index] = value
             else:
                 return NOT_READ
         if pos != stop:
@@ -290,6 +346,17 @@ def read_simple_list(data: bytes, offset: int, end: int, most: int) -> tuple[lis
         return values, stop
     except (IndexError, struct.error):
         return NOT_READ
+
+
+def read_simple_list(data: bytes, offset: int, end: int, most: int) -> tuple[list[Any], int] | Any:
+    """Decode the list at ``offset`` when it has at most ``most`` items, each a null, a
+    boolean, a ``uint`` or a short binary.
+
+    Returns the items (padded with ``None`` to ``most``) and the offset after
+    the list, or :data:`NOT_READ` for anything else (a wider constructor, more
+    items, a list running past ``end``), so the generic decoder judges it.
+    """
+    return read_fields(data, offset, end, bytes(most), [None] * most)
 
 
 # --- writing transfer frames ---------------------------------------------------------------------

@@ -53,7 +53,7 @@ from ..types import Symbol
 from .config import ConnectionConfig
 from .events import ConnectionClosed, ConnectionOpened, Event, LinkDetached
 from .faults import LinkFault, SessionFault, as_error, error_of
-from .framing import HEADER_PLACEHOLDER, pack_header, read_transfer
+from .framing import HEADER_PLACEHOLDER, pack_header, read_performative
 from .handshake import Handshake
 from .output import Output
 from .session import Session
@@ -73,8 +73,10 @@ log = logging.getLogger("petrel.engine")
 
 _C = ConnectionState
 _unpack_header: Final = FRAME_HEADER.unpack_from
-#: The performative of the hot path, as a C static when compiled (not a dict lookup).
+#: The performatives of the hot path, as C statics when compiled (not a dict lookup).
 _TRANSFER: Final = Transfer
+_FLOW: Final = Flow
+_DISPOSITION: Final = Disposition
 _ids: Final = itertools.count(1)
 _NO_LIMIT: Final = 0xFFFFFFFF
 #: How the connection-lost error reads (Proton reports a dropped transport the same way).
@@ -448,7 +450,7 @@ class Connection:
                 if self.output.tracer is not None:
                     self.output.tracer.frame("<-", channel, None)
                 return
-            fast = read_transfer(buf, body, end)
+            fast = read_performative(buf, body, end)
             if fast is None:
                 frame, off = decode_from(buf, body)
             else:
@@ -696,15 +698,16 @@ class Connection:
         session._send_begin()
 
     def _session_frame(self, channel: int, frame: Any) -> None:
-        self._check_opened(type(frame).__name__.lower())
+        if self.remote_open is None:
+            self._check_opened(type(frame).__name__.lower())
         session = self._remote_channels.get(channel)
         if session is None:
             self._no_session(channel, frame)
             return
         kind = type(frame)
-        if kind is Flow:
+        if kind is _FLOW:
             session._on_flow(frame)
-        elif kind is Disposition:
+        elif kind is _DISPOSITION:
             session._on_disposition(frame)
         elif kind is Attach:
             session._on_attach(frame)
@@ -714,7 +717,8 @@ class Connection:
             session._on_end(frame)
 
     def _no_session(self, channel: int, frame: Any) -> None:
-        self._check_opened(type(frame).__name__.lower())
+        if self.remote_open is None:
+            self._check_opened(type(frame).__name__.lower())
         raise RemoteProtocolError(
             f"{type(frame).__name__.lower()} on channel {channel}, which has no session",
             condition=Condition.NOT_ALLOWED,

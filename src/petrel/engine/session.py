@@ -47,8 +47,14 @@ if TYPE_CHECKING:
 
 __all__ = ["Session"]
 
+# What the hot paths use of modules that are not compiled, as C statics when compiled
+# (a bare imported name is a module-dict lookup per use).
 _MAPPED: Final = SessionState.MAPPED
+_BEGIN_SENT: Final = SessionState.BEGIN_SENT
 _RECEIVER: Final = Role.RECEIVER
+_SENDER: Final = Role.SENDER
+_DISPOSITION: Final = Disposition
+_DELIVERY_UPDATED: Final = DeliveryUpdated
 _by_id: Final = attrgetter("delivery_id")
 
 
@@ -523,7 +529,7 @@ class Session:
                 delivery.remote_state = state
             if settled:
                 delivery.remote_settled = True
-            append(DeliveryUpdated(delivery, state, settled))
+            append(_DELIVERY_UPDATED(delivery, state, settled))
 
     # --- sending ----------------------------------------------------------------------------
 
@@ -570,23 +576,23 @@ class Session:
     def _flush(self) -> None:
         """Write the dispositions and flow frames collected since the last flush."""
         self._dirty = False
-        if self.state is not _MAPPED and self.state is not SessionState.BEGIN_SENT:
+        if self.state is not _MAPPED and self.state is not _BEGIN_SENT:
             return
         self._write_pending_dispositions()
         if self._flow_links or self._flow_session:
             self._write_flows()
 
     def _write_pending_dispositions(self) -> None:
-        if self.state is not _MAPPED and self.state is not SessionState.BEGIN_SENT:
+        if self.state is not _MAPPED and self.state is not _BEGIN_SENT:
             return
         if self._disposition_in:
             pending = self._disposition_in
             self._disposition_in = []
-            self._write_dispositions(Role.RECEIVER, pending)
+            self._write_dispositions(_RECEIVER, pending)
         if self._disposition_out:
             pending = self._disposition_out
             self._disposition_out = []
-            self._write_dispositions(Role.SENDER, pending)
+            self._write_dispositions(_SENDER, pending)
 
     def _write_dispositions(self, role: bool, pending: list[Delivery]) -> None:
         pending.sort(key=_by_id)
@@ -615,7 +621,7 @@ class Session:
                 i += 1
             write(
                 channel,
-                Disposition(
+                _DISPOSITION(
                     role=role,
                     first=first,
                     last=None if last == first else last,
