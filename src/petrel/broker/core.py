@@ -495,9 +495,10 @@ class BrokerCore:
             priority = header.priority
             ttl = header.ttl
             count = header.delivery_count
-        now_ms = int(self.clock() * 1000)
+        now_ms = -1  # read from the clock only when a time to live needs it
         expiry = None
         if ttl and honour_expiry:
+            now_ms = int(self.clock() * 1000)
             expiry = now_ms + ttl
         # Only the two properties routing needs are read, not the whole section.
         absolute = view.absolute_expiry_time if honour_expiry else None
@@ -530,6 +531,8 @@ class BrokerCore:
         for queue in chosen:
             entry_expiry = expiry
             if entry_expiry is None and queue.default_ttl_ms:
+                if now_ms < 0:
+                    now_ms = int(self.clock() * 1000)
                 entry_expiry = now_ms + queue.default_ttl_ms
             entry = Entry(
                 queue.next_seq(),

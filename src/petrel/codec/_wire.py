@@ -312,8 +312,9 @@ def read_fields(
                 elif code == 0x43:
                     values[index] = _UINT0
                     pos += 1
-                else:
-                    values[index] = _UINT_TYPE(_u32(data, pos + 1)[0])
+                else:  # four bytes, big-endian: arithmetic is cheaper than a struct call
+                    high = data[pos + 1] << 24 | data[pos + 2] << 16
+                    values[index] = _UINT_TYPE(high | data[pos + 3] << 8 | data[pos + 4])
                     pos += 5
             elif code == 0x41 or code == 0x42:
                 if kind != FIELD_BOOLEAN and kind != FIELD_SIMPLE:

@@ -422,7 +422,8 @@ class Connection:
                 self._handshake.on_header(buf[pos : pos + 8])
                 pos += 8
                 continue
-            size, doff, frame_type, channel = _unpack_header(buf, pos)
+            header: tuple[int, int, int, int] = _unpack_header(buf, pos)  # typed: native ints
+            size, doff, frame_type, channel = header
             if size > self._max_frame or doff < 2 or doff * 4 > size:
                 if size > self._max_frame:
                     why = f"a frame of {size} bytes exceeds our max-frame-size {self._max_frame}"

@@ -58,6 +58,14 @@ _DELIVERY_UPDATED: Final = DeliveryUpdated
 _by_id: Final = attrgetter("delivery_id")
 
 
+def _in_id_order(deliveries: list[Delivery]) -> bool:
+    """Whether the deliveries' ids go up (wrapping aside, which only costs a sort)."""
+    for i in range(1, len(deliveries)):
+        if deliveries[i].delivery_id <= deliveries[i - 1].delivery_id:  # type: ignore[operator]
+            return False
+    return True
+
+
 class Session:
     """One session of a connection; made by ``Connection.begin_session()`` or by the peer.
 
@@ -595,7 +603,8 @@ class Session:
             self._write_dispositions(_SENDER, pending)
 
     def _write_dispositions(self, role: bool, pending: list[Delivery]) -> None:
-        pending.sort(key=_by_id)
+        if not _in_id_order(pending):  # usually they are: settled in the order they came
+            pending.sort(key=_by_id)
         write = self.output.write_frame
         channel = self.channel
         i = 0
