@@ -97,6 +97,9 @@ class AmqpProtocol(asyncio.Protocol):
         self._processing = False
         self._writable = asyncio.Event()
         self._writable.set()
+        # The same fact as a plain flag, tested per message (``Event.is_set`` is a Python
+        # call); set and cleared only beside the event.
+        self._can_write = True
         #: Called when the socket's write buffer drains below its low-water mark again
         #: (after the transport paused writing), so producers of data can resume.
         self.on_writable: Callable[[], None] | None = None
@@ -192,10 +195,12 @@ class AmqpProtocol(asyncio.Protocol):
             self._flush_handle.cancel()
             self._flush_handle = None
         self._writable.set()
+        self._can_write = True
         self._resolve_closed(None)
 
     def pause_writing(self) -> None:
         self._writable.clear()
+        self._can_write = False
         if self.transport is not None:
             self._backlog_base = self.transport.get_write_buffer_size()
         if self.write_stall_timeout and self._stall_timer is None and not self._lost:
@@ -204,6 +209,7 @@ class AmqpProtocol(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._writable.set()
+        self._can_write = True
         self._owe_writable = False
         self._cancel_stall()
         if self._backlog_paused:
@@ -236,7 +242,7 @@ class AmqpProtocol(asyncio.Protocol):
 
     def _check_stall(self) -> None:
         self._stall_timer = None
-        if self._writable.is_set() or self._lost or self.transport is None:
+        if self._can_write or self._lost or self.transport is None:
             return
         drained = self._drained()
         if drained != self._stall_drained:  # it reads, however slowly: give it another period
@@ -283,9 +289,10 @@ class AmqpProtocol(asyncio.Protocol):
         self.transmit()
 
     def _dispatch(self, event: Any) -> None:
-        if isinstance(event, _OPENED) and not self.opened.done():
+        kind = type(event)  # exact: a type test is cheaper than isinstance, per event
+        if kind is _OPENED and not self.opened.done():
             self.opened.set_result(None)
-        elif isinstance(event, _CLOSED):
+        elif kind is _CLOSED:
             error = _as_exception(event.error)
             if not self.opened.done():
                 self.opened.set_exception(
@@ -324,9 +331,9 @@ class AmqpProtocol(asyncio.Protocol):
                 # uvloop writes the list with one writev: a big message's frames go out
                 # as views of it, not joined into a copy first (other transports join).
                 transport.writelines(pieces)
-            if not self._writable.is_set():
+            if not self._can_write:
                 self._check_backlog(transport)
-        if self._owe_writable and self._writable.is_set():
+        if self._owe_writable and self._can_write:
             # Writable said no for what the engine held; that is in the socket now.
             self._owe_writable = False
             callback = self.on_writable
@@ -401,7 +408,7 @@ class AmqpProtocol(asyncio.Protocol):
     async def wait_writable(self) -> None:
         """Wait until :attr:`writable` may be true again: the socket's write buffer has
         drained below its high-water mark and the engine's output has been written."""
-        if self._writable.is_set() and self.engine.pending_output >= self._high_water:
+        if self._can_write and self.engine.pending_output >= self._high_water:
             self.flush()
             await asyncio.sleep(0)  # the flush runs first; the transport may pause writing
         await self._writable.wait()
@@ -411,7 +418,7 @@ class AmqpProtocol(asyncio.Protocol):
         """Whether more may be produced now: the socket's write buffer is below its
         high-water mark, and so is what the engine holds for it.  When this says no,
         ``on_writable`` is called once it may say yes again."""
-        if not self._writable.is_set():
+        if not self._can_write:
             return False
         if self.engine.pending_output >= self._high_water:
             self._owe_writable = True
