@@ -309,12 +309,14 @@ KEEP: Final = _Keep()
 _UNSET: Final[Any] = object()
 
 
-def _scan(buf: bytes) -> tuple[list[int], Any]:
+def _scan(buf: bytes) -> tuple[tuple[int, ...], Any]:
     """Section bounds and the body section class.
 
     ``bounds[3 * rank : 3 * rank + 3]`` are the start, value offset and end of
     the section of that rank (``-1`` when absent); for the body, from the
-    first body section to the end of the last.
+    first body section to the end of the last.  A tuple of ints: the cyclic
+    collector stops tracking it at its first pass, so a queue of many messages
+    does not make every later pass walk their bounds.
     """
     bounds = [-1] * 21
     end = len(buf)
@@ -344,7 +346,7 @@ def _scan(buf: bytes) -> tuple[list[int], Any]:
             bounds[3 * rank + 2] = nxt
         last = rank
         off = nxt
-    return bounds, body_kind
+    return tuple(bounds), body_kind
 
 
 # Distinct header encodings -> their (immutable) Header, bounded.
