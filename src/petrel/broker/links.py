@@ -46,7 +46,8 @@ _consumer_ids: Final = itertools.count(1)
 # Final names compile to C statics; plain module names are a dict lookup per use.
 _ACCEPTED: Final = Accepted()
 # The outcome classes, as C statics when compiled (a bare imported name is a module-dict
-# lookup per use).
+# lookup per use).  States are told apart by exact type: they are decoded values, never
+# subclasses, and ``isinstance`` of a non-instance also looks up ``__class__``.
 _ACCEPTED_TYPE: Final = Accepted
 _RELEASED_TYPE: Final = Released
 _MODIFIED_TYPE: Final = Modified
@@ -167,7 +168,7 @@ class ConsumerLink(LinkHandler):
             if settled and not delivery.settled:
                 delivery.settle()
             return
-        if isinstance(state, _TRANSACTIONAL_STATE):
+        if type(state) is _TRANSACTIONAL_STATE:
             self._transactional(delivery, entry, state, settled)
             return
         if state is None and not settled:
@@ -209,19 +210,19 @@ class ConsumerLink(LinkHandler):
             outcome = "accepted" if state is None else _OUTCOME_NAMES.get(type(state))
             if outcome is not None:
                 self.core.tracing.acknowledge(self.core.view_of(entry), queue.name, outcome)
-        if state is None or isinstance(state, _ACCEPTED_TYPE):
+        if state is None or type(state) is _ACCEPTED_TYPE:
             queue.accept(entry)
-        elif isinstance(state, _RELEASED_TYPE):
+        elif type(state) is _RELEASED_TYPE:
             queue.released_total += 1
             queue.release(entry)
-        elif isinstance(state, _MODIFIED_TYPE):
+        elif type(state) is _MODIFIED_TYPE:
             queue.modified_total += 1
             queue.release(
                 entry,
                 delivery_failed=bool(state.delivery_failed),
                 undeliverable_here=bool(state.undeliverable_here),
             )
-        elif isinstance(state, _REJECTED_TYPE):
+        elif type(state) is _REJECTED_TYPE:
             queue.rejected_total += 1
             error = state.error
             queue.reject(
@@ -421,7 +422,7 @@ class ProducerLink(LinkHandler):
                     return
                 info = connection.resolve(address)
             txn = delivery.remote_state
-            if isinstance(txn, _TRANSACTIONAL_STATE):  # held until the commit
+            if type(txn) is _TRANSACTIONAL_STATE:  # held until the commit
                 self.connection.transactions.enlist_send(txn.txn_id, info, payload, view)
                 if not delivery.remote_settled:
                     delivery.update(

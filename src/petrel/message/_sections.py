@@ -117,10 +117,10 @@ def read_sections(buf: bytes) -> tuple[Any, Any, Any, Any, Any, Any, Any, Any]:
     while off < end:
         if buf[off] == 0x00 and off + 2 < end and buf[off + 1] == 0x53:
             code = buf[off + 2]
-            rank = _SECTION_RANK.get(code, -1)
+            rank = _RANK_OF_CODE[code]
             if rank < 0:
                 raise DecodeError(f"not a message section: {_name_of(code)}", offset=off)
-            kind = _BODY_CLASS.get(code)
+            kind = _BODY_OF_CODE[code]
             content, nxt = decode_from(buf, off + 3, registry=REGISTRY)
             if code in _WRAPS:
                 accepts = _WRAPS[code]
@@ -283,6 +283,11 @@ def _index_sections() -> None:
 
 _index_sections()
 
+# The same two tables by the code of the usual ``00 53 <code>`` descriptor: a list read is
+# cheaper than a dict lookup, and every message's sections are looked up here.
+_RANK_OF_CODE: Final[list[int]] = [_SECTION_RANK.get(code, -1) for code in range(256)]
+_BODY_OF_CODE: Final[list[Any]] = [_BODY_CLASS.get(code) for code in range(256)]
+
 # Rank -> descriptor code, for the sections that are alone in their rank.
 _CODE_OF_RANK: Final[dict[int, int]] = {
     rank: cls.DESCRIPTOR for cls, rank in _RANK.items() if rank != _BODY
@@ -329,12 +334,17 @@ def _scan(buf: bytes) -> tuple[tuple[int, ...], Any]:
         key, value_at = descriptor_at(buf, off)
         if value_at >= end:
             raise DecodeError("truncated section: no value after the descriptor", offset=off)
-        rank = _SECTION_RANK.get(key, -1)
+        if type(key) is int and key < 256:
+            rank = _RANK_OF_CODE[key]
+            kind = _BODY_OF_CODE[key]
+        else:
+            rank = _SECTION_RANK.get(key, -1)
+            kind = _BODY_CLASS.get(key)
         if rank < 0:
             raise DecodeError(f"not a message section: {_name_of(key)}", offset=off)
         nxt = skip_value(buf, value_at)
         first_body = rank == _BODY and body_kind is None
-        body_kind = _placed(rank, _BODY_CLASS.get(key), body_kind, last, off)
+        body_kind = _placed(rank, kind, body_kind, last, off)
         if rank == _BODY:
             if first_body:
                 bounds[15] = off
