@@ -13,7 +13,7 @@ from petrel.errors import AmqpError, Condition, LocalProtocolError
 from petrel.spec import Begin, Close, Error, Open
 from petrel.spec.framing import AMQP_HEADER, HEARTBEAT
 from petrel.types import Symbol
-from tests.helpers.engine_pair import EnginePair
+from tests.helpers.engine_pair import EnginePair, pump
 from tests.helpers.frames import RawPeer, frame, parse
 
 
@@ -300,3 +300,36 @@ def test_frame_trace_by_environment(monkeypatch: pytest.MonkeyPatch) -> None:
         for handler in FRAMES_LOG.handlers[:]:
             if handler not in handlers:
                 FRAMES_LOG.removeHandler(handler)
+
+
+def _opened_pair() -> tuple[Connection, Connection]:
+    client = Connection(ConnectionConfig(container_id="c"))
+    server = Connection(ConnectionConfig(container_id="s"), server=True)
+    for engine in (client, server):
+        engine.handle_timer(0.0)
+    client.open()
+    server.open()
+    client.begin_session()
+    client.begin_session()
+    pump(client, server)
+    return client, server
+
+
+def test_take_events_hands_out_at_once_what_next_event_would_one_by_one() -> None:
+    _, one_by_one = _opened_pair()
+    expected = []
+    while (event := one_by_one.next_event()) is not None:
+        expected.append(type(event))
+    assert len(expected) >= 3  # opened, and a begin for each session
+
+    client, server = _opened_pair()
+    first = server.next_event()
+    rest = server.take_events()
+    assert [type(first), *map(type, rest)] == expected
+    assert server.take_events() == [] and server.next_event() is None
+    # Later events go to a fresh batch: the list handed out does not change.
+    client.close()
+    pump(client, server)
+    later = server.take_events()
+    assert [type(e) for e in later] == [ConnectionClosed]
+    assert [type(first), *map(type, rest)] == expected

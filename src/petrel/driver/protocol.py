@@ -282,8 +282,9 @@ class AmqpProtocol(asyncio.Protocol):
         self._processing = True
         engine = self.engine
         try:
-            while (event := engine.next_event()) is not None:
-                self._dispatch(event)
+            while events := engine.take_events():
+                for event in events:
+                    self._dispatch(event)
         finally:
             self._processing = False
         self.transmit()

@@ -14,7 +14,6 @@ written) and joins it in ``Connection.data_to_send``.
 
 from __future__ import annotations
 
-from collections import deque
 from typing import TYPE_CHECKING, Any, Final
 
 from ..codec import decode_from, encode_into
@@ -40,6 +39,7 @@ class Output:
     __slots__ = (
         "dirty",
         "events",
+        "events_read",
         "frames",
         "max_frame_size",
         "segments",
@@ -48,8 +48,12 @@ class Output:
     )
 
     def __init__(self, tracer: FrameTracer | None) -> None:
-        #: Events for the driver, oldest first.
-        self.events: deque[Event] = deque()
+        #: Events for the driver, oldest first: ``Connection.take_events`` hands them out
+        #: a list at a time, ``Connection.next_event`` one at a time from
+        #: :attr:`events_read` on.  (A list, not a deque: appending to a list is a C call
+        #: in compiled code, a deque's ``append`` a method lookup.)
+        self.events: list[Event] = []
+        self.events_read = 0
         #: AMQP frames not yet handed out.
         self.frames = bytearray()
         #: Output that comes before :attr:`frames`: finished runs of frames and large
