@@ -498,7 +498,7 @@ class BrokerCore:
         now_ms = -1  # read from the clock only when a time to live needs it
         expiry = None
         if ttl and honour_expiry:
-            now_ms = int(self.clock() * 1000)
+            now_ms = self.now_ms()
             expiry = now_ms + ttl
         # Only the two properties routing needs are read, not the whole section.
         absolute = view.absolute_expiry_time if honour_expiry else None
@@ -532,7 +532,7 @@ class BrokerCore:
             entry_expiry = expiry
             if entry_expiry is None and queue.default_ttl_ms:
                 if now_ms < 0:
-                    now_ms = int(self.clock() * 1000)
+                    now_ms = self.now_ms()
                 entry_expiry = now_ms + queue.default_ttl_ms
             entry = Entry(
                 queue.next_seq(),
@@ -593,7 +593,7 @@ class BrokerCore:
         self._dispatch_handle = None
         dirty = self._dirty
         self._dirty = set()
-        now_ms = int(self.clock() * 1000)
+        now_ms = self.now_ms()
         for queue in dirty:
             queue.dispatch(now_ms)
 
@@ -624,7 +624,7 @@ class BrokerCore:
     async def _expiry_loop(self) -> None:
         while True:
             await asyncio.sleep(1.0)
-            now_ms = int(self.clock() * 1000)
+            now_ms = self.now_ms()
             for queue in list(self.queues.values()):
                 next_expiry = queue.next_expiry()
                 if next_expiry is not None and next_expiry <= now_ms:
