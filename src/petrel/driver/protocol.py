@@ -95,11 +95,12 @@ class AmqpProtocol(asyncio.Protocol):
         self._timer_at: float | None = None
         self._flush_handle: asyncio.Handle | None = None
         self._processing = False
+        # Whether the socket takes more: an event to wait on, and the same fact as a plain
+        # flag to test per message (``Event.is_set`` is a Python call); both change only
+        # in _set_writable.
         self._writable = asyncio.Event()
-        self._writable.set()
-        # The same fact as a plain flag, tested per message (``Event.is_set`` is a Python
-        # call); set and cleared only beside the event.
-        self._can_write = True
+        self._can_write = False
+        self._set_writable(True)
         #: Called when the socket's write buffer drains below its low-water mark again
         #: (after the transport paused writing), so producers of data can resume.
         self.on_writable: Callable[[], None] | None = None
@@ -194,13 +195,18 @@ class AmqpProtocol(asyncio.Protocol):
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
-        self._writable.set()
-        self._can_write = True
+        self._set_writable(True)
         self._resolve_closed(None)
 
+    def _set_writable(self, writable: bool) -> None:
+        self._can_write = writable
+        if writable:
+            self._writable.set()
+        else:
+            self._writable.clear()
+
     def pause_writing(self) -> None:
-        self._writable.clear()
-        self._can_write = False
+        self._set_writable(False)
         if self.transport is not None:
             self._backlog_base = self.transport.get_write_buffer_size()
         if self.write_stall_timeout and self._stall_timer is None and not self._lost:
@@ -208,8 +214,7 @@ class AmqpProtocol(asyncio.Protocol):
             self._stall_timer = self.loop.call_later(self.write_stall_timeout, self._check_stall)
 
     def resume_writing(self) -> None:
-        self._writable.set()
-        self._can_write = True
+        self._set_writable(True)
         self._owe_writable = False
         self._cancel_stall()
         if self._backlog_paused:

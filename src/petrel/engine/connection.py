@@ -678,7 +678,7 @@ class Connection:
             del self._remote_channels[remote]
 
     def _on_begin(self, channel: int, frame: Begin) -> None:
-        self._check_opened("begin")
+        self._check_opened(frame)
         if channel > self.config.channel_max:
             raise RemoteProtocolError(
                 f"begin on channel {channel}, above our channel-max {self.config.channel_max}",
@@ -721,8 +721,7 @@ class Connection:
         session._send_begin()
 
     def _session_frame(self, channel: int, frame: Any) -> None:
-        if self.remote_open is None:
-            self._check_opened(type(frame).__name__.lower())
+        self._check_opened(frame)
         session = self._remote_channels.get(channel)
         if session is None:
             self._no_session(channel, frame)
@@ -740,17 +739,19 @@ class Connection:
             session._on_end(frame)
 
     def _no_session(self, channel: int, frame: Any) -> None:
-        if self.remote_open is None:
-            self._check_opened(type(frame).__name__.lower())
+        self._check_opened(frame)
         raise RemoteProtocolError(
             f"{type(frame).__name__.lower()} on channel {channel}, which has no session",
             condition=Condition.NOT_ALLOWED,
         )
 
-    def _check_opened(self, what: str) -> None:
+    def _check_opened(self, frame: Any) -> None:
+        """Refuse ``frame`` (a performative) before the peer's open; its name is only
+        worked out for the error."""
         if self.remote_open is None:
             raise RemoteProtocolError(
-                f"{what} before the peer's open", condition=Condition.ILLEGAL_STATE
+                f"{type(frame).__name__.lower()} before the peer's open",
+                condition=Condition.ILLEGAL_STATE,
             )
 
     # --- writing ----------------------------------------------------------------------------
